@@ -1,0 +1,214 @@
+"""Typed settings from FRAUDMESH_* environment variables, validated all at once at start-up.
+
+Each service declares one frozen dataclass that extends ``CommonSettings``; ``load`` reads every
+field from ``FRAUDMESH_<FIELD>`` (upper case), converts it to the annotated type, and raises one
+``SettingsError`` listing every missing or malformed value so a bad deployment fails fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import os
+import types
+import typing
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+PREFIX = "FRAUDMESH_"
+
+S = TypeVar("S", bound="CommonSettings")
+
+
+class SettingsError(Exception):
+    """Raised when settings are missing or malformed; the message lists every problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid fraudmesh settings:\n  - " + "\n  - ".join(problems))
+
+
+class Secret:
+    """A secret value that never shows in repr, str or logs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: bytes) -> None:
+        self._value = value
+
+    def reveal(self) -> bytes:
+        """Return the secret bytes; call only where the secret is used."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret(***)"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected one of true/false/1/0/yes/no/on/off")
+
+
+def _parse_secret(text: str) -> Secret:
+    """Secrets are given as hex (64+ chars for 32 bytes) or as raw text of at least 32 bytes."""
+    stripped = text.strip()
+    try:
+        value = bytes.fromhex(stripped)
+    except ValueError:
+        value = stripped.encode()
+    return Secret(value)
+
+
+def _parse_tuple(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _parser_for(annotation: Any) -> Callable[[str], Any]:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        inner = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(inner) == 1:
+            return _parser_for(inner[0])
+        raise TypeError(f"unsupported settings type {annotation!r}")
+    if origin is tuple:
+        return _parse_tuple
+    if annotation is bool:
+        return _parse_bool
+    if annotation is Secret:
+        return _parse_secret
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        enum_type = annotation
+
+        def parse_enum(text: str) -> Any:
+            try:
+                return enum_type(text.strip())
+            except ValueError:
+                allowed = ", ".join(str(member.value) for member in enum_type)
+                raise ValueError(f"expected one of: {allowed}") from None
+
+        return parse_enum
+    if annotation in (int, float, str, Path):
+        return typing.cast(Callable[[str], Any], annotation)
+    raise TypeError(f"unsupported settings type {annotation!r}")
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable that sets a settings field."""
+    return PREFIX + field_name.upper()
+
+
+def load(cls: type[S], environ: Mapping[str, str] | None = None) -> S:
+    """Build ``cls`` from the environment, raising one SettingsError that lists every problem.
+
+    A field ``foo`` is read from ``FRAUDMESH_FOO``; for ``Secret`` fields ``FRAUDMESH_FOO_FILE``
+    may name a file holding the value instead (how Kubernetes mounts secrets).
+    """
+    env = os.environ if environ is None else environ
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for field in dataclasses.fields(cls):
+        name = env_name(field.name)
+        annotation = hints[field.name]
+        raw = env.get(name)
+        if raw is None and annotation is Secret and env.get(name + "_FILE"):
+            try:
+                raw = Path(env[name + "_FILE"]).read_text()
+            except OSError as exc:
+                problems.append(f"{name}_FILE: cannot read ({exc.strerror})")
+                continue
+        if raw is None:
+            no_default = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+            if no_default:
+                problems.append(f"{name}: required but not set")
+            continue
+        try:
+            values[field.name] = _parser_for(annotation)(raw)
+        except (TypeError, ValueError) as exc:
+            shown = "***" if annotation is Secret else repr(raw)
+            problems.append(f"{name}={shown}: {exc}")
+    if problems:
+        raise SettingsError(problems)
+    try:
+        settings = cls(**values)
+    except ValueError as exc:
+        raise SettingsError([str(exc)]) from exc
+    return settings
+
+
+class LogFormat(enum.Enum):
+    """How logs are written: JSON lines for machines, plain text for a terminal."""
+
+    JSON = "json"
+    TEXT = "text"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CommonSettings:
+    """Settings every fraudmesh process shares; services extend it with their own fields."""
+
+    service_name: str = "fraudmesh"
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    redis_url: str = "redis://127.0.0.1:16379/0"
+    redis_pool_size: int = 32
+    redis_timeout_s: float = 0.05
+    redis_connect_timeout_s: float = 1.0
+    pseudonym_key: Secret
+    default_region: str = "CN"
+    tenant_regions: tuple[str, ...] = ()
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.JSON
+    metrics_bind: str = "127.0.0.1"
+    metrics_port: int = 0
+    otlp_endpoint: str = ""
+    trace_sample_ratio: float = 0.01
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if len(self.pseudonym_key.reveal()) < 32:
+            problems.append(f"{env_name('pseudonym_key')}: must be at least 32 bytes (64 hex chars)")
+        if not 0.0 <= self.trace_sample_ratio <= 1.0:
+            problems.append(f"{env_name('trace_sample_ratio')}: must be within [0, 1]")
+        if not 0 <= self.metrics_port <= 65535:
+            problems.append(f"{env_name('metrics_port')}: must be a port number (0 disables)")
+        if self.redis_pool_size < 1:
+            problems.append(f"{env_name('redis_pool_size')}: must be at least 1")
+        if self.redis_timeout_s <= 0 or self.redis_connect_timeout_s <= 0:
+            problems.append("redis timeouts must be positive")
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            problems.append(f"{env_name('log_level')}: unknown level")
+        try:
+            _ = self.tenant_region_map
+        except ValueError as exc:
+            problems.append(f"{env_name('tenant_regions')}: {exc}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @functools.cached_property
+    def tenant_region_map(self) -> dict[str, str]:
+        """Tenant → ISO region used to read national-format numbers ("op-cn=CN,op-us=US")."""
+        mapping: dict[str, str] = {}
+        for entry in self.tenant_regions:
+            tenant, sep, region = entry.partition("=")
+            if not sep or not tenant.strip() or len(region.strip()) != 2:
+                raise ValueError(f"expected tenant=REGION pairs, got {entry!r}")
+            mapping[tenant.strip()] = region.strip().upper()
+        return mapping
+
+    def region_for(self, tenant: str) -> str:
+        """The default region for national-format numbers of one tenant."""
+        return self.tenant_region_map.get(tenant, self.default_region)

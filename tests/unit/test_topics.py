@@ -1,0 +1,35 @@
+"""The declarative topic list is consistent: one type per topic, a DLQ per consumer."""
+
+from __future__ import annotations
+
+import pytest
+
+from fraudmesh.v1 import events_pb2
+from services.common.topics import CALL_PARTITIONS, CONSUMERS, TOPICS, by_name, dead_letter_topic
+
+
+def test_names_are_unique_and_versioned() -> None:
+    names = [t.name for t in TOPICS]
+    assert len(names) == len(set(names))
+    assert all(name.endswith(".v1") for name in names)
+
+
+def test_every_consumer_has_a_dead_letter_topic() -> None:
+    for consumer in CONSUMERS:
+        topic = by_name(f"dlq.{consumer}.v1")
+        assert topic.message_type is events_pb2.DeadLetter
+    with pytest.raises(ValueError, match="unknown consumer"):
+        dead_letter_topic("nobody")
+
+
+def test_caller_keyed_topics_are_co_partitioned() -> None:
+    for name in ("calls.setup.v1", "calls.cdr.v1", "complaints.v1", "audio.verdicts.v1"):
+        assert by_name(name).partitions == CALL_PARTITIONS
+
+
+def test_configs_carry_retention_and_cleanup() -> None:
+    for topic in TOPICS:
+        config = topic.config()
+        assert config["cleanup.policy"] in {"delete", "compact"}
+        assert int(config["retention.ms"]) > 0
+        topic.codec()
