@@ -1,0 +1,196 @@
+"""Driving the real mesh from outside: build call setups, produce them, run workers, read DLQs.
+
+Shared by the smoke job (``python -m loadtest.smoke``) and the integration tests, so both exercise
+the services exactly as a switch, mediation and an operator would: through Kafka and Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import OFFSET_END, KafkaError, Producer, TopicPartition
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from fraudmesh.v1 import call_pb2, common_pb2, events_pb2
+from services.common.kafka import inject_trace_headers, make_consumer, make_producer
+from services.common.phone import normalize
+from services.common.pseudonym import Pseudonymizer
+from services.common.topics import CALLS_SETUP, Topic, dead_letter_topic
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def call_setup(
+    calling: str,
+    called: str,
+    *,
+    tenant: str = "demo-cn",
+    call_id: str | None = None,
+    event_ms: int | None = None,
+    ingress: common_pb2.IngressKind.ValueType = common_pb2.INGRESS_KIND_DOMESTIC_INTERCONNECT,
+) -> events_pb2.CallSetupEvent:
+    """A calls.setup.v1 record as a switch would present the call (no decision attached)."""
+    stamp = Timestamp()
+    stamp.FromMilliseconds(event_ms if event_ms is not None else int(time.time() * 1000))
+    return events_pb2.CallSetupEvent(
+        setup=call_pb2.CallSetup(
+            call_id=call_id or f"{uuid.uuid4()}@sbc1.demo.invalid",
+            event_time=stamp,
+            tenant=tenant,
+            calling_number=calling,
+            called_number=called,
+            ingress_trunk_id="trunk-ic-1",
+            ingress_kind=ingress,
+            ingress_region="CN-BJ",
+            user_agent="fraudmesh-loadtest",
+        )
+    )
+
+
+@dataclass
+class SetupProducer:
+    """Produces call setups keyed by the caller's pseudonym, as the decision service will."""
+
+    producer: Producer
+    pseudonymize: Pseudonymizer
+    default_region: str = "CN"
+
+    @classmethod
+    def connect(
+        cls, bootstrap: str, pseudonymize: Pseudonymizer, default_region: str = "CN"
+    ) -> SetupProducer:
+        """An idempotent producer on the given cluster."""
+        return cls(make_producer(bootstrap, "fraudmesh-loadtest"), pseudonymize, default_region)
+
+    def send(self, record: events_pb2.CallSetupEvent) -> None:
+        """Queue one setup (keyed by the caller's pseudonym) with the current trace context."""
+        canonical = normalize(
+            record.setup.calling_number, self.default_region, allow_unallocated=True
+        ).canonical
+        self.send_raw(CALLS_SETUP, self.pseudonymize.kafka_key(canonical), CALLS_SETUP.codec().encode(record))
+
+    def send_raw(self, topic: Topic, key: bytes, value: bytes) -> None:
+        """Queue arbitrary bytes (used for poison records), waiting for room when the queue is full."""
+        while True:
+            try:
+                self.producer.produce(topic.name, key=key, value=value, headers=inject_trace_headers())
+                break
+            except BufferError:
+                self.producer.poll(0.05)
+        self.producer.poll(0)
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Wait until every queued record is acknowledged by the broker (acks=all)."""
+        remaining = self.producer.flush(timeout_s)
+        if remaining:
+            raise TimeoutError(f"{remaining} records not acknowledged within {timeout_s} s")
+
+
+def end_offsets(bootstrap: str, topic: Topic) -> dict[int, int]:
+    """The current end offset of every partition of a topic (where new records will land)."""
+    consumer = make_consumer(bootstrap, f"fraudmesh-offsets-{uuid.uuid4()}")
+    try:
+        offsets = {}
+        for partition in range(topic.partitions):
+            _low, high = consumer.get_watermark_offsets(TopicPartition(topic.name, partition), timeout=10)
+            offsets[partition] = high
+        return offsets
+    finally:
+        consumer.close()
+
+
+def read_dead_letters(
+    bootstrap: str,
+    consumer_name: str,
+    since: Mapping[int, int],
+    want: int,
+    timeout_s: float = 60.0,
+) -> list[events_pb2.DeadLetter]:
+    """Dead letters written after ``since`` offsets, until ``want`` arrive or the time runs out."""
+    topic = dead_letter_topic(consumer_name)
+    codec = topic.codec()
+    consumer = make_consumer(bootstrap, f"fraudmesh-dlq-reader-{uuid.uuid4()}")
+    consumer.assign(
+        [TopicPartition(topic.name, p, since.get(p, OFFSET_END)) for p in range(topic.partitions)]
+    )
+    found: list[events_pb2.DeadLetter] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(found) < want and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise RuntimeError(f"dead-letter read failed: {error}")
+            found.append(codec.decode(message.value()))
+    finally:
+        consumer.close()
+    return found
+
+
+class ServiceProcess:
+    """A fraudmesh service run as its own OS process (``python -m services.<name>``)."""
+
+    def __init__(self, module: str, env: Mapping[str, str], log_path: Path) -> None:
+        self.module = module
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(  # noqa: S603 - fixed interpreter and module
+            [sys.executable, "-m", module],
+            env={**os.environ, **env},
+            cwd=REPO_ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.process.poll() is None
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM, wait, then SIGKILL; returns the exit code."""
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self._log.close()
+        return self.process.returncode
+
+    def tail(self, lines: int = 40) -> str:
+        """The last lines of the process's log, for failure messages."""
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+def pseudonyms_of(numbers: Iterable[str], pseudonymize: Pseudonymizer, region: str) -> dict[str, str]:
+    """Map each raw number to its pseudonym, normalising exactly as the services do."""
+    return {n: pseudonymize(normalize(n, region, allow_unallocated=True).canonical) for n in numbers}
+
+
+def start_group_at_end(bootstrap: str, group_id: str, topic: Topic) -> None:
+    """Commit a consumer group's offsets at the topic's current end, so a new worker in that group
+    handles only records produced from now on (and none produced while it is still joining)."""
+    offsets = end_offsets(bootstrap, topic)
+    consumer = make_consumer(bootstrap, group_id)
+    try:
+        consumer.commit(
+            offsets=[TopicPartition(topic.name, p, offset) for p, offset in offsets.items()],
+            asynchronous=False,
+        )
+    finally:
+        consumer.close()

@@ -1,0 +1,26 @@
+"""Settings of the reputation service (FRAUDMESH_* environment variables)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from services.common.settings import CommonSettings, env_name
+
+DAY_S = 86_400
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReputationSettings(CommonSettings):
+    """How the reputation workers consume and where their per-number state lives."""
+
+    service_name: str = "reputation"
+    app_id: str = "fraudmesh-reputation"
+    metrics_port: int = 9102
+    dedupe_ttl_s: int = 2 * DAY_S
+    number_ttl_s: int = 35 * DAY_S
+    redis_retry_max_backoff_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.dedupe_ttl_s < 60 or self.number_ttl_s < self.dedupe_ttl_s:
+            raise ValueError(f"{env_name('dedupe_ttl_s')} must be ≥ 60 and ≤ {env_name('number_ttl_s')}")
