@@ -1,0 +1,93 @@
+# fraudmesh developer entry points. `make run` and `make test` work on a bare Debian machine.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK_DIR := $(CURDIR)/.stack
+STAMPS := $(STACK_DIR)/stamps
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT_PACKAGES := redis-server redis-tools
+
+# The local stack's ports (read by deploy/local/stack.sh), and the matching service settings.
+export KAFKA_PORT ?= 19092
+export KAFKA_CONTROLLER_PORT ?= 19093
+export REDIS_PORT ?= 16379
+export FRAUDMESH_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(KAFKA_PORT)
+export FRAUDMESH_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
+export FRAUDMESH_PSEUDONYM_KEY_FILE ?= $(STACK_DIR)/secrets/pseudonym.key
+export FRAUDMESH_TENANT_REGIONS ?= demo-cn=CN,demo-us=US
+
+.PHONY: help run test test-unit test-integration deps system-deps venv jars up down status topics \
+        proto proto-check lint clean-data
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
+
+run: up ## Bring the stack up and run the main job (smoke pipeline through Kafka, reputation, Redis)
+	$(PY) -m loadtest.smoke
+
+test: up ## Unit and integration tests against the real local Kafka and Redis
+	$(PY) -m pytest tests
+
+test-unit: venv ## Unit tests only (no network)
+	$(PY) -m pytest tests -m "not integration"
+
+deps: system-deps venv jars ## Install everything: Debian packages, Python venv, Kafka jars
+
+system-deps: $(STAMPS)/system-deps
+$(STAMPS)/system-deps:
+	@missing="$(APT_PACKAGES)"; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null \
+	   || ! command -v java >/dev/null || ! command -v mvn >/dev/null; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@mkdir -p $(@D) && touch $@
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "fraudmesh needs Python 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip check
+	@touch $@
+
+jars: system-deps ## Fetch the Apache Kafka jars from Maven Central (cached in .stack/kafka/libs)
+	bash deploy/local/stack.sh jars
+
+$(STACK_DIR)/secrets/pseudonym.key: | venv
+	@mkdir -p $(@D) && umask 077 && $(PY) -c 'import secrets; print(secrets.token_hex(32))' > $@
+	@echo "generated a local-only pseudonym key in $@"
+
+up: deps $(STACK_DIR)/secrets/pseudonym.key ## Start Kafka and Redis on 127.0.0.1 and create the topics
+	bash deploy/local/stack.sh up
+	$(PY) -m services.common.topics --bootstrap $(FRAUDMESH_KAFKA_BOOTSTRAP)
+
+down: ## Stop the Kafka and Redis that `make up` started
+	bash deploy/local/stack.sh down
+
+status: ## Show whether the local stack runs, where, and where its data and logs are
+	bash deploy/local/stack.sh status
+
+topics: venv ## Create or reconcile the topics declared in services/common/topics.py
+	$(PY) -m services.common.topics --bootstrap $(FRAUDMESH_KAFKA_BOOTSTRAP)
+
+proto: venv ## Regenerate the Python code for protos/ (pinned grpcio-tools)
+	bash protos/generate.sh
+
+proto-check: venv ## Fail when the generated code in protos/ is stale
+	bash protos/generate.sh --check
+
+lint: venv ## ruff and mypy --strict
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy services loadtest tests
+
+clean-data: down ## Stop the stack and delete its data (Kafka log dirs, Redis), keeping the jars
+	rm -rf $(STACK_DIR)/kafka/data $(STACK_DIR)/redis
