@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import OFFSET_END, KafkaError, Producer, TopicPartition
+from confluent_kafka import KafkaError, Producer, TopicPartition
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from fraudmesh.v1 import call_pb2, common_pb2, events_pb2
@@ -111,20 +111,23 @@ def read_dead_letters(
     bootstrap: str,
     consumer_name: str,
     since: Mapping[int, int],
-    want: int,
+    keys: Iterable[bytes],
     timeout_s: float = 60.0,
-) -> list[events_pb2.DeadLetter]:
-    """Dead letters written after ``since`` offsets, until ``want`` arrive or the time runs out."""
+) -> dict[bytes, events_pb2.DeadLetter]:
+    """Dead letters written after ``since`` whose record keys are among ``keys``.
+
+    Reads until every key has been found or the time runs out; other dead letters (a worker
+    replaying older poison records, say) are passed over.
+    """
     topic = dead_letter_topic(consumer_name)
     codec = topic.codec()
+    wanted = set(keys)
     consumer = make_consumer(bootstrap, f"fraudmesh-dlq-reader-{uuid.uuid4()}")
-    consumer.assign(
-        [TopicPartition(topic.name, p, since.get(p, OFFSET_END)) for p in range(topic.partitions)]
-    )
-    found: list[events_pb2.DeadLetter] = []
+    consumer.assign([TopicPartition(topic.name, p, offset) for p, offset in since.items()])
+    found: dict[bytes, events_pb2.DeadLetter] = {}
     deadline = time.monotonic() + timeout_s
     try:
-        while len(found) < want and time.monotonic() < deadline:
+        while wanted - found.keys() and time.monotonic() < deadline:
             message = consumer.poll(0.5)
             if message is None:
                 continue
@@ -133,7 +136,9 @@ def read_dead_letters(
                 if error.code() == KafkaError._PARTITION_EOF:
                     continue
                 raise RuntimeError(f"dead-letter read failed: {error}")
-            found.append(codec.decode(message.value()))
+            letter = codec.decode(message.value())
+            if letter.key in wanted:
+                found[letter.key] = letter
     finally:
         consumer.close()
     return found

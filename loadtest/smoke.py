@@ -161,12 +161,10 @@ def _run(
         time.sleep(1.0)  # a duplicate re-sent after a caller's last call would land now, if counted
         seen = read_counts()
 
-    letters = read_dead_letters(settings.kafka_bootstrap, "reputation", dlq_start, len(poison), timeout_s=30)
-    ours = {
-        bytes(letter.key): letter.reason
-        for letter in letters
-        if letter.key.startswith(b"smoke-" + run_id.encode())
-    }
+    letters = read_dead_letters(
+        settings.kafka_bootstrap, "reputation", dlq_start, [key for key, _ in poison], timeout_s=30
+    )
+    ours = {key: letter.reason for key, letter in letters.items()}
     poison_ok = all(key in ours for key, _ in poison)
     mismatched = [c for c in callers if seen.get(c, 0) != expected[c]]
     ttl_missing = [
