@@ -19,8 +19,6 @@ from types import TracebackType
 from typing import IO, Any
 
 import zstandard
-from google.protobuf.internal.decoder import _DecodeVarint32
-from google.protobuf.internal.encoder import _VarintBytes
 
 from fraudmesh.v1 import dataset_pb2
 
@@ -31,6 +29,36 @@ NUMBERS = "numbers" + SUFFIX
 OUTCOMES = "outcomes" + SUFFIX
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+
+
+def _varint_slow(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_SMALL_VARINTS = [_varint_slow(n) for n in range(1 << 14)]
+
+
+def _varint(value: int) -> bytes:
+    return _SMALL_VARINTS[value] if value < 16384 else _varint_slow(value)
+
+
+def _read_varint(buffer: bytes, position: int) -> tuple[int, int]:
+    """(value, next position); IndexError when the buffer ends inside the varint."""
+    value = shift = 0
+    while True:
+        byte = buffer[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, position
+        shift += 7
+        if shift > 35:
+            raise DatasetError("length prefix longer than 5 bytes")
 
 
 class DatasetError(ValueError):
@@ -54,9 +82,9 @@ class RecordWriter:
 
     def write_bytes(self, payload: bytes) -> None:
         """Append one already-serialised DatasetRecord."""
-        self._buffer.append(_VarintBytes(len(payload)))
-        self._buffer.append(payload)
-        self._buffered += len(payload)
+        size = len(payload)
+        self._buffer += (_varint(size), payload)
+        self._buffered += size
         self.count += 1
         if self._buffered > 1 << 20:
             self._flush_buffer()
@@ -69,7 +97,7 @@ class RecordWriter:
     def close(self) -> None:
         """Flush and close the file."""
         self._flush_buffer()
-        self._stream.close()
+        self._stream.close()  # type: ignore[no-untyped-call]
         self._raw.close()
 
     def __enter__(self) -> RecordWriter:
@@ -101,7 +129,7 @@ def read_records(path: Path, chunk_size: int = 1 << 20) -> Iterator[dataset_pb2.
             end = len(buffer)
             while position < end:
                 try:
-                    size, start = _DecodeVarint32(buffer, position)
+                    size, start = _read_varint(buffer, position)
                 except IndexError:
                     break
                 if start + size > end:

@@ -1,0 +1,302 @@
+"""Scenario files: the population, network and actors the traffic simulator plays, as typed YAML.
+
+Every field has a documented default (docs/scenarios.md); a scenario file only overrides what it
+changes. Loading is strict — an unknown key, a wrong type or an impossible value is a
+``ScenarioError`` naming the path, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+DEFAULT_START = datetime.fromisoformat("2026-11-02T00:00:00+08:00")
+
+
+class ScenarioError(ValueError):
+    """A scenario file is malformed; the message names the offending path."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Carrier:
+    """A carrier whose trunks deliver calls to the home network."""
+
+    name: str
+    ocn: str
+    signs: bool = True
+    attest: str = "A"
+    ranges: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """The home operator (tenant) and the carriers that hand it calls."""
+
+    tenant: str = "demo-cn"
+    region: str = "CN"
+    home: Carrier = Carrier("home", "H001", True, "A", ("+86138", "+86139", "+86150", "+86188"))
+    cities: dict[str, str] = dataclasses.field(
+        default_factory=lambda: {
+            "10": "CN-BJ",
+            "21": "CN-SH",
+            "20": "CN-GD",
+            "755": "CN-GD",
+            "28": "CN-SC",
+            "27": "CN-HB",
+            "571": "CN-ZJ",
+            "25": "CN-JS",
+        }
+    )
+    interconnects: tuple[Carrier, ...] = (
+        Carrier("ic-north", "N001", True, "A", ("+86130", "+86131", "+86186")),
+        Carrier("ic-south", "S001", True, "A", ("+86133", "+86153", "+86189")),
+    )
+    gateways: tuple[Carrier, ...] = (Carrier("gw-intl", "G001", False, "C"),)
+    voip_peers: tuple[Carrier, ...] = (
+        Carrier("voip-signed", "V001", True, "C"),
+        Carrier("voip-open", "V002", False, "C"),
+    )
+    virtual_ranges: tuple[str, ...] = ("+86170", "+86171", "+86165", "+86167")
+    emergency_numbers: tuple[str, ...] = ("110", "119", "120", "122")
+
+
+@dataclasses.dataclass(frozen=True)
+class Subscribers:
+    """Ordinary people: a contact graph, a diurnal rhythm, callbacks."""
+
+    count: int = 50_000
+    off_net_share: float = 0.3
+    contacts_mean: float = 12.0
+    community_size: int = 200
+    calls_per_day: float = 3.0
+    contact_share: float = 0.9
+    callback_share: float = 0.3
+    answer_rate: float = 0.8
+    mean_duration_s: float = 120.0
+    fixed_line_share: float = 0.15
+
+
+@dataclasses.dataclass(frozen=True)
+class BulkCallers:
+    """Legitimate high-volume callers: the false-positive traps."""
+
+    count: int
+    calls_per_day: float
+    answer_rate: float
+    mean_duration_s: float
+    numbers_each: int = 1
+    audience: int = 0
+    automated: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Legit:
+    """The legitimate high-volume caller groups."""
+
+    couriers: BulkCallers = BulkCallers(80, 120.0, 0.85, 25.0)
+    call_centres: BulkCallers = BulkCallers(6, 1500.0, 0.45, 150.0, numbers_each=4, audience=5000)
+    reminders: BulkCallers = BulkCallers(4, 800.0, 0.65, 30.0, audience=8000, automated=True)
+    bank_alerts: BulkCallers = BulkCallers(3, 200.0, 0.75, 60.0, numbers_each=2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Robocalls:
+    """Robocall campaigns with rotating number pools and location masking."""
+
+    campaigns: int = 3
+    calls_per_day: float = 30_000.0
+    pool_size: int = 400
+    active_numbers: int = 40
+    rotation_minutes: float = 30.0
+    virtual_share: float = 0.5
+    location_masking_share: float = 0.5
+    answer_rate: float = 0.15
+    mean_duration_s: float = 12.0
+    complaint_share: float = 0.03
+    complaint_delay_minutes: float = 90.0
+    voip_share: float = 0.4
+
+
+@dataclasses.dataclass(frozen=True)
+class Spoofers:
+    """Caller-ID spoofers by technique."""
+
+    neighbor: int = 4
+    intl_domestic: int = 4
+    onnet_offnet: int = 2
+    invalid_number: int = 2
+    calls_per_day: float = 1500.0
+    answer_rate: float = 0.3
+    mean_duration_s: float = 40.0
+    complaint_share: float = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class Impersonators:
+    """AI-voice impersonators presenting a relative's number with a cloned voice."""
+
+    count: int = 5
+    victims_per_day: float = 8.0
+    calls_per_victim: float = 3.0
+    answer_rate: float = 0.9
+    mean_duration_s: float = 240.0
+    complaint_share: float = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class Emergency:
+    """Calls to the tenant's emergency numbers (always to be allowed)."""
+
+    calls_per_day: float = 300.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Capture:
+    """Which calls produce audio-segment metadata (media taps and honeypots)."""
+
+    tap_share: float = 0.02
+    honeypots: int = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """One simulated stretch of traffic for one tenant."""
+
+    name: str = "default"
+    seed: int = 20261121
+    start: datetime = DEFAULT_START
+    duration_hours: float = 24.0
+    network: Network = Network()
+    subscribers: Subscribers = Subscribers()
+    legit: Legit = Legit()
+    robocalls: Robocalls = Robocalls()
+    spoofers: Spoofers = Spoofers()
+    impersonators: Impersonators = Impersonators()
+    emergency: Emergency = Emergency()
+    capture: Capture = Capture()
+
+    @property
+    def start_ms(self) -> int:
+        """Scenario start as Unix milliseconds."""
+        return int(self.start.timestamp() * 1000)
+
+    @property
+    def duration_ms(self) -> int:
+        """Scenario length in milliseconds."""
+        return int(self.duration_hours * 3_600_000)
+
+    @property
+    def utc_offset_hours(self) -> float:
+        """Local time offset used for the diurnal rhythm."""
+        offset = self.start.utcoffset()
+        return offset.total_seconds() / 3600 if offset else 0.0
+
+
+def _build(cls: Any, data: Any, path: str) -> Any:
+    origin = typing.get_origin(cls)
+    if dataclasses.is_dataclass(cls) and isinstance(cls, type):
+        if not isinstance(data, dict):
+            raise ScenarioError(f"{path}: expected a mapping for {cls.__name__}")
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ScenarioError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(names)}")
+        values = {key: _build(hints[key], value, f"{path}.{key}") for key, value in data.items()}
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ScenarioError(f"{path}: {exc}") from None
+    if origin is tuple:
+        (inner, *_rest) = typing.get_args(cls)
+        if not isinstance(data, list):
+            raise ScenarioError(f"{path}: expected a list")
+        return tuple(_build(inner, item, f"{path}[{i}]") for i, item in enumerate(data))
+    if origin is dict:
+        _key_type, value_type = typing.get_args(cls)
+        if not isinstance(data, dict):
+            raise ScenarioError(f"{path}: expected a mapping")
+        return {str(k): _build(value_type, v, f"{path}.{k}") for k, v in data.items()}
+    if origin in (typing.Union, types.UnionType):
+        raise ScenarioError(f"{path}: unsupported union type")
+    if cls is datetime:
+        if isinstance(data, datetime):
+            return data
+        try:
+            parsed = datetime.fromisoformat(str(data))
+        except ValueError:
+            raise ScenarioError(f"{path}: expected an ISO 8601 time with offset") from None
+        if parsed.utcoffset() is None:
+            raise ScenarioError(f"{path}: the time needs a UTC offset, e.g. +08:00")
+        return parsed
+    if cls is float and isinstance(data, int | float) and not isinstance(data, bool):
+        return float(data)
+    if cls in (int, str, bool) and type(data) is cls:
+        return data
+    raise ScenarioError(f"{path}: expected {getattr(cls, '__name__', cls)}, got {type(data).__name__}")
+
+
+def _check(scenario: Scenario) -> None:
+    problems: list[str] = []
+    for section in (
+        scenario.subscribers,
+        scenario.robocalls,
+        scenario.spoofers,
+        scenario.impersonators,
+        scenario.capture,
+        *(getattr(scenario.legit, f.name) for f in dataclasses.fields(scenario.legit)),
+    ):
+        for field in dataclasses.fields(section):
+            value = getattr(section, field.name)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+                problems.append(f"{type(section).__name__}.{field.name} must not be negative")
+            if (field.name.endswith(("_share", "_rate"))) and isinstance(value, float) and value > 1:
+                problems.append(f"{type(section).__name__}.{field.name} must be within [0, 1]")
+    if scenario.duration_hours <= 0:
+        problems.append("duration_hours must be positive")
+    if scenario.subscribers.count < 10:
+        problems.append("subscribers.count must be at least 10")
+    if scenario.robocalls.active_numbers > scenario.robocalls.pool_size:
+        problems.append("robocalls.active_numbers must not exceed robocalls.pool_size")
+    carriers = [scenario.network.home, *scenario.network.interconnects, *scenario.network.gateways]
+    carriers += list(scenario.network.voip_peers)
+    names = [c.name for c in carriers]
+    if len(set(names)) != len(names):
+        problems.append("carrier names must be unique")
+    for carrier in carriers:
+        if carrier.attest not in {"A", "B", "C"}:
+            problems.append(f"carrier {carrier.name}: attest must be A, B or C")
+    if not scenario.network.home.ranges or not scenario.network.cities:
+        problems.append("network.home.ranges and network.cities must not be empty")
+    if problems:
+        raise ScenarioError("; ".join(problems))
+
+
+def from_dict(data: dict[str, Any]) -> Scenario:
+    """Build and validate a scenario from parsed YAML."""
+    scenario: Scenario = _build(Scenario, data, "scenario")
+    _check(scenario)
+    return scenario
+
+
+def load(path_or_name: str | Path) -> Scenario:
+    """Load a scenario file, or a bundled one by name ("default", "ci", "stress")."""
+    path = Path(path_or_name)
+    if not path.exists() and (SCENARIO_DIR / f"{path_or_name}.yaml").exists():
+        path = SCENARIO_DIR / f"{path_or_name}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ScenarioError(f"cannot read scenario {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: not valid YAML ({exc})") from None
+    return from_dict(data or {})

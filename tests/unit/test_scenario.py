@@ -1,0 +1,58 @@
+"""Scenario files load strictly: defaults fill gaps, typos and bad values are named errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loadtest.scenario import SCENARIO_DIR, ScenarioError, from_dict, load
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml")))
+def test_bundled_scenarios_load(name: str) -> None:
+    scenario = load(name)
+    assert scenario.name == name
+    assert scenario.duration_ms > 0
+
+
+def test_defaults_fill_what_a_file_leaves_out() -> None:
+    scenario = from_dict({"subscribers": {"count": 100}})
+    assert scenario.subscribers.count == 100
+    assert scenario.subscribers.calls_per_day == 3.0
+    assert scenario.robocalls.campaigns == 3
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"subscriber": {}}, "unknown key"),
+        ({"subscribers": {"cuont": 5}}, r"scenario\.subscribers: unknown key"),
+        ({"subscribers": {"count": "many"}}, r"scenario\.subscribers\.count: expected int"),
+        ({"robocalls": {"answer_rate": 1.5}}, r"answer_rate must be within \[0, 1\]"),
+        ({"robocalls": {"pool_size": 5, "active_numbers": 10}}, "must not exceed"),
+        ({"start": "2026-11-02T00:00:00"}, "needs a UTC offset"),
+        ({"duration_hours": -1}, "duration_hours must be positive"),
+        ({"network": {"gateways": [{"name": "home", "ocn": "X001"}]}}, "carrier names must be unique"),
+        (
+            {
+                "legit": {
+                    "couriers": {"count": -1, "calls_per_day": 1, "answer_rate": 0.5, "mean_duration_s": 1}
+                }
+            },
+            "must not be negative",
+        ),
+    ],
+)
+def test_bad_scenarios_are_named_errors(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ScenarioError, match=message):
+        from_dict(data)
+
+
+def test_unreadable_files_are_scenario_errors(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="cannot read"):
+        load(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("subscribers: [unclosed")
+    with pytest.raises(ScenarioError, match="not valid YAML"):
+        load(bad)

@@ -1,0 +1,276 @@
+"""The traffic simulator against its scenario: volumes, behaviour, rotation, signatures, truth."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from fraudmesh.v1 import common_pb2, dataset_pb2
+from loadtest.dataset import CALLS, EVENTS, NUMBERS, Manifest, read_records
+from loadtest.scenario import load
+from loadtest.simulate import (
+    HOUR_WEIGHTS_BUSINESS,
+    UNWANTED_KINDS,
+    Simulation,
+    simulate,
+    write_dataset,
+)
+from loadtest.stipki import decode_identity_header
+from services.common.phone import InvalidNumberError, normalize
+
+K = dataset_pb2.ActorKind
+
+
+@pytest.fixture(scope="module")
+def sim() -> Simulation:
+    return simulate(load("ci"))
+
+
+@pytest.fixture(scope="module")
+def dataset(sim: Simulation, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("ci")
+    write_dataset(sim, folder)
+    return folder
+
+
+def window_share(sim: Simulation, weights: np.ndarray) -> float:
+    """The share of a day's weight that falls inside the scenario window."""
+    s = sim.scenario
+    start_hour = s.start_ms / 3_600_000 + s.utc_offset_hours
+    minutes = np.arange(int(s.duration_ms // 60_000))
+    hours = ((start_hour + minutes / 60) % 24).astype(int)
+    return float(weights[hours].sum() / (weights.sum() * 60))
+
+
+def test_same_seed_same_stream(sim: Simulation, dataset: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    write_dataset(simulate(load("ci")), again)
+    first, second = Manifest.read(dataset), Manifest.read(again)
+    assert first.files == second.files
+    assert first.counts == second.counts
+
+
+def test_another_seed_another_stream(sim: Simulation) -> None:
+    other = simulate(dataclasses.replace(sim.scenario, seed=sim.scenario.seed + 1))
+    assert not np.array_equal(other.calls.caller[:100], sim.calls.caller[:100])
+
+
+def test_calls_are_time_ordered_inside_the_window(sim: Simulation) -> None:
+    t = sim.calls.t
+    assert np.all(np.diff(t) >= 0)
+    assert t[0] >= sim.scenario.start_ms
+    assert t[-1] < sim.scenario.start_ms + sim.scenario.duration_ms
+
+
+def test_robocall_volume_matches_the_scenario(sim: Simulation) -> None:
+    rc = sim.scenario.robocalls
+    expected = rc.campaigns * rc.calls_per_day * window_share(sim, HOUR_WEIGHTS_BUSINESS)
+    got = int((sim.calls.kind == K.ACTOR_KIND_ROBOCALL).sum())
+    assert abs(got - expected) < 5 * np.sqrt(expected), (got, expected)
+
+
+@pytest.mark.parametrize(
+    ("kind", "rate"),
+    [
+        (K.ACTOR_KIND_ROBOCALL, "robocalls"),
+        (K.ACTOR_KIND_COURIER, "couriers"),
+        (K.ACTOR_KIND_CALL_CENTRE, "call_centres"),
+    ],
+)
+def test_answer_rates_match_the_scenario(sim: Simulation, kind: int, rate: str) -> None:
+    s = sim.scenario
+    configured = s.robocalls.answer_rate if rate == "robocalls" else getattr(s.legit, rate).answer_rate
+    mask = sim.calls.kind == kind
+    n = int(mask.sum())
+    observed = float(sim.calls.answered[mask].mean())
+    assert abs(observed - configured) < 4 * np.sqrt(configured * (1 - configured) / n) + 0.01
+
+
+def test_robocalls_are_short_and_subscribers_talk_longer(sim: Simulation) -> None:
+    c = sim.calls
+    robo = c.duration_ms[(c.kind == K.ACTOR_KIND_ROBOCALL) & c.answered].mean() / 1000
+    people = c.duration_ms[(c.kind == K.ACTOR_KIND_SUBSCRIBER) & c.answered].mean() / 1000
+    assert abs(robo - sim.scenario.robocalls.mean_duration_s) < 0.25 * sim.scenario.robocalls.mean_duration_s
+    assert people > 4 * robo
+
+
+def test_robocall_pools_rotate(sim: Simulation) -> None:
+    rc = sim.scenario.robocalls
+    c = sim.calls
+    pools: dict[tuple[int, int], set[int]] = defaultdict(set)
+    slot_ms = int(rc.rotation_minutes * 60_000)
+    robo = np.flatnonzero(c.kind == K.ACTOR_KIND_ROBOCALL)
+    for i in robo:
+        pools[(int(c.campaign[i]), int((c.t[i] - sim.scenario.start_ms) // slot_ms))].add(int(c.caller[i]))
+    # Location-masked calls add one fresh local number each; the pool part is bounded per slot.
+    masked_share = rc.location_masking_share
+    for (campaign, slot), numbers in pools.items():
+        calls_in_slot = sum(
+            1
+            for i in robo
+            if c.campaign[i] == campaign and (c.t[i] - sim.scenario.start_ms) // slot_ms == slot
+        )
+        assert len(numbers) <= rc.active_numbers + calls_in_slot * (masked_share + 0.2)
+    campaign = int(c.campaign[robo[0]])
+    slots = sorted(slot for (cmp, slot) in pools if cmp == campaign)
+    assert len(slots) >= 2
+    assert pools[(campaign, slots[0])] != pools[(campaign, slots[1])]
+
+
+def test_contacts_dominate_subscriber_calls(sim: Simulation) -> None:
+    pop = sim.population
+    c = sim.calls
+    subs = np.flatnonzero(c.kind == K.ACTOR_KIND_SUBSCRIBER)
+    index_of = {int(n): i for i, n in enumerate(pop.numbers)}
+    hits = 0
+    for i in subs:
+        caller, callee = index_of[int(c.caller[i])], index_of[int(c.callee[i])]
+        contacts = set(pop.contacts[pop.contacts_indptr[caller] : pop.contacts_indptr[caller + 1]].tolist())
+        back = set(pop.contacts[pop.contacts_indptr[callee] : pop.contacts_indptr[callee + 1]].tolist())
+        hits += callee in contacts or caller in back
+    assert hits / len(subs) > 0.75
+
+
+def test_spoofers_present_what_their_technique_says(sim: Simulation) -> None:
+    c = sim.calls
+    home = set(sim.population.numbers[sim.population.home].tolist())
+    neighbor = c.kind == K.ACTOR_KIND_NEIGHBOR_SPOOFER
+    assert np.all(c.caller[neighbor] // 10**4 == c.callee[neighbor] // 10**4)
+    onnet = np.flatnonzero(c.kind == K.ACTOR_KIND_ONNET_SPOOFER)
+    assert all(int(c.caller[i]) in home for i in onnet)
+    assert np.all(c.ingress[onnet] != common_pb2.INGRESS_KIND_ON_NET)
+    intl = c.kind == K.ACTOR_KIND_INTL_DOMESTIC_SPOOFER
+    assert np.all(c.ingress[intl] == common_pb2.INGRESS_KIND_INTERNATIONAL_GATEWAY)
+    assert np.all(c.caller[intl] // 10**11 == 86)
+    for number in c.caller[c.kind == K.ACTOR_KIND_INVALID_NUMBER_SPOOFER][:200].tolist():
+        with pytest.raises(InvalidNumberError):
+            normalize(f"+{number}", "CN")
+    assert np.all(c.spoofed[np.isin(c.kind, list(UNWANTED_KINDS - {K.ACTOR_KIND_ROBOCALL}))])
+
+
+def test_impersonators_present_a_contact_of_the_victim(sim: Simulation) -> None:
+    pop = sim.population
+    c = sim.calls
+    index_of = {int(n): i for i, n in enumerate(pop.numbers)}
+    rows = np.flatnonzero(c.kind == K.ACTOR_KIND_AI_IMPERSONATOR)
+    assert len(rows) > 0
+    for i in rows:
+        victim, presented = index_of[int(c.callee[i])], index_of[int(c.caller[i])]
+        assert presented in pop.contacts[pop.contacts_indptr[victim] : pop.contacts_indptr[victim + 1]]
+    assert np.all(c.synthetic[rows])
+    assert np.all(c.ingress[rows] != common_pb2.INGRESS_KIND_ON_NET)
+
+
+def test_legitimate_numbers_are_valid(sim: Simulation) -> None:
+    c = sim.calls
+    legit = np.flatnonzero(~np.isin(c.kind, [*UNWANTED_KINDS, K.ACTOR_KIND_EMERGENCY]))
+    for i in legit[:: max(1, len(legit) // 800)]:
+        assert normalize(f"+{int(c.caller[i])}", "CN").valid
+
+
+def test_emergency_calls_go_to_emergency_numbers(sim: Simulation) -> None:
+    c = sim.calls
+    rows = c.kind == K.ACTOR_KIND_EMERGENCY
+    assert rows.sum() > 0
+    dialled = {str(-int(x)) for x in c.callee[rows]}
+    assert dialled <= set(sim.scenario.network.emergency_numbers)
+
+
+def _verify(header: str, chain: dict[str, x509.Certificate], root: x509.Certificate) -> dict[str, object]:
+    parsed = decode_identity_header(header)
+    leaf = chain[parsed.header["x5u"]]
+    r = int.from_bytes(parsed.signature[:32], "big")
+    s = int.from_bytes(parsed.signature[32:], "big")
+    public = leaf.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    public.verify(encode_dss_signature(r, s), parsed.signing_input, ec.ECDSA(hashes.SHA256()))
+    return parsed.claims
+
+
+def test_signed_setups_verify_with_the_generated_chain(sim: Simulation, dataset: Path) -> None:
+    root = x509.load_pem_x509_certificate((dataset / "pki" / "sti-ca.pem").read_bytes())
+    chain: dict[str, x509.Certificate] = {}
+    for carrier in sim.pki.carriers.values():
+        leaf, intermediate = x509.load_pem_x509_certificates(carrier.chain_pem)
+        leaf.verify_directly_issued_by(intermediate)
+        intermediate.verify_directly_issued_by(root)
+        chain[carrier.x5u] = leaf
+    truth = {r.call_truth.call_id: r.call_truth for r in read_records(dataset / CALLS)}
+    signed = unsigned = 0
+    for record in read_records(dataset / EVENTS):
+        if record.WhichOneof("record") != "setup":
+            continue
+        setup = record.setup.setup
+        if not setup.identity_headers:
+            unsigned += 1
+            continue
+        signed += 1
+        if signed % 7:
+            continue
+        claims = _verify(setup.identity_headers[0], chain, root)
+        call = truth[setup.call_id]
+        assert "+" + str(claims["orig"]["tn"]) == call.presented_number  # type: ignore[index]
+        assert claims["iat"] == setup.event_time.seconds
+        assert claims["attest"] in {"A", "B", "C"}
+    assert signed > 0
+    assert unsigned > 0
+
+
+def test_unsigned_carriers_never_sign(sim: Simulation) -> None:
+    open_carriers = {i for i, carrier in enumerate(sim.carriers) if not carrier.signs}
+    assert open_carriers
+    assert not (set(sim.pki.carriers) & {sim.carriers[i].name for i in open_carriers})
+
+
+def test_ground_truth_matches_the_events(sim: Simulation, dataset: Path) -> None:
+    truth = {r.call_truth.call_id: r.call_truth for r in read_records(dataset / CALLS)}
+    kinds: Counter[str] = Counter()
+    setups = cdrs = 0
+    for record in read_records(dataset / EVENTS):
+        kind = record.WhichOneof("record")
+        kinds[kind or ""] += 1
+        if kind == "setup":
+            setups += 1
+            call = truth[record.setup.setup.call_id]
+            if setups % 11 == 0 and call.actor_kind != K.ACTOR_KIND_INVALID_NUMBER_SPOOFER:
+                presented = normalize(record.setup.setup.calling_number, "CN", allow_unallocated=True)
+                assert presented.canonical == call.presented_number
+            assert call.setup_time_ms == record.time_ms
+        elif kind == "cdr":
+            cdrs += 1
+            assert record.cdr.call_id in truth
+        elif kind == "complaint":
+            assert truth[record.complaint.call_id].presented_number == record.complaint.reported_number
+    assert setups == cdrs == len(truth) == len(sim.calls)
+    for call in truth.values():
+        assert call.unwanted == (call.actor_kind in UNWANTED_KINDS)
+    numbers = [r.number_truth for r in read_records(dataset / NUMBERS)]
+    assert sum(n.calls for n in numbers) == len(truth)
+    unwanted_numbers = {n.number for n in numbers if n.unwanted}
+    assert unwanted_numbers == {c.presented_number for c in truth.values() if c.unwanted}
+
+
+def test_records_are_time_ordered(dataset: Path) -> None:
+    last = 0
+    for record in read_records(dataset / EVENTS):
+        assert record.time_ms >= last
+        last = record.time_ms
+
+
+def test_manifest_describes_the_files(dataset: Path) -> None:
+    manifest = Manifest.read(dataset)
+    manifest.verify(dataset)
+    assert manifest.scenario == "ci"
+    assert manifest.counts["calls"] == manifest.counts["setups"]
+    assert json.loads((dataset / "manifest.json").read_text())["seed"] == manifest.seed
+    for pem in (dataset / "pki").glob("*.pem"):
+        assert b"PRIVATE KEY" not in pem.read_bytes()
