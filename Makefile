@@ -20,14 +20,22 @@ export FRAUDMESH_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 export FRAUDMESH_PSEUDONYM_KEY_FILE ?= $(STACK_DIR)/secrets/pseudonym.key
 export FRAUDMESH_TENANT_REGIONS ?= demo-cn=CN,demo-us=US
 
-.PHONY: help run test test-unit test-integration deps system-deps venv jars up down status topics \
+.PHONY: help run smoke bench-loadtest test test-unit test-integration deps system-deps venv jars up down status topics \
         proto proto-check lint clean-data
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
-run: up ## Bring the stack up and run the main job (smoke pipeline through Kafka, reputation, Redis)
+SCENARIO ?= ci
+
+run: up ## The main job: simulate $(SCENARIO) traffic, replay it through the mesh, verify, report
+	$(PY) -m loadtest run --scenario $(SCENARIO)
+
+smoke: up ## A quick pipeline check: setups → Kafka → reputation → Redis, duplicates and poison records
 	$(PY) -m loadtest.smoke
+
+bench-loadtest: up ## Benchmark: generation and replay rates beside bare ES256 and a raw producer
+	$(PY) -m loadtest.bench --scenario $(SCENARIO)
 
 test: up ## Unit and integration tests against the real local Kafka and Redis
 	$(PY) -m pytest tests

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -27,6 +29,7 @@ from services.common.phone import InvalidNumberError, normalize
 from services.common.pseudonym import Pseudonymizer
 from services.common.topics import CALLS_CDR, CALLS_SETUP, COMPLAINTS, Topic
 
+REPLAY_RECORD = "replay.json"
 PUBLISHED = {"setup": CALLS_SETUP, "cdr": CALLS_CDR, "complaint": COMPLAINTS}
 
 
@@ -106,6 +109,7 @@ async def replay(
     outcomes: RecordWriter | None = None
     in_flight: set[asyncio.Task[None]] = set()
     slots = asyncio.Semaphore(config.concurrency)
+    (dataset / OUTCOMES).unlink(missing_ok=True)
     if config.decide:
         channel = grpc.aio.insecure_channel(config.decide)
         stub = decision_pb2_grpc.DecisionServiceStub(channel)
@@ -194,4 +198,24 @@ async def replay(
         if outcomes is not None:
             outcomes.close()
     stats.wall_s = time.monotonic() - started
+    _write_run_record(dataset, config, stats)
     return stats
+
+
+def _write_run_record(dataset: Path, config: ReplayConfig, stats: ReplayStats) -> None:
+    """replay.json: how the last replay ran, so a report can tell "stopped early" from "lost"."""
+    record = {
+        "finished": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "speed": config.speed,
+        "max_events": config.max_events,
+        "max_seconds": config.max_seconds,
+        "decide": config.decide,
+        "stopped_by": stats.stopped_by,
+        "wall_s": round(stats.wall_s, 3),
+        "simulated_s": round(stats.simulated_s, 3),
+        "published": stats.published,
+        "decided": stats.decided,
+        "decide_errors": stats.decide_errors,
+        "unkeyable": stats.unkeyable,
+    }
+    (dataset / REPLAY_RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")

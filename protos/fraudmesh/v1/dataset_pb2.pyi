@@ -170,7 +170,7 @@ class NumberTruth(_message.Message):
     number: _builtins.str
     """E.164 (or REGION:digits) as the simulator presented it"""
     actor_kind: Global___ActorKind.ValueType
-    """kind of the actor who presented it most"""
+    """kind of its first unwanted user, else of its first user"""
     actor_id: _builtins.str
     campaign_id: _builtins.str
     unwanted: _builtins.bool
@@ -272,7 +272,9 @@ Global___ReplayOutcome: _TypeAlias = ReplayOutcome  # noqa: Y015
 
 @_typing.final
 class DatasetRecord(_message.Message):
-    """One record of a dataset file, in simulated-time order within its file."""
+    """One record of a dataset file: in simulated-time order within events, calls and numbers files;
+    outcomes are written as Decide answers arrive (join them by call_id).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

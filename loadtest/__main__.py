@@ -1,0 +1,235 @@
+"""``python -m loadtest generate|replay|report|run``: the traffic simulator's command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from loadtest import report
+from loadtest.dataset import CALLS, Manifest, read_records
+from loadtest.pipeline import REPO_ROOT, ServiceProcess
+from loadtest.replay import ReplayConfig, ReplayError, ReplayStats, replay
+from loadtest.scenario import ScenarioError, load
+from loadtest.simulate import simulate, write_dataset
+from services.common import keys
+from services.common.pseudonym import Pseudonymizer
+from services.common.redisstore import make_sync_redis
+from services.common.settings import CommonSettings, SettingsError
+from services.common.settings import load as load_settings
+from services.common.topics import ensure_topics
+
+console = Console(stderr=True)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Simulate a scenario and write the dataset folder."""
+    scenario = load(args.scenario)
+    if args.seed is not None:
+        scenario = dataclasses.replace(scenario, seed=args.seed)
+    console.print(f"simulating scenario [bold]{scenario.name}[/] (seed {scenario.seed}) ...")
+    sim = simulate(scenario)
+    calls = len(sim.calls)
+    console.print(f"  {calls:,} calls simulated in {sim.generate_s:.2f} s")
+    with _progress() as progress:
+        task = progress.add_task("writing events", total=calls * 2, rate="")
+        manifest = write_dataset(sim, args.out, lambda step: progress.update(task, completed=step))
+        progress.update(task, completed=calls * 2)
+    total_s = manifest.generator["simulate_s"] + manifest.generator["write_s"]
+    console.print(
+        f"wrote {args.out}: {manifest.counts} in {total_s:.1f} s "
+        f"({calls / total_s:,.0f} calls/s; simulate {manifest.generator['simulate_s']} s, "
+        f"emit+sign+write {manifest.generator['write_s']} s)"
+    )
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Publish a dataset to Kafka (and Decide) in compressed time."""
+    settings = load_settings(CommonSettings)
+    manifest = Manifest.read(args.dataset)
+    config = ReplayConfig(
+        bootstrap=settings.kafka_bootstrap,
+        pseudonymize=Pseudonymizer(settings.pseudonym_key),
+        default_region=settings.default_region,
+        speed=args.speed,
+        max_events=args.max_events,
+        max_seconds=args.max_seconds,
+        decide=args.decide,
+        decide_timeout_s=args.decide_timeout_ms / 1000,
+        concurrency=args.concurrency,
+    )
+    total = sum(
+        v for k, v in manifest.counts.items() if k in {"setups", "cdrs", "complaints", "audio_segments"}
+    )
+    if args.max_events:
+        total = min(total, args.max_events)
+    with _progress() as progress:
+        task = progress.add_task("replaying", total=total, rate="")
+
+        def update(stats: ReplayStats) -> None:
+            progress.update(
+                task, completed=stats.events + stats.skipped_audio, rate=f"sim {stats.simulated_s:,.0f} s"
+            )
+
+        stats = asyncio.run(replay(args.dataset, config, update))
+        progress.update(task, completed=stats.events + stats.skipped_audio)
+    console.print(
+        f"replayed {stats.events:,} events in {stats.wall_s:.1f} s "
+        f"({stats.events / max(stats.wall_s, 1e-9):,.0f}/s), "
+        f"{stats.simulated_s / 3600:.2f} simulated hours; stopped by {stats.stopped_by}"
+    )
+    console.print(f"  published: {stats.published}")
+    if args.decide:
+        console.print(f"  decided: {stats.decided:,}; errors: {stats.decide_errors or 'none'}")
+    if stats.unkeyable:
+        console.print(
+            f"  {stats.unkeyable:,} records had an unusable number and were published without a key"
+        )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The main job: generate a scenario, replay it through the real mesh, check it, report."""
+    settings = load_settings(CommonSettings)
+    pseudonymize = Pseudonymizer(settings.pseudonym_key)
+    ensure_topics(settings.kafka_bootstrap)
+    dataset = args.data / args.scenario
+    if cmd_generate(argparse.Namespace(scenario=args.scenario, out=dataset, seed=None)) != 0:
+        return 1
+    worker = ServiceProcess(
+        "services.reputation",
+        {"FRAUDMESH_METRICS_PORT": "0"},
+        REPO_ROOT / ".stack" / "logs" / "reputation-run.log",
+    )
+    try:
+        config = ReplayConfig(
+            bootstrap=settings.kafka_bootstrap,
+            pseudonymize=pseudonymize,
+            default_region=settings.default_region,
+            speed=args.speed,
+            max_seconds=args.max_seconds,
+            decide=args.decide,
+        )
+        with _progress() as progress:
+            task = progress.add_task("replaying into Kafka", total=None, rate="")
+
+            def update(stats: ReplayStats) -> None:
+                progress.update(task, completed=stats.events, rate=f"sim {stats.simulated_s / 3600:,.1f} h")
+
+            stats = asyncio.run(replay(dataset, config, update))
+        console.print(
+            f"replayed {stats.events:,} events in {stats.wall_s:.1f} s "
+            f"({stats.events / stats.wall_s:,.0f}/s), "
+            f"stopped by {stats.stopped_by}"
+        )
+        expected = Counter(r.call_truth.presented_number for r in read_records(dataset / CALLS))
+        matched, waited = _wait_for_reputation(settings, pseudonymize, expected, worker, args.timeout)
+    finally:
+        worker.stop()
+    console.print(
+        f"reputation: {matched:,}/{len(expected):,} caller numbers hold exactly their call count in Redis "
+        f"({waited:.1f} s after the replay finished)"
+    )
+    code = report.main(["--dataset", str(dataset), "--out", str(args.reports / args.scenario)])
+    console.print(f"report: {args.reports / args.scenario / 'report.md'}")
+    return code or (0 if matched == len(expected) else 1)
+
+
+def _wait_for_reputation(
+    settings: CommonSettings,
+    pseudonymize: Pseudonymizer,
+    expected: Counter[str],
+    worker: ServiceProcess,
+    timeout_s: float,
+) -> tuple[int, float]:
+    """Poll Redis until every caller's setup count equals the calls it made (or time runs out)."""
+    client = make_sync_redis(settings)
+    numbers = list(expected)
+    started = time.monotonic()
+    matched = 0
+    while True:
+        pipe = client.pipeline(transaction=False)
+        for number in numbers:
+            pipe.hget(keys.number_key(pseudonymize(number)), "setups")
+        counts = pipe.execute()
+        matched = sum(
+            1 for number, got in zip(numbers, counts, strict=True) if int(got or 0) == expected[number]
+        )
+        if matched == len(numbers) or time.monotonic() - started > timeout_s or not worker.alive():
+            return matched, time.monotonic() - started
+        time.sleep(0.5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m loadtest``."""
+    parser = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="simulate a scenario into a dataset folder")
+    gen.add_argument(
+        "--scenario", default="default", help="scenario file, or a bundled name: default, ci, stress"
+    )
+    gen.add_argument("--out", type=Path, required=True)
+    gen.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    gen.set_defaults(func=cmd_generate)
+    rep = sub.add_parser("replay", help="publish a dataset to Kafka (and Decide) in compressed time")
+    rep.add_argument("--dataset", type=Path, required=True)
+    rep.add_argument(
+        "--speed", type=float, default=1440.0, help="simulated seconds per wall second; 0 = flat out"
+    )
+    rep.add_argument("--max-events", type=int, default=0, help="stop after this many events (0 = all)")
+    rep.add_argument("--max-seconds", type=float, default=600.0, help="stop after this much wall time")
+    rep.add_argument("--decide", default="", help="DecisionService address on loopback, e.g. 127.0.0.1:50051")
+    rep.add_argument("--decide-timeout-ms", type=float, default=50.0)
+    rep.add_argument("--concurrency", type=int, default=64)
+    rep.set_defaults(func=cmd_replay)
+    rpt = sub.add_parser("report", help="detection quality and latency report with plots")
+    rpt.add_argument("--dataset", type=Path, required=True)
+    rpt.add_argument("--out", type=Path, required=True)
+    rpt.add_argument("--no-plots", action="store_true")
+    rpt.set_defaults(
+        func=lambda a: report.main(
+            ["--dataset", str(a.dataset), "--out", str(a.out), *(["--no-plots"] if a.no_plots else [])]
+        )
+    )
+    run = sub.add_parser("run", help="the main job: generate, replay through the mesh, verify, report")
+    run.add_argument("--scenario", default="ci")
+    run.add_argument("--data", type=Path, default=REPO_ROOT / "data")
+    run.add_argument("--reports", type=Path, default=REPO_ROOT / "reports")
+    run.add_argument(
+        "--speed", type=float, default=0.0, help="simulated seconds per wall second; 0 = flat out"
+    )
+    run.add_argument("--max-seconds", type=float, default=900.0)
+    run.add_argument("--decide", default="", help="DecisionService address on loopback, once it exists")
+    run.add_argument(
+        "--timeout", type=float, default=180.0, help="how long to wait for reputation to catch up"
+    )
+    run.set_defaults(func=cmd_run)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ScenarioError, SettingsError, ReplayError) as exc:
+        console.print(f"[red]{exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
