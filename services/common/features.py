@@ -1,0 +1,174 @@
+"""The feature schema: the one ordered list of model inputs, shared by every producer and consumer.
+
+The decision service builds vectors in this order, the trainer builds training rows in this order,
+the scoring core checks its artifact against ``SCHEMA_HASH``. Adding a feature is one entry here.
+
+Missing-value semantics: every feature is a float32; NaN means "unknown" — the source did not
+answer in time, or the feature is undefined (a ratio with a zero denominator). A number that
+reputation has never seen is not unknown: its counts are 0 and its age is 0. The tree model routes
+NaN down the branch the trainer learned for missing values.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+
+class Source(enum.Enum):
+    """Where a feature's value comes from at decision time."""
+
+    CONTEXT = "context"  # the CallSetup itself and the number's metadata
+    ORIGINATION = "origination"  # the origination service's verdict
+    REPUTATION = "reputation"  # the one-round-trip Redis read
+    AUDIO = "audio"  # audio verdicts folded in by reputation
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One model input: its name, source, meaning, monotone direction and reason code."""
+
+    name: str
+    source: Source
+    description: str
+    monotone: int = 0  # +1: more means riskier; -1: more means safer; 0: no constraint
+    reason: str | None = None  # reason code when this feature pushes the score up
+    categorical: bool = False
+
+
+C, O, R, A = Source.CONTEXT, Source.ORIGINATION, Source.REPUTATION, Source.AUDIO
+
+FEATURES: Final[tuple[Feature, ...]] = (
+    Feature("ingress_kind", C, "IngressKind of the trunk the call arrived on", categorical=True),
+    Feature("hour_of_day", C, "local hour of the call at the tenant (0-23)"),
+    Feature(
+        "caller_number_kind",
+        C,
+        "index of the caller's NumberKind (mobile, fixed line, ...)",
+        categorical=True,
+    ),
+    Feature("caller_valid", C, "1 when the caller ID is a valid allocated number", -1, "INVALID_CLI"),
+    Feature("caller_risky_range", C, "1 when the caller ID is in a configured risky range", 1, "RISKY_RANGE"),
+    Feature("caller_home_range", C, "1 when the caller ID is in the tenant's own subscriber ranges"),
+    Feature("caller_domestic", C, "1 when the caller ID belongs to the tenant's country"),
+    Feature(
+        "callee_prefix_shared",
+        C,
+        "leading national digits the caller ID shares with the callee",
+        0,
+        "NEIGHBOR_SPOOFING",
+    ),
+    Feature("shaken_status", O, "ShakenStatus of the call's PASSporT", categorical=True),
+    Feature("attestation", O, "Attestation level (0 none, 1 A, 2 B, 3 C)", 1, "SHAKEN_ATTESTATION_C"),
+    Feature("cli_findings", O, "number of caller-ID consistency findings", 1, "INTL_INGRESS_DOMESTIC_CLI"),
+    Feature(
+        "number_age_s", R, "seconds since reputation first saw the number (0 when never)", -1, "NEW_NUMBER"
+    ),
+    Feature("setups_total", R, "call setups seen from the number while its state lives"),
+    Feature("calls_1m", R, "calls from the number in the last minute", 1, "VELOCITY_1M_HIGH"),
+    Feature("calls_1h", R, "calls from the number in the last hour", 1, "VELOCITY_1H_HIGH"),
+    Feature("calls_24h", R, "calls from the number in the last 24 hours", 1, "VELOCITY_24H_HIGH"),
+    Feature(
+        "distinct_callees_1h",
+        R,
+        "distinct callees in the last hour (HyperLogLog)",
+        1,
+        "DISTINCT_CALLEES_HIGH",
+    ),
+    Feature(
+        "distinct_callees_24h",
+        R,
+        "distinct callees in the last 24 hours (HyperLogLog)",
+        1,
+        "DISTINCT_CALLEES_HIGH",
+    ),
+    Feature(
+        "distinct_ratio_24h",
+        R,
+        "distinct callees / calls over 24 hours (NaN with no calls)",
+        0,
+        "DISTINCT_CALLEES_HIGH",
+    ),
+    Feature("cdrs_total", R, "CDRs seen for the number's calls"),
+    Feature("answer_ratio", R, "answered / CDRs (NaN with no CDRs)", -1, "LOW_ANSWER_RATIO"),
+    Feature(
+        "short_call_ratio",
+        R,
+        "answered calls under 10 s / answered (NaN with none answered)",
+        1,
+        "SHORT_CALLS",
+    ),
+    Feature(
+        "mean_answered_s", R, "mean answered duration in seconds (NaN with none answered)", -1, "SHORT_CALLS"
+    ),
+    Feature("max_concurrent", R, "most calls from the number in progress at once", 1, "CONCURRENT_CALLS"),
+    Feature(
+        "rapid_sequential_ratio",
+        R,
+        "share of calls set up within 3 s of the previous call's end",
+        1,
+        "CONCURRENT_CALLS",
+    ),
+    Feature("complaints_7d", R, "complaints about the number in 7 days", 1, "COMPLAINTS"),
+    Feature("complaints_30d", R, "complaints about the number in 30 days", 1, "COMPLAINTS"),
+    Feature("fraud_complaints_30d", R, "fraud and impersonation complaints in 30 days", 1, "COMPLAINTS"),
+    Feature("honeypot_hits_30d", R, "calls to honeypots in 30 days", 1, "HONEYPOT_HIT"),
+    Feature(
+        "callee_called_caller",
+        R,
+        "1 when the callee has called the caller before",
+        -1,
+        "NO_PRIOR_RELATIONSHIP",
+    ),
+    Feature(
+        "caller_called_callee",
+        R,
+        "1 when the caller has called the callee before",
+        -1,
+        "NO_PRIOR_RELATIONSHIP",
+    ),
+    Feature("campaigns", R, "campaign ids linked to the number", 1, "CAMPAIGN_LINKED"),
+    Feature("campaign_numbers", R, "numbers in the largest linked campaign", 1, "CAMPAIGN_LINKED"),
+    Feature(
+        "synthetic_voice",
+        A,
+        "highest synthetic-voice score of the number's audio (NaN if none)",
+        1,
+        "SYNTHETIC_VOICE",
+    ),
+    Feature(
+        "bot_behaviour",
+        A,
+        "highest bot-behaviour score of the number's audio (NaN if none)",
+        1,
+        "BOT_BEHAVIOUR",
+    ),
+)
+
+NAMES: Final[tuple[str, ...]] = tuple(f.name for f in FEATURES)
+INDEX: Final[dict[str, int]] = {name: i for i, name in enumerate(NAMES)}
+WIDTH: Final[int] = len(FEATURES)
+
+
+def _schema_hash() -> str:
+    canonical = [[f.name, f.source.value, f.monotone, f.reason or "", f.categorical] for f in FEATURES]
+    return hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+SCHEMA_HASH: Final[str] = _schema_hash()
+
+
+def empty_vector() -> npt.NDArray[np.float32]:
+    """A vector with every feature unknown (NaN), to be filled by its sources."""
+    return np.full(WIDTH, np.nan, dtype=np.float32)
+
+
+def by_source(source: Source) -> tuple[Feature, ...]:
+    """The features one source fills."""
+    return tuple(f for f in FEATURES if f.source is source)
