@@ -1,8 +1,9 @@
 """Redis key names, in one place for the writers (reputation) and the readers (decision).
 
 Keys are built only from pseudonyms and opaque digests, never raw numbers. Every key of one
-number shares the hash tag ``{<pseudonym>}``, so a multi-key script or pipeline for a caller stays
-on one Redis Cluster slot. Writers give every key a TTL.
+number shares the hash tag ``{<pseudonym>}``, so a number's scripts and its one-round-trip read
+stay on one Redis Cluster slot; a campaign's keys share ``{camp:<digest>}``. Writers give every
+key a TTL.
 """
 
 from __future__ import annotations
@@ -13,10 +14,50 @@ PREFIX = "fm:v1"
 
 
 def number_key(pseudonym: str) -> str:
-    """Hash of per-number state: setups, first_seen_ms, last_seen_ms."""
+    """Hash of per-number totals: setups, first/last seen, CDR and complaint totals, audio scores."""
     return f"{PREFIX}:{{{pseudonym}}}:num"
+
+
+def window_key(pseudonym: str) -> str:
+    """Hash of the number's bucketed window counters (see services.common.windows)."""
+    return f"{PREFIX}:{{{pseudonym}}}:win"
+
+
+def hll_key(pseudonym: str, prefix: str, bucket: int) -> str:
+    """HyperLogLog of distinct callees in one bucket of a distinct-callee window."""
+    return f"{PREFIX}:{{{pseudonym}}}:hll:{prefix}:{bucket}"
+
+
+def outbound_key(pseudonym: str) -> str:
+    """Set of digests of numbers this number has called (capped)."""
+    return f"{PREFIX}:{{{pseudonym}}}:out"
+
+
+def inbound_key(pseudonym: str) -> str:
+    """Set of digests of numbers that have called this number (capped)."""
+    return f"{PREFIX}:{{{pseudonym}}}:in"
+
+
+def active_key(pseudonym: str) -> str:
+    """Sorted set of the number's recent calls by end time, for concurrency."""
+    return f"{PREFIX}:{{{pseudonym}}}:act"
+
+
+def campaigns_key(pseudonym: str) -> str:
+    """Set of campaign ids the number's audio matched."""
+    return f"{PREFIX}:{{{pseudonym}}}:camp"
+
+
+def campaign_members_key(campaign_id: str) -> str:
+    """HyperLogLog of the numbers linked to one campaign."""
+    return f"{PREFIX}:{{camp:{opaque_id(campaign_id)}}}:members"
 
 
 def seen_key(pseudonym: str, stream: str, tenant: str, event_id: str) -> str:
     """Idempotency marker: this event (e.g. a setup's call id) was already folded in."""
     return f"{PREFIX}:{{{pseudonym}}}:seen:{stream}:{opaque_id(tenant + chr(0) + event_id)}"
+
+
+def digest(pseudonym: str) -> str:
+    """A short member id for a number inside another number's sets (60 bits of its pseudonym)."""
+    return pseudonym[:12]

@@ -48,6 +48,9 @@ def make_faust_app(settings: CommonSettings, app_id: str, **overrides: Any) -> f
         "autodiscover": False,
         "broker_commit_every": 1000,
         "broker_commit_interval": 1.0,
+        # faust's 60 s default leaves a crashed worker's partitions unserved for a minute.
+        "broker_session_timeout": 10.0,
+        "broker_heartbeat_interval": 3.0,
     }
     conf.update(overrides)
     return faust.App(app_id, **conf)

@@ -1,77 +1,200 @@
-"""Faust agents of the reputation service: fold call events into per-number state in Redis.
+"""Faust agents of the reputation service: fold setups, CDRs, complaints and audio verdicts into Redis.
 
-Today: calls.setup.v1 → setups count, first/last seen per calling number. Every record ends in
-exactly one place: applied, recognised as a duplicate, or dead-lettered with its reason.
+Each agent takes events in batches (``noack_take``), turns each into an update or a dead letter,
+folds the batch in one Redis round trip, and only then acknowledges the events — so a crash or a
+rebalance redelivers them and the idempotent scripts count them once. Every record ends in exactly
+one place: applied, recognised as a duplicate, or dead-lettered with its reason.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+from typing import Any
 
 import faust
 from faust.types import EventT, StreamT
+from opentelemetry import trace
 
+from fraudmesh.v1 import events_pb2
 from services.common.codec import DecodeError
+from services.common.kafka import extract_trace_context
 from services.common.phone import InvalidNumberError, normalize
 from services.common.pseudonym import Pseudonymizer
 from services.common.redisstore import make_async_redis
 from services.common.streams import DeadLetterWriter, make_faust_app, raw_topic
-from services.common.topics import CALLS_SETUP
+from services.common.topics import AUDIO_VERDICTS, CALLS_CDR, CALLS_SETUP, COMPLAINTS, Topic
 from services.reputation import metrics
-from services.reputation.numbers import NumberStore
+from services.reputation.numbers import (
+    CdrUpdate,
+    ComplaintUpdate,
+    NumberStore,
+    Retention,
+    SetupUpdate,
+    Update,
+    VerdictUpdate,
+)
 from services.reputation.settings import ReputationSettings
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("fraudmesh.reputation")
 
 CONSUMER = "reputation"
+FRAUD_CATEGORIES = frozenset(
+    {events_pb2.COMPLAINT_CATEGORY_FRAUD, events_pb2.COMPLAINT_CATEGORY_IMPERSONATION}
+)
+
+
+class RejectedRecordError(Exception):
+    """A record that decoded but cannot be folded in; it is dead-lettered with ``reason``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(detail)
+
+
+def _ms(stamp: Any, fallback_ms: int) -> int:
+    ms = int(stamp.ToMilliseconds()) if stamp.ByteSize() else 0
+    return ms if ms > 0 else fallback_ms
+
+
+class Folding:
+    """Turns decoded records into updates, with the number normalisation the services share."""
+
+    def __init__(self, settings: ReputationSettings) -> None:
+        self.settings = settings
+        self.pseudonymize = Pseudonymizer(settings.pseudonym_key)
+
+    def number(self, raw: str, tenant: str, what: str, required: bool = True) -> str:
+        """The pseudonym of a number, or RejectedRecordError (or '' when optional and unusable)."""
+        try:
+            canonical = normalize(raw, self.settings.region_for(tenant), allow_unallocated=True).canonical
+        except InvalidNumberError as exc:
+            if not required:
+                return ""
+            raise RejectedRecordError(f"invalid_{what}", f"{what}: {exc.reason.value}") from None
+        return self.pseudonymize(canonical)
+
+    def setup(self, value: bytes, fallback_ms: int) -> Update:
+        """calls.setup.v1 → SetupUpdate."""
+        setup = CALLS_SETUP.codec().decode(value).setup
+        return SetupUpdate(
+            caller=self.number(setup.calling_number, setup.tenant, "calling_number"),
+            callee=self.number(setup.called_number, setup.tenant, "called_number", required=False),
+            tenant=setup.tenant,
+            call_id=setup.call_id,
+            t_ms=_ms(setup.event_time, fallback_ms),
+        )
+
+    def cdr(self, value: bytes, fallback_ms: int) -> Update:
+        """calls.cdr.v1 → CdrUpdate."""
+        cdr = CALLS_CDR.codec().decode(value)
+        end_ms = _ms(cdr.end_time, fallback_ms)
+        return CdrUpdate(
+            caller=self.number(cdr.calling_number, cdr.tenant, "calling_number"),
+            tenant=cdr.tenant,
+            call_id=cdr.call_id,
+            setup_ms=_ms(cdr.setup_time, end_ms - cdr.duration_ms),
+            end_ms=end_ms,
+            answered=cdr.answered,
+            duration_ms=cdr.duration_ms,
+        )
+
+    def complaint(self, value: bytes, fallback_ms: int) -> Update:
+        """complaints.v1 → ComplaintUpdate."""
+        complaint = COMPLAINTS.codec().decode(value)
+        return ComplaintUpdate(
+            reported=self.number(complaint.reported_number, complaint.tenant, "reported_number"),
+            tenant=complaint.tenant,
+            complaint_id=complaint.complaint_id,
+            t_ms=_ms(complaint.event_time, fallback_ms),
+            fraud=complaint.category in FRAUD_CATEGORIES,
+            honeypot=complaint.channel == events_pb2.COMPLAINT_CHANNEL_HONEYPOT,
+        )
+
+    def verdict(self, value: bytes, fallback_ms: int) -> Update:
+        """audio.verdicts.v1 → VerdictUpdate."""
+        verdict = AUDIO_VERDICTS.codec().decode(value)
+        if not verdict.calling_number:
+            raise RejectedRecordError("missing_field", "AudioVerdict.calling_number is empty")
+        return VerdictUpdate(
+            caller=self.number(verdict.calling_number, verdict.tenant, "calling_number"),
+            tenant=verdict.tenant,
+            segment_id=verdict.segment_id,
+            synthetic=verdict.synthetic_voice_score if verdict.HasField("synthetic_voice_score") else None,
+            bot=verdict.bot_behaviour_score if verdict.HasField("bot_behaviour_score") else None,
+            campaign_ids=tuple(verdict.campaign_ids),
+        )
 
 
 def build_app(settings: ReputationSettings) -> faust.App:
-    """The reputation faust app with its agents registered."""
+    """The reputation faust app with one batching agent per input topic."""
     app = make_faust_app(settings, settings.app_id)
-    pseudonymize = Pseudonymizer(settings.pseudonym_key)
+    folding = Folding(settings)
     store = NumberStore(
         make_async_redis(settings),
-        dedupe_ttl_s=settings.dedupe_ttl_s,
-        number_ttl_s=settings.number_ttl_s,
+        Retention(marker_ttl_s=settings.dedupe_ttl_s, number_ttl_s=settings.number_ttl_s),
         retry_max_backoff_s=settings.redis_retry_max_backoff_s,
+        on_retry=metrics.REDIS_RETRIES.inc,
     )
     dead_letters = DeadLetterWriter(app, CONSUMER)
-    setup_codec = CALLS_SETUP.codec()
 
-    async def fold_setup(event: EventT[bytes]) -> str:
-        """Apply one calls.setup.v1 record; returns the outcome label."""
-        try:
-            setup = setup_codec.decode(event.message.value).setup
-            caller = normalize(
-                setup.calling_number, settings.region_for(setup.tenant), allow_unallocated=True
-            )
-        except DecodeError as exc:
-            await dead_letters.send(event, exc.reason, exc)
-            metrics.DEAD_LETTERS.labels(exc.reason).inc()
-            return "dead_lettered"
-        except InvalidNumberError as exc:
-            await dead_letters.send(event, "invalid_calling_number", exc)
-            metrics.DEAD_LETTERS.labels("invalid_calling_number").inc()
-            return "dead_lettered"
-        event_ms = setup.event_time.ToMilliseconds() if setup.HasField("event_time") else 0
-        if event_ms <= 0:
-            event_ms = int(event.message.timestamp * 1000)
-        applied = await store.apply_setup(
-            pseudonymize(caller.canonical), setup.tenant, setup.call_id, event_ms
-        )
-        return "applied" if applied else "duplicate"
+    async def fold(stream: StreamT[bytes], topic: Topic, to_update: Callable[[bytes, int], Update]) -> None:
+        batches = stream.noack_take(settings.batch_size, within=settings.batch_wait_s)  # type: ignore[attr-defined]
+        async for batch in batches:
+            events: list[EventT[bytes]] = list(batch)  # noack_take yields the events themselves
+            updates: list[Update] = []
+            folded: list[EventT[bytes]] = []
+            now = time.time()
+            for event in events:
+                message = event.message
+                metrics.LAG.labels(topic.name).observe(max(0.0, now - message.timestamp))
+                with tracer.start_as_current_span(
+                    "reputation.fold", context=extract_trace_context(message.headers)
+                ):
+                    try:
+                        updates.append(to_update(message.value or b"", int(message.timestamp * 1000)))
+                        folded.append(event)
+                    except DecodeError as exc:
+                        await _dead_letter(event, exc.reason, exc)
+                    except RejectedRecordError as exc:
+                        await _dead_letter(event, exc.reason, exc)
+                    except Exception as exc:  # a bug must not kill the agent silently or lose the record
+                        log.exception(
+                            "record could not be folded; dead-lettering it", extra={"topic": topic.name}
+                        )
+                        await _dead_letter(event, "processing_error", exc)
+            if updates:
+                started = time.perf_counter()
+                applied = await store.apply(updates)
+                metrics.APPLY_SECONDS.labels(topic.name).observe(time.perf_counter() - started)
+                metrics.BATCH_SIZE.labels(topic.name).observe(len(updates))
+                for ok in applied:
+                    metrics.EVENTS.labels(topic.name, "applied" if ok else "duplicate").inc()
+            for event in events:
+                await stream.ack(event)
+
+    async def _dead_letter(event: EventT[bytes], reason: str, error: BaseException) -> None:
+        await dead_letters.send(event, reason, error)
+        metrics.DEAD_LETTERS.labels(event.message.topic, reason).inc()
+        metrics.EVENTS.labels(event.message.topic, "dead_lettered").inc()
 
     @app.agent(raw_topic(app, CALLS_SETUP), name="reputation.setups")
     async def setups(stream: StreamT[bytes]) -> None:
-        async for event in stream.events():
-            try:
-                outcome = await fold_setup(event)
-            except Exception as exc:  # a bug must not kill the agent silently or lose the record
-                log.exception("setup processing failed; dead-lettering the record")
-                await dead_letters.send(event, "processing_error", exc)
-                metrics.DEAD_LETTERS.labels("processing_error").inc()
-                outcome = "dead_lettered"
-            metrics.EVENTS.labels(CALLS_SETUP.name, outcome).inc()
+        await fold(stream, CALLS_SETUP, folding.setup)
+
+    @app.agent(raw_topic(app, CALLS_CDR), name="reputation.cdrs")
+    async def cdrs(stream: StreamT[bytes]) -> None:
+        await fold(stream, CALLS_CDR, folding.cdr)
+
+    @app.agent(raw_topic(app, COMPLAINTS), name="reputation.complaints")
+    async def complaints(stream: StreamT[bytes]) -> None:
+        await fold(stream, COMPLAINTS, folding.complaint)
+
+    @app.agent(raw_topic(app, AUDIO_VERDICTS), name="reputation.verdicts")
+    async def verdicts(stream: StreamT[bytes]) -> None:
+        await fold(stream, AUDIO_VERDICTS, folding.verdict)
 
     return app

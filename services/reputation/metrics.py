@@ -1,4 +1,7 @@
-"""Every Prometheus instrument of the reputation service, defined once."""
+"""Every Prometheus instrument of the reputation service, defined once.
+
+Labels are bounded: topic names from services.common.topics, fixed outcome and reason codes.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +14,28 @@ EVENTS = Counter(
 )
 DEAD_LETTERS = Counter(
     "fraudmesh_reputation_dead_letters_total",
-    "Records sent to the dead-letter topic, by reason.",
-    ["reason"],
+    "Records sent to the dead-letter topic, by source topic and reason.",
+    ["topic", "reason"],
 )
 REDIS_RETRIES = Counter(
     "fraudmesh_reputation_redis_retries_total",
-    "Redis writes retried after an error; the partition waits rather than skip an event.",
+    "Redis batch writes retried after an error; the partition waits rather than skip events.",
 )
 APPLY_SECONDS = Histogram(
-    "fraudmesh_reputation_apply_seconds",
-    "Time to fold one event into Redis, including retries.",
-    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0),
+    "fraudmesh_reputation_redis_write_seconds",
+    "Time to fold one batch into Redis (one pipelined round trip), including retries.",
+    ["topic"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+)
+BATCH_SIZE = Histogram(
+    "fraudmesh_reputation_batch_records",
+    "Records folded per batch.",
+    ["topic"],
+    buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2000),
+)
+LAG = Histogram(
+    "fraudmesh_reputation_lag_seconds",
+    "Time from a record's Kafka timestamp to its processing.",
+    ["topic"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
 )

@@ -19,8 +19,12 @@ class ReputationSettings(CommonSettings):
     dedupe_ttl_s: int = 2 * DAY_S
     number_ttl_s: int = 35 * DAY_S
     redis_retry_max_backoff_s: float = 5.0
+    batch_size: int = 500
+    batch_wait_s: float = 0.02
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.batch_size < 1 or self.batch_wait_s <= 0:
+            raise ValueError(f"{env_name('batch_size')} must be ≥ 1 and {env_name('batch_wait_s')} > 0")
         if self.dedupe_ttl_s < 60 or self.number_ttl_s < self.dedupe_ttl_s:
             raise ValueError(f"{env_name('dedupe_ttl_s')} must be ≥ 60 and ≤ {env_name('number_ttl_s')}")

@@ -21,7 +21,7 @@ import redis
 from loadtest.pipeline import REPO_ROOT, ServiceProcess, SetupProducer, start_group_at_end
 from services.common.pseudonym import Pseudonymizer
 from services.common.settings import CommonSettings, load
-from services.common.topics import CALLS_SETUP, ensure_topics
+from services.common.topics import AUDIO_VERDICTS, CALLS_CDR, CALLS_SETUP, COMPLAINTS, ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -103,20 +103,32 @@ class Worker:
     metrics_port: int
 
 
-@pytest.fixture(scope="session")
-def reputation_worker(stack: Stack) -> Iterator[Worker]:
-    """A real reputation worker process in its own consumer group, starting at the topic's end."""
-    app_id = f"fraudmesh-reputation-test-{uuid.uuid4().hex[:8]}"
-    start_group_at_end(stack.settings.kafka_bootstrap, app_id, CALLS_SETUP)
+REPUTATION_TOPICS = (CALLS_SETUP, CALLS_CDR, COMPLAINTS, AUDIO_VERDICTS)
+
+
+def start_reputation_worker(
+    stack: Stack, app_id: str, env: dict[str, str] | None = None, *, new_group: bool = True
+) -> Worker:
+    """A real reputation worker process; a new group starts at the end of every input topic."""
+    if new_group:
+        for topic in REPUTATION_TOPICS:
+            start_group_at_end(stack.settings.kafka_bootstrap, app_id, topic)
     port = _free_port()
     process = ServiceProcess(
         "services.reputation",
-        {**stack.env, "FRAUDMESH_APP_ID": app_id, "FRAUDMESH_METRICS_PORT": str(port)},
+        {**stack.env, **(env or {}), "FRAUDMESH_APP_ID": app_id, "FRAUDMESH_METRICS_PORT": str(port)},
         REPO_ROOT / ".stack" / "logs" / f"{app_id}.log",
     )
     time.sleep(0.5)
     if not process.alive():
         pytest.fail(f"reputation worker exited at start:\n{process.tail()}")
-    yield Worker(process, port)
-    code = process.stop()
-    assert code == 0, f"reputation worker did not stop cleanly (exit {code}):\n{process.tail()}"
+    return Worker(process, port)
+
+
+@pytest.fixture(scope="session")
+def reputation_worker(stack: Stack) -> Iterator[Worker]:
+    """A real reputation worker process in its own consumer group, starting at the topics' end."""
+    worker = start_reputation_worker(stack, f"fraudmesh-reputation-test-{uuid.uuid4().hex[:8]}")
+    yield worker
+    code = worker.process.stop()
+    assert code == 0, f"reputation worker did not stop cleanly (exit {code}):\n{worker.process.tail()}"

@@ -138,7 +138,9 @@ def test_keys_are_pseudonymous_and_all_expire(
     pseudonym = pseudonymize(normalize(caller, "CN").canonical)
     wait_for(lambda: setups_of(redis_client, pseudonym) == 1, "the setup in Redis", reputation_worker)
 
-    written = [key.decode() for key in redis_client.scan_iter(match=f"fm:v1:{{{pseudonym}}}:*")]
+    written = [
+        key.decode() for key in redis_client.scan_iter(match=f"fm:v1:{{{pseudonym}}}:*", count=100_000)
+    ]
     assert keys.number_key(pseudonym) in written
     assert any(":seen:setup:" in key for key in written)
     for key in written:

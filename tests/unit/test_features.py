@@ -22,7 +22,7 @@ def test_reason_codes_are_documented() -> None:
 
 def test_hash_is_stable_and_short() -> None:
     assert len(features.SCHEMA_HASH) == 16
-    assert features.SCHEMA_HASH == features._schema_hash()
+    assert features._schema_hash() == features.SCHEMA_HASH
 
 
 def test_empty_vector_is_all_unknown() -> None:

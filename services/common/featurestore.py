@@ -1,0 +1,242 @@
+"""The one-round-trip read of a caller's reputation features, for the decision service and trainer.
+
+One EVALSHA on the caller's slot returns every reputation feature of the caller plus the
+caller-callee relationship; ``fill`` writes them into a feature vector in schema order. A number
+reputation has never seen reads as zero counts and age 0 (known, not missing); ratios without a
+denominator and audio scores never measured are NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from services.common import keys, windows
+from services.common.features import INDEX
+from services.common.windows import (
+    CALL_WINDOWS,
+    COMPLAINTS_30D,
+    DISTINCT_1H,
+    DISTINCT_24H,
+    FRAUD_COMPLAINTS_30D,
+    HONEYPOT_30D,
+    Window,
+)
+
+# KEYS: num, win, out, in, then the distinct-callee HLL buckets (1 h then 24 h)
+# ARGV: callee digest, count of 1 h HLL keys, then (prefix, lowest bucket, highest bucket) per ring
+# sum in this order: m, h, d, ca (30 d), ca (7 d), cf, ch
+READ_FEATURES = """
+local num = redis.call('HMGET', KEYS[1], 'first_seen_ms', 'setups', 'cdrs', 'answered', 'short',
+  'answered_ms', 'max_concurrent', 'rapid', 'campaigns', 'campaign_numbers', 'synthetic', 'bot')
+local ring = redis.call('HGETALL', KEYS[2])
+local held = {}
+for i = 1, #ring, 2 do
+  local field, value = ring[i], ring[i + 1]
+  local sep = string.find(value, ':', 1, true)
+  local prefix = string.match(field, '^%a+')
+  held[#held + 1] = {prefix, tonumber(string.sub(value, 1, sep - 1)), tonumber(string.sub(value, sep + 1))}
+end
+local sums = {}
+local n_rings = (#ARGV - 2) / 3
+for r = 0, n_rings - 1 do
+  local prefix, low, high = ARGV[3 + 3 * r], tonumber(ARGV[4 + 3 * r]), tonumber(ARGV[5 + 3 * r])
+  local total = 0
+  for _, entry in ipairs(held) do
+    if entry[1] == prefix and entry[2] >= low and entry[2] <= high then total = total + entry[3] end
+  end
+  sums[#sums + 1] = total
+end
+local n_1h = tonumber(ARGV[2])
+local hll_1h, hll_24h = {}, {}
+for i = 5, #KEYS do
+  if i - 4 <= n_1h then hll_1h[#hll_1h + 1] = KEYS[i] else hll_24h[#hll_24h + 1] = KEYS[i] end
+end
+local distinct_1h = redis.call('PFCOUNT', unpack(hll_1h))
+local distinct_24h = redis.call('PFCOUNT', unpack(hll_24h))
+local callee_called = 0
+local caller_called = 0
+if ARGV[1] ~= '' then
+  callee_called = redis.call('SISMEMBER', KEYS[4], ARGV[1])
+  caller_called = redis.call('SISMEMBER', KEYS[3], ARGV[1])
+end
+local out = {}
+for i = 1, 12 do out[i] = num[i] or '' end
+for _, v in ipairs(sums) do out[#out + 1] = tostring(v) end
+out[#out + 1] = tostring(distinct_1h)
+out[#out + 1] = tostring(distinct_24h)
+out[#out + 1] = tostring(callee_called)
+out[#out + 1] = tostring(caller_called)
+return out
+"""
+
+NUM_FIELDS = (
+    "first_seen_ms",
+    "setups",
+    "cdrs",
+    "answered",
+    "short",
+    "answered_ms",
+    "max_concurrent",
+    "rapid",
+    "campaigns",
+    "campaign_numbers",
+    "synthetic",
+    "bot",
+)
+_COMPLAINTS_7D = Window(COMPLAINTS_30D.prefix, COMPLAINTS_30D.bucket_ms, windows.COMPLAINTS_7D_DAYS)
+RINGS = (*CALL_WINDOWS, COMPLAINTS_30D, _COMPLAINTS_7D, FRAUD_COMPLAINTS_30D, HONEYPOT_30D)
+
+
+@dataclass(frozen=True)
+class ReputationRead:
+    """Everything reputation knows about a caller (and its callee) at one moment."""
+
+    seen: bool
+    first_seen_ms: int
+    setups: int
+    cdrs: int
+    answered: int
+    short: int
+    answered_ms: int
+    max_concurrent: int
+    rapid: int
+    campaigns: int
+    campaign_numbers: int
+    synthetic: float
+    bot: float
+    calls_1m: int
+    calls_1h: int
+    calls_24h: int
+    complaints_30d: int
+    complaints_7d: int
+    fraud_complaints_30d: int
+    honeypot_hits_30d: int
+    distinct_1h: int
+    distinct_24h: int
+    callee_called_caller: bool
+    caller_called_callee: bool
+
+
+def read_request(caller: str, callee: str, now_ms: int) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of the read script for a caller pseudonym, callee pseudonym ('' if none)."""
+    hll_keys = [keys.hll_key(caller, DISTINCT_1H.prefix, b) for b in DISTINCT_1H.buckets(now_ms)]
+    hll_keys += [keys.hll_key(caller, DISTINCT_24H.prefix, b) for b in DISTINCT_24H.buckets(now_ms)]
+    script_keys = [keys.number_key(caller), keys.window_key(caller), keys.outbound_key(caller)]
+    script_keys += [keys.inbound_key(caller), *hll_keys]
+    args: list[Any] = [keys.digest(callee) if callee else "", DISTINCT_1H.slots]
+    for ring in RINGS:
+        span = ring.buckets(now_ms)
+        args += [ring.prefix, span.start, span.stop - 1]
+    return script_keys, args
+
+
+def _int(value: Any) -> int:
+    return int(value) if value not in (None, b"", "") else 0
+
+
+def _float(value: Any) -> float:
+    return float(value) if value not in (None, b"", "") else math.nan
+
+
+def parse(reply: list[Any]) -> ReputationRead:
+    """Turn the read script's reply into a typed record."""
+    num = dict(zip(NUM_FIELDS, reply[:12], strict=True))
+    rest = [_int(v) for v in reply[12:]]
+    (
+        calls_1m,
+        calls_1h,
+        calls_24h,
+        c30,
+        c7,
+        cf30,
+        ch30,
+        distinct_1h,
+        distinct_24h,
+        callee_called,
+        caller_called,
+    ) = rest
+    return ReputationRead(
+        seen=num["setups"] not in (None, b"", "") or num["cdrs"] not in (None, b"", ""),
+        first_seen_ms=_int(num["first_seen_ms"]),
+        setups=_int(num["setups"]),
+        cdrs=_int(num["cdrs"]),
+        answered=_int(num["answered"]),
+        short=_int(num["short"]),
+        answered_ms=_int(num["answered_ms"]),
+        max_concurrent=_int(num["max_concurrent"]),
+        rapid=_int(num["rapid"]),
+        campaigns=_int(num["campaigns"]),
+        campaign_numbers=_int(num["campaign_numbers"]),
+        synthetic=_float(num["synthetic"]),
+        bot=_float(num["bot"]),
+        calls_1m=calls_1m,
+        calls_1h=calls_1h,
+        calls_24h=calls_24h,
+        complaints_30d=c30,
+        complaints_7d=c7,
+        fraud_complaints_30d=cf30,
+        honeypot_hits_30d=ch30,
+        distinct_1h=distinct_1h,
+        distinct_24h=distinct_24h,
+        callee_called_caller=bool(callee_called),
+        caller_called_callee=bool(caller_called),
+    )
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else math.nan
+
+
+def fill(vector: npt.NDArray[np.float32], read: ReputationRead, now_ms: int) -> None:
+    """Write the reputation and audio features of ``read`` into ``vector`` (schema order)."""
+    age_s = max(0.0, (now_ms - read.first_seen_ms) / 1000) if read.first_seen_ms else 0.0
+    values = {
+        "number_age_s": age_s,
+        "setups_total": read.setups,
+        "calls_1m": read.calls_1m,
+        "calls_1h": read.calls_1h,
+        "calls_24h": read.calls_24h,
+        "distinct_callees_1h": read.distinct_1h,
+        "distinct_callees_24h": read.distinct_24h,
+        "distinct_ratio_24h": _ratio(read.distinct_24h, read.calls_24h),
+        "cdrs_total": read.cdrs,
+        "answer_ratio": _ratio(read.answered, read.cdrs),
+        "short_call_ratio": _ratio(read.short, read.answered),
+        "mean_answered_s": _ratio(read.answered_ms / 1000, read.answered),
+        "max_concurrent": read.max_concurrent,
+        "rapid_sequential_ratio": _ratio(read.rapid, read.cdrs),
+        "complaints_7d": read.complaints_7d,
+        "complaints_30d": read.complaints_30d,
+        "fraud_complaints_30d": read.fraud_complaints_30d,
+        "honeypot_hits_30d": read.honeypot_hits_30d,
+        "callee_called_caller": float(read.callee_called_caller),
+        "caller_called_callee": float(read.caller_called_callee),
+        "campaigns": read.campaigns,
+        "campaign_numbers": read.campaign_numbers,
+        "synthetic_voice": read.synthetic,
+        "bot_behaviour": read.bot,
+    }
+    for name, value in values.items():
+        vector[INDEX[name]] = value
+
+
+class FeatureReader:
+    """Reads a caller's reputation features in one round trip (redis.asyncio or sync client)."""
+
+    def __init__(self, client: Any) -> None:
+        self._script = client.register_script(READ_FEATURES)
+
+    async def read(self, caller: str, callee: str, now_ms: int) -> ReputationRead:
+        """The caller's features at ``now_ms`` (async client)."""
+        script_keys, args = read_request(caller, callee, now_ms)
+        return parse(await self._script(keys=script_keys, args=args))
+
+    def read_sync(self, caller: str, callee: str, now_ms: int) -> ReputationRead:
+        """The caller's features at ``now_ms`` (sync client; for tools and the trainer)."""
+        script_keys, args = read_request(caller, callee, now_ms)
+        return parse(self._script(keys=script_keys, args=args))
