@@ -95,7 +95,7 @@ proto-check: venv ## Fail when the generated code in protos/ is stale
 lint: venv ## ruff and mypy --strict
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services loadtest tests
+	$(VENV)/bin/mypy services loadtest tests bench
 
 clean-data: down ## Stop the stack and delete its data (Kafka log dirs, Redis), keeping the jars
 	rm -rf $(STACK_DIR)/kafka/data $(STACK_DIR)/redis

@@ -25,20 +25,27 @@ from services.common.windows import CALL_WINDOWS, DISTINCT_1H, DISTINCT_24H
 log = logging.getLogger(__name__)
 
 RING_ADD = """
-local function ring_add(key, prefix, bucket, slots, inc)
-  local field = prefix .. (bucket % slots)
-  local current = redis.call('HGET', key, field)
-  if current then
-    local sep = string.find(current, ':', 1, true)
-    local held = tonumber(string.sub(current, 1, sep - 1))
-    if held == bucket then
-      redis.call('HSET', key, field, bucket .. ':' .. (tonumber(string.sub(current, sep + 1)) + inc))
-      return
-    elseif held > bucket then
-      return
+local function ring_add(key, rings, t, inc)
+  local fields = {}
+  for i, ring in ipairs(rings) do fields[i] = ring[1] .. (math.floor(t / ring[2]) % ring[3]) end
+  local held = redis.call('HMGET', key, unpack(fields))
+  local out = {}
+  for i, ring in ipairs(rings) do
+    local bucket = math.floor(t / ring[2])
+    local value = held[i]
+    local count = inc
+    if value then
+      local sep = string.find(value, ':', 1, true)
+      local at = tonumber(string.sub(value, 1, sep - 1))
+      if at == bucket then count = tonumber(string.sub(value, sep + 1)) + inc
+      elseif at > bucket then count = nil end
+    end
+    if count then
+      out[#out + 1] = fields[i]
+      out[#out + 1] = bucket .. ':' .. count
     end
   end
-  redis.call('HSET', key, field, bucket .. ':' .. inc)
+  if #out > 0 then redis.call('HSET', key, unpack(out)) end
 end
 local function capped_add(key, member, cap, ttl)
   if redis.call('SCARD', key) < cap then
@@ -48,54 +55,70 @@ local function capped_add(key, member, cap, ttl)
 end
 """
 
-# KEYS: marker, num, win, hll_1h, hll_24h, out
-# ARGV: t_ms, marker_ttl, number_ttl, callee_digest, out_cap, then (prefix, bucket, slots) x3, hll ttls
-APPLY_SETUP = (
-    RING_ADD
-    + """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then return 0 end
+# Lua source with the windows and retention baked in, so each call sends only what varies.
+SETUP_BODY = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', MARKER_TTL) then return 0 end
 local t = tonumber(ARGV[1])
+local seen = redis.call('HMGET', KEYS[2], 'first_seen_ms', 'last_seen_ms')
+local first, last = tonumber(seen[1]), tonumber(seen[2])
+local set = {}
+if (not first) or first > t then set[#set + 1] = 'first_seen_ms'; set[#set + 1] = ARGV[1] end
+if (not last) or last < t then set[#set + 1] = 'last_seen_ms'; set[#set + 1] = ARGV[1] end
+if #set > 0 then redis.call('HSET', KEYS[2], unpack(set)) end
 redis.call('HINCRBY', KEYS[2], 'setups', 1)
-local first = tonumber(redis.call('HGET', KEYS[2], 'first_seen_ms'))
-if (not first) or first > t then redis.call('HSET', KEYS[2], 'first_seen_ms', ARGV[1]) end
-local last = tonumber(redis.call('HGET', KEYS[2], 'last_seen_ms'))
-if (not last) or last < t then redis.call('HSET', KEYS[2], 'last_seen_ms', ARGV[1]) end
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-for i = 0, 2 do
-  ring_add(KEYS[3], ARGV[6 + 3 * i], tonumber(ARGV[7 + 3 * i]), tonumber(ARGV[8 + 3 * i]), 1)
-end
-redis.call('EXPIRE', KEYS[3], ARGV[3])
-if ARGV[4] ~= '' then
-  redis.call('PFADD', KEYS[4], ARGV[4])
-  redis.call('EXPIRE', KEYS[4], ARGV[15])
-  redis.call('PFADD', KEYS[5], ARGV[4])
-  redis.call('EXPIRE', KEYS[5], ARGV[16])
-  capped_add(KEYS[6], ARGV[4], tonumber(ARGV[5]), ARGV[3])
+redis.call('EXPIRE', KEYS[2], NUMBER_TTL)
+ring_add(KEYS[3], CALL_RINGS, t, 1)
+redis.call('EXPIRE', KEYS[3], NUMBER_TTL)
+if ARGV[2] ~= '' then
+  redis.call('PFADD', KEYS[4], ARGV[2])
+  redis.call('EXPIRE', KEYS[4], HLL_1H_TTL)
+  redis.call('PFADD', KEYS[5], ARGV[2])
+  redis.call('EXPIRE', KEYS[5], HLL_24H_TTL)
+  capped_add(KEYS[6], ARGV[2], RELATIONSHIP_CAP, NUMBER_TTL)
 end
 return 1
 """
-)
 
-# KEYS: inbound set of the callee; ARGV: caller digest, cap, ttl
-RECORD_INBOUND = (
-    RING_ADD
-    + """
-capped_add(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3])
+
+def _lua_rings(rings: Sequence[windows.Window]) -> str:
+    return "{" + ", ".join(f"{{'{w.prefix}', {w.bucket_ms}, {w.slots}}}" for w in rings) + "}"
+
+
+def compile_script(body: str, retention: Retention) -> str:
+    """A script's source with the shared helpers, the windows and the retention baked in."""
+    constants = {
+        "MARKER_TTL": retention.marker_ttl_s,
+        "NUMBER_TTL": retention.number_ttl_s,
+        "RELATIONSHIP_CAP": retention.relationship_cap,
+        "ACTIVE_TTL": retention.active_ttl_s,
+        "HLL_1H_TTL": windows.hll_ttl_s(DISTINCT_1H),
+        "HLL_24H_TTL": windows.hll_ttl_s(DISTINCT_24H),
+        "SHORT_CALL_MS": windows.SHORT_CALL_MS,
+        "RAPID_GAP_MS": windows.RAPID_GAP_MS,
+        "DAY_MS": windows.COMPLAINTS_30D.bucket_ms,
+        "COMPLAINT_SLOTS": windows.COMPLAINTS_30D.slots,
+    }
+    prelude = "".join(f"local {name} = {value}\n" for name, value in constants.items())
+    prelude += f"local CALL_RINGS = {_lua_rings(CALL_WINDOWS)}\n"
+    return prelude + RING_ADD + body
+
+
+# KEYS: inbound set of the callee; ARGV: caller digest
+INBOUND_BODY = """
+capped_add(KEYS[1], ARGV[1], RELATIONSHIP_CAP, NUMBER_TTL)
 return 1
 """
-)
 
-# KEYS: marker, num, act; ARGV: setup_ms, end_ms, answered, duration_ms, call digest, marker_ttl,
-# number_ttl, active_ttl, short_ms, rapid_gap_ms
-APPLY_CDR = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[6]) then return 0 end
+# KEYS: marker, num, act; ARGV: setup_ms, end_ms, answered, duration_ms, call digest
+CDR_BODY = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', MARKER_TTL) then return 0 end
 local setup = tonumber(ARGV[1])
 local finish = tonumber(ARGV[2])
 redis.call('HINCRBY', KEYS[2], 'cdrs', 1)
 if ARGV[3] == '1' then
   redis.call('HINCRBY', KEYS[2], 'answered', 1)
   redis.call('HINCRBY', KEYS[2], 'answered_ms', ARGV[4])
-  if tonumber(ARGV[4]) < tonumber(ARGV[9]) then redis.call('HINCRBY', KEYS[2], 'short', 1) end
+  if tonumber(ARGV[4]) < SHORT_CALL_MS then redis.call('HINCRBY', KEYS[2], 'short', 1) end
 end
 redis.call('ZADD', KEYS[3], finish, ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. setup)
@@ -103,59 +126,53 @@ local concurrent = redis.call('ZCOUNT', KEYS[3], setup, '+inf')
 local best = tonumber(redis.call('HGET', KEYS[2], 'max_concurrent') or '0')
 if concurrent > best then redis.call('HSET', KEYS[2], 'max_concurrent', concurrent) end
 local last_end = tonumber(redis.call('HGET', KEYS[2], 'last_end_ms') or '-1')
-if last_end >= 0 and setup >= last_end and setup - last_end <= tonumber(ARGV[10]) then
+if last_end >= 0 and setup >= last_end and setup - last_end <= RAPID_GAP_MS then
   redis.call('HINCRBY', KEYS[2], 'rapid', 1)
 end
 if finish > last_end then redis.call('HSET', KEYS[2], 'last_end_ms', finish) end
-redis.call('EXPIRE', KEYS[2], ARGV[7])
-redis.call('EXPIRE', KEYS[3], ARGV[8])
+redis.call('EXPIRE', KEYS[2], NUMBER_TTL)
+redis.call('EXPIRE', KEYS[3], ACTIVE_TTL)
 return 1
 """
 
-# KEYS: marker, num, win; ARGV: t_ms, fraud (0/1), honeypot (0/1), marker_ttl, number_ttl, day bucket,
-# slots
-APPLY_COMPLAINT = (
-    RING_ADD
-    + """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) then return 0 end
-local day = tonumber(ARGV[6])
-local slots = tonumber(ARGV[7])
+# KEYS: marker, num, win; ARGV: t_ms, fraud (0/1), honeypot (0/1)
+COMPLAINT_BODY = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', MARKER_TTL) then return 0 end
+local rings = {{'ca', DAY_MS, COMPLAINT_SLOTS}}
+if ARGV[2] == '1' then rings[#rings + 1] = {'cf', DAY_MS, COMPLAINT_SLOTS} end
+if ARGV[3] == '1' then rings[#rings + 1] = {'ch', DAY_MS, COMPLAINT_SLOTS} end
 redis.call('HINCRBY', KEYS[2], 'complaints', 1)
-ring_add(KEYS[3], 'ca', day, slots, 1)
-if ARGV[2] == '1' then ring_add(KEYS[3], 'cf', day, slots, 1) end
-if ARGV[3] == '1' then ring_add(KEYS[3], 'ch', day, slots, 1) end
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-redis.call('EXPIRE', KEYS[3], ARGV[5])
+ring_add(KEYS[3], rings, tonumber(ARGV[1]), 1)
+redis.call('EXPIRE', KEYS[2], NUMBER_TTL)
+redis.call('EXPIRE', KEYS[3], NUMBER_TTL)
 return 1
 """
-)
 
-# KEYS: marker, num, campaigns; ARGV: synthetic ('' when abstained), bot (''), marker_ttl, number_ttl,
-# campaign ids...
-APPLY_VERDICT = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3]) then return 0 end
+# KEYS: marker, num, campaigns; ARGV: synthetic ('' when abstained), bot (''), campaign ids...
+VERDICT_BODY = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', MARKER_TTL) then return 0 end
 for i, field in ipairs({'synthetic', 'bot'}) do
   if ARGV[i] ~= '' then
     local held = tonumber(redis.call('HGET', KEYS[2], field) or '-1')
     if tonumber(ARGV[i]) > held then redis.call('HSET', KEYS[2], field, ARGV[i]) end
   end
 end
-for i = 5, #ARGV do redis.call('SADD', KEYS[3], ARGV[i]) end
+for i = 3, #ARGV do redis.call('SADD', KEYS[3], ARGV[i]) end
 redis.call('HSET', KEYS[2], 'campaigns', redis.call('SCARD', KEYS[3]))
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-redis.call('EXPIRE', KEYS[3], ARGV[4])
+redis.call('EXPIRE', KEYS[2], NUMBER_TTL)
+redis.call('EXPIRE', KEYS[3], NUMBER_TTL)
 return 1
 """
 
-# KEYS: campaign members HLL; ARGV: number digest, ttl. Returns the campaign's size.
-LINK_CAMPAIGN = """
+# KEYS: campaign members HLL; ARGV: number digest. Returns the campaign's size.
+LINK_BODY = """
 redis.call('PFADD', KEYS[1], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], NUMBER_TTL)
 return redis.call('PFCOUNT', KEYS[1])
 """
 
 # KEYS: num; ARGV: campaign size
-RAISE_CAMPAIGN_SIZE = """
+RAISE_BODY = """
 local held = tonumber(redis.call('HGET', KEYS[1], 'campaign_numbers') or '0')
 if tonumber(ARGV[1]) > held then redis.call('HSET', KEYS[1], 'campaign_numbers', ARGV[1]) end
 return 1
@@ -237,22 +254,21 @@ class NumberStore:
         self.retention = retention
         self._retry_max_backoff_s = retry_max_backoff_s
         self._on_retry = on_retry
-        self._setup = client.register_script(APPLY_SETUP)
-        self._inbound = client.register_script(RECORD_INBOUND)
-        self._cdr = client.register_script(APPLY_CDR)
-        self._complaint = client.register_script(APPLY_COMPLAINT)
-        self._verdict = client.register_script(APPLY_VERDICT)
-        self._link = client.register_script(LINK_CAMPAIGN)
-        self._raise = client.register_script(RAISE_CAMPAIGN_SIZE)
+        def script(body: str) -> Any:
+            return client.register_script(compile_script(body, retention))
+
+        self._setup = script(SETUP_BODY)
+        self._inbound = script(INBOUND_BODY)
+        self._cdr = script(CDR_BODY)
+        self._complaint = script(COMPLAINT_BODY)
+        self._verdict = script(VERDICT_BODY)
+        self._link = script(LINK_BODY)
+        self._raise = script(RAISE_BODY)
 
     async def _queue(self, pipe: Any, update: Update) -> int:
         """Queue one update's scripts on a pipeline; returns how many results it adds."""
-        r = self.retention
         if isinstance(update, SetupUpdate):
-            args: list[Any] = [update.t_ms, r.marker_ttl_s, r.number_ttl_s, update.callee, r.relationship_cap]
-            for window in CALL_WINDOWS:
-                args += [window.prefix, window.bucket(update.t_ms), window.slots]
-            args += [windows.hll_ttl_s(DISTINCT_1H), windows.hll_ttl_s(DISTINCT_24H)]
+            callee = keys.digest(update.callee) if update.callee else ""
             await self._setup(
                 keys=[
                     keys.seen_key(update.caller, "setup", update.tenant, update.call_id),
@@ -262,13 +278,13 @@ class NumberStore:
                     keys.hll_key(update.caller, DISTINCT_24H.prefix, DISTINCT_24H.bucket(update.t_ms)),
                     keys.outbound_key(update.caller),
                 ],
-                args=args,
+                args=[update.t_ms, callee],
                 client=pipe,
             )
             if update.callee:
                 await self._inbound(
                     keys=[keys.inbound_key(update.callee)],
-                    args=[keys.digest(update.caller), r.relationship_cap, r.number_ttl_s],
+                    args=[keys.digest(update.caller)],
                     client=pipe,
                 )
                 return 2
@@ -286,32 +302,18 @@ class NumberStore:
                     int(update.answered),
                     update.duration_ms,
                     opaque_id(update.tenant + chr(0) + update.call_id)[:16],
-                    r.marker_ttl_s,
-                    r.number_ttl_s,
-                    r.active_ttl_s,
-                    windows.SHORT_CALL_MS,
-                    windows.RAPID_GAP_MS,
                 ],
                 client=pipe,
             )
             return 1
         if isinstance(update, ComplaintUpdate):
-            window = windows.COMPLAINTS_30D
             await self._complaint(
                 keys=[
                     keys.seen_key(update.reported, "complaint", update.tenant, update.complaint_id),
                     keys.number_key(update.reported),
                     keys.window_key(update.reported),
                 ],
-                args=[
-                    update.t_ms,
-                    int(update.fraud),
-                    int(update.honeypot),
-                    r.marker_ttl_s,
-                    r.number_ttl_s,
-                    window.bucket(update.t_ms),
-                    window.slots,
-                ],
+                args=[update.t_ms, int(update.fraud), int(update.honeypot)],
                 client=pipe,
             )
             return 1
@@ -324,8 +326,6 @@ class NumberStore:
             args=[
                 "" if update.synthetic is None else repr(update.synthetic),
                 "" if update.bot is None else repr(update.bot),
-                r.marker_ttl_s,
-                r.number_ttl_s,
                 *update.campaign_ids,
             ],
             client=pipe,
@@ -371,7 +371,7 @@ class NumberStore:
         for verdict, cid in pairs:
             await self._link(
                 keys=[keys.campaign_members_key(cid)],
-                args=[keys.digest(verdict.caller), self.retention.number_ttl_s],
+                args=[keys.digest(verdict.caller)],
                 client=pipe,
             )
         sizes = await pipe.execute()

@@ -128,9 +128,10 @@ def test_the_one_read_fills_the_vector(
     store, reader = clients
     caller, callee, friend = fresh(), fresh(), fresh()
     updates: list[Update] = []
+    callees = [callee] + [fresh() for _ in range(19)]
     for i in range(20):
         t = T0 + i * 2_000
-        updates.append(SetupUpdate(caller, f"{callee}{i}" if i else callee, "t", f"c{i}", t))
+        updates.append(SetupUpdate(caller, callees[i], "t", f"c{i}", t))
         updates.append(
             CdrUpdate(caller, "t", f"c{i}", t, t + 8_000, i % 4 == 0, 5_000 if i % 8 == 0 else 60_000)
         )
