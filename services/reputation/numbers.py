@@ -254,6 +254,7 @@ class NumberStore:
         self.retention = retention
         self._retry_max_backoff_s = retry_max_backoff_s
         self._on_retry = on_retry
+
         def script(body: str) -> Any:
             return client.register_script(compile_script(body, retention))
 
