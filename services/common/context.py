@@ -1,0 +1,68 @@
+"""Call-context features: what the CallSetup and the numbers themselves say, before any lookup.
+
+Shared by the decision service (live calls) and the trainer (replayed calls), so both fill the
+context part of the vector with the same code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from fraudmesh.v1 import call_pb2
+from services.common.features import INDEX
+from services.common.phone import NormalizedNumber, NumberKind
+
+KIND_CODES = {kind: i for i, kind in enumerate(NumberKind)}
+
+
+@dataclass(frozen=True)
+class ContextRules:
+    """The tenant facts context features need: its region, ranges and local time."""
+
+    region: str
+    home_ranges: tuple[str, ...]
+    risky_ranges: tuple[str, ...]
+    utc_offset_hours: float
+
+
+def shared_prefix(caller: NormalizedNumber, callee: NormalizedNumber) -> int:
+    """How many leading digits two dialable numbers share after the country code."""
+    if caller.e164 is None or callee.e164 is None or caller.country_code != callee.country_code:
+        return 0
+    cc = len(str(caller.country_code))
+    a, b = caller.e164[1 + cc :], callee.e164[1 + cc :]
+    count = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        count += 1
+    return count
+
+
+def fill_context(
+    vector: npt.NDArray[np.float32],
+    setup: call_pb2.CallSetup,
+    caller: NormalizedNumber | None,
+    callee: NormalizedNumber | None,
+    rules: ContextRules,
+) -> None:
+    """Write the context features of one call into ``vector``; unknown parts stay NaN."""
+    vector[INDEX["ingress_kind"]] = setup.ingress_kind
+    if setup.HasField("event_time"):
+        hours = setup.event_time.seconds / 3600 + rules.utc_offset_hours
+        vector[INDEX["hour_of_day"]] = math.floor(hours % 24)
+    if caller is None:
+        vector[INDEX["caller_valid"]] = 0.0
+        return
+    vector[INDEX["caller_number_kind"]] = KIND_CODES[caller.kind]
+    vector[INDEX["caller_valid"]] = float(caller.valid or caller.is_short)
+    canonical = caller.canonical
+    vector[INDEX["caller_risky_range"]] = float(any(canonical.startswith(p) for p in rules.risky_ranges))
+    vector[INDEX["caller_home_range"]] = float(any(canonical.startswith(p) for p in rules.home_ranges))
+    vector[INDEX["caller_domestic"]] = float(caller.region == rules.region)
+    if callee is not None:
+        vector[INDEX["callee_prefix_shared"]] = shared_prefix(caller, callee)
