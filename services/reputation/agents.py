@@ -143,29 +143,21 @@ def build_app(settings: ReputationSettings) -> faust.App:
 
     async def fold(stream: StreamT[bytes], topic: Topic, to_update: Callable[[bytes, int], Update]) -> None:
         batches = stream.noack_take(settings.batch_size, within=settings.batch_wait_s)  # type: ignore[attr-defined]
+        lag = metrics.LAG.labels(topic.name)
         async for batch in batches:
             events: list[EventT[bytes]] = list(batch)  # noack_take yields the events themselves
             updates: list[Update] = []
-            folded: list[EventT[bytes]] = []
             now = time.time()
             for event in events:
-                message = event.message
-                metrics.LAG.labels(topic.name).observe(max(0.0, now - message.timestamp))
-                with tracer.start_as_current_span(
-                    "reputation.fold", context=extract_trace_context(message.headers)
-                ):
-                    try:
-                        updates.append(to_update(message.value or b"", int(message.timestamp * 1000)))
-                        folded.append(event)
-                    except DecodeError as exc:
-                        await _dead_letter(event, exc.reason, exc)
-                    except RejectedRecordError as exc:
-                        await _dead_letter(event, exc.reason, exc)
-                    except Exception as exc:  # a bug must not kill the agent silently or lose the record
-                        log.exception(
-                            "record could not be folded; dead-lettering it", extra={"topic": topic.name}
-                        )
-                        await _dead_letter(event, "processing_error", exc)
+                lag.observe(max(0.0, now - event.message.timestamp))
+                parent = extract_trace_context(event.message.headers)
+                if trace.get_current_span(parent).get_span_context().is_valid:
+                    with tracer.start_as_current_span("reputation.fold", context=parent):
+                        update = await _to_update(event, topic, to_update)
+                else:
+                    update = await _to_update(event, topic, to_update)
+                if update is not None:
+                    updates.append(update)
             if updates:
                 started = time.perf_counter()
                 applied = await store.apply(updates)
@@ -175,6 +167,22 @@ def build_app(settings: ReputationSettings) -> faust.App:
                     metrics.EVENTS.labels(topic.name, "applied" if ok else "duplicate").inc()
             for event in events:
                 await stream.ack(event)
+
+    async def _to_update(
+        event: EventT[bytes], topic: Topic, to_update: Callable[[bytes, int], Update]
+    ) -> Update | None:
+        """The event's update, or None once it has been dead-lettered with its reason."""
+        message = event.message
+        try:
+            return to_update(message.value or b"", int(message.timestamp * 1000))
+        except DecodeError as exc:
+            await _dead_letter(event, exc.reason, exc)
+        except RejectedRecordError as exc:
+            await _dead_letter(event, exc.reason, exc)
+        except Exception as exc:  # a bug must not kill the agent silently or lose the record
+            log.exception("record could not be folded; dead-lettering it", extra={"topic": topic.name})
+            await _dead_letter(event, "processing_error", exc)
+        return None
 
     async def _dead_letter(event: EventT[bytes], reason: str, error: BaseException) -> None:
         await dead_letters.send(event, reason, error)
