@@ -16,6 +16,10 @@ REASONS: Final[dict[str, str]] = {
     # Caller-ID consistency and STIR/SHAKEN (origination)
     "SHAKEN_ABSENT": "no PASSporT on a call from a peer expected to sign",
     "SHAKEN_SIGNATURE_INVALID": "the PASSporT signature, chain or claims did not verify",
+    "SHAKEN_REPLAY": "the same PASSporT was already presented within its freshness window",
+    "SHAKEN_TN_MISMATCH": "the PASSporT signs a different calling or called number than the call presents",
+    "SHAKEN_CERT_UNAVAILABLE": "the signer's certificate could not be fetched from its x5u",
+    "SHAKEN_UNSUPPORTED": "an Identity header of a kind not verified (compact form, div alone, other ppt)",
     "SHAKEN_ATTESTATION_C": "the originating carrier gave gateway (C) attestation",
     "SHAKEN_ATTESTATION_B": "the originating carrier gave partial (B) attestation",
     "INTL_INGRESS_DOMESTIC_CLI": "a domestic caller ID presented on a call from an international gateway",
@@ -23,6 +27,7 @@ REASONS: Final[dict[str, str]] = {
     "NEIGHBOR_SPOOFING": "the caller ID shares the callee's leading digits",
     "INVALID_CLI": "the caller ID is not a valid or allocated number",
     "RISKY_RANGE": "the caller ID is in a configured risky range (e.g. virtual 170/171)",
+    "CLI_REGION_MISMATCH": "an on-net fixed-line caller ID from another area than its ingress switch",
     # Reputation
     "NEW_NUMBER": "the number was first seen very recently",
     "VELOCITY_1M_HIGH": "many calls from this number in the last minute",

@@ -1,0 +1,178 @@
+"""Caller-ID consistency checks: does the presented calling number fit where the call came from?
+
+Each check returns a stable reason code from services.common.reasons; none of them blocks by itself
+(the decision policy weighs them with reputation and STIR/SHAKEN):
+
+* ``INVALID_CLI`` — the caller ID does not parse as a number, is unallocated in its numbering plan,
+  or is an emergency number (emergency services never originate calls). A withheld caller ID
+  (empty, or ``anonymous``/``unavailable``/... as the user part) is not invalid and skips every check.
+* ``INTL_INGRESS_DOMESTIC_CLI`` — an international gateway delivers a number of the tenant's own
+  region. Roaming subscribers calling home produce this legitimately; the policy must allow for it.
+* ``ONNET_CLI_OFFNET_INGRESS`` — a number in the tenant's own subscriber ranges arrives from any
+  ingress that is not on-net. Numbers ported out of those ranges need to be excluded upstream.
+* ``NEIGHBOR_SPOOFING`` — caller and callee share at least ``neighbor_digits`` leading national
+  digits (same country code), on a call that is not on-net.
+* ``RISKY_RANGE`` — the caller is in a configured risky range (e.g. virtual-operator prefixes).
+* ``CLI_REGION_MISMATCH`` (opt-in; the code still has to be added to services.common.reasons) — an
+  on-net fixed-line caller whose area code maps, via the tenant's ``area_regions``, to a different
+  ISO 3166-2 subdivision than the on-net ingress point. Fixed lines do not roam, so an on-net
+  switch in one province presenting another province's fixed number is usually a PBX or SIP trunk
+  customer spoofing; on interconnect traffic the point of interconnection says little about the
+  caller's area, so the check is limited to on-net ingress. Off unless ``area_regions`` is set.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from fraudmesh.v1 import call_pb2, common_pb2
+from services.common.phone import InvalidNumberError, NormalizedNumber, NumberKind, normalize
+
+__all__ = [
+    "CLI_REGION_MISMATCH",
+    "CallerIdResult",
+    "TenantRules",
+    "check_caller_id",
+    "is_withheld",
+    "presented_caller",
+]
+
+CLI_REGION_MISMATCH: Final = "CLI_REGION_MISMATCH"
+
+_WITHHELD_USERS: Final = frozenset(
+    {"anonymous", "unavailable", "unknown", "restricted", "private", "withheld", "anonymous.invalid"}
+)
+_PREFIX: Final = re.compile(r"\+[0-9]{1,15}|[A-Z]{2}:[0-9]{1,15}")
+_SUBDIVISION: Final = re.compile(r"[A-Z]{2}-[A-Z0-9]{1,3}")
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRules:
+    """A tenant's caller-ID rules: home region, own and risky number ranges, thresholds.
+
+    Ranges are canonical prefixes: ``+<digits>`` for E.164 numbers, ``<REGION>:<digits>`` for short
+    codes. ``area_regions`` maps E.164 area prefixes (e.g. ``+8610``) to ISO 3166-2 subdivisions
+    (``CN-BJ``) for the opt-in fixed-line region check.
+    """
+
+    region: str
+    home_ranges: tuple[str, ...] = ()
+    risky_ranges: tuple[str, ...] = ()
+    neighbor_digits: int = 7
+    area_regions: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Fail fast on malformed configuration rather than silently never matching."""
+        for prefix in (*self.home_ranges, *self.risky_ranges):
+            if _PREFIX.fullmatch(prefix) is None:
+                raise ValueError(f"range {prefix!r} is not '+digits' or 'RR:digits'")
+        for prefix, subdivision in self.area_regions.items():
+            if not prefix.startswith("+") or _PREFIX.fullmatch(prefix) is None:
+                raise ValueError(f"area prefix {prefix!r} is not '+digits'")
+            if _SUBDIVISION.fullmatch(subdivision) is None:
+                raise ValueError(f"area region {subdivision!r} is not an ISO 3166-2 code like 'CN-BJ'")
+        if not 1 <= self.neighbor_digits <= 15:
+            raise ValueError("neighbor_digits must be between 1 and 15")
+
+
+@dataclass(frozen=True, slots=True)
+class CallerIdResult:
+    """The reason codes of the caller-ID checks, plus the normalised numbers they were based on."""
+
+    reason_codes: tuple[str, ...]
+    caller: NormalizedNumber | None
+    callee: NormalizedNumber | None
+    withheld: bool
+
+
+def presented_caller(setup: call_pb2.CallSetup) -> str:
+    """The calling identity to check: P-Asserted-Identity when the trunk sent one, else From."""
+    return setup.p_asserted_identity.strip() or setup.calling_number.strip()
+
+
+def is_withheld(raw: str) -> bool:
+    """True for an empty caller ID or a privacy placeholder such as ``sip:anonymous@anonymous.invalid``."""
+    text = raw.strip().lower()
+    if not text:
+        return True
+    if "<" in text:
+        text = text.partition("<")[2].partition(">")[0]
+    for scheme in ("sips:", "sip:", "tel:"):
+        if text.startswith(scheme):
+            text = text[len(scheme) :]
+            break
+    user = text.partition("@")[0].partition(";")[0].strip()
+    return user in _WITHHELD_USERS
+
+
+def _national(number: NormalizedNumber) -> str | None:
+    """The national significant digits of a dialable number, None for short codes."""
+    if number.e164 is None or number.country_code is None:
+        return None
+    return number.e164[1 + len(str(number.country_code)) :]
+
+
+def _shared_prefix(a: str, b: str) -> int:
+    """How many leading characters a and b have in common."""
+    count = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        count += 1
+    return count
+
+
+def _area_region(number: NormalizedNumber, area_regions: Mapping[str, str]) -> str | None:
+    """The subdivision of the longest configured area prefix matching the number."""
+    best: tuple[int, str] | None = None
+    for prefix, subdivision in area_regions.items():
+        if number.canonical.startswith(prefix) and (best is None or len(prefix) > best[0]):
+            best = (len(prefix), subdivision)
+    return best[1] if best else None
+
+
+def check_caller_id(setup: call_pb2.CallSetup, rules: TenantRules) -> CallerIdResult:
+    """Run every caller-ID consistency check on one call setup and return the codes that fired."""
+    raw = presented_caller(setup)
+    callee = _try_normalize(setup.called_number, rules.region)
+    if is_withheld(raw):
+        return CallerIdResult((), None, callee, withheld=True)
+    caller = _try_normalize(raw, rules.region)
+    if caller is None or caller.is_emergency:
+        return CallerIdResult(("INVALID_CLI",), caller, callee, withheld=False)
+    codes: list[str] = []
+    if not caller.valid:
+        codes.append("INVALID_CLI")
+    ingress = setup.ingress_kind
+    known_ingress = ingress != common_pb2.INGRESS_KIND_UNSPECIFIED
+    on_net = ingress == common_pb2.INGRESS_KIND_ON_NET
+    if ingress == common_pb2.INGRESS_KIND_INTERNATIONAL_GATEWAY and caller.region == rules.region:
+        codes.append("INTL_INGRESS_DOMESTIC_CLI")
+    if known_ingress and not on_net and caller.canonical.startswith(rules.home_ranges):
+        codes.append("ONNET_CLI_OFFNET_INGRESS")
+    if not on_net and callee is not None and caller.country_code == callee.country_code:
+        caller_national, callee_national = _national(caller), _national(callee)
+        if (
+            caller_national is not None
+            and callee_national is not None
+            and _shared_prefix(caller_national, callee_national) >= rules.neighbor_digits
+        ):
+            codes.append("NEIGHBOR_SPOOFING")
+    if rules.risky_ranges and caller.canonical.startswith(rules.risky_ranges):
+        codes.append("RISKY_RANGE")
+    if rules.area_regions and on_net and caller.kind is NumberKind.FIXED_LINE and setup.ingress_region:
+        expected = _area_region(caller, rules.area_regions)
+        if expected is not None and expected != setup.ingress_region.strip().upper():
+            codes.append(CLI_REGION_MISMATCH)
+    return CallerIdResult(tuple(codes), caller, callee, withheld=False)
+
+
+def _try_normalize(raw: str, region: str) -> NormalizedNumber | None:
+    """normalize() keeping unallocated numbers, or None for input that is not a number at all."""
+    try:
+        return normalize(raw, region, allow_unallocated=True)
+    except InvalidNumberError:
+        return None
