@@ -20,7 +20,7 @@ export FRAUDMESH_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 export FRAUDMESH_PSEUDONYM_KEY_FILE ?= $(STACK_DIR)/secrets/pseudonym.key
 export FRAUDMESH_TENANT_REGIONS ?= demo-cn=CN,demo-us=US
 
-.PHONY: help run smoke bench-loadtest test test-unit test-integration deps system-deps venv jars up down status topics \
+.PHONY: help run model smoke bench-loadtest test test-unit test-integration deps system-deps venv jars up down status topics \
         proto proto-check lint clean-data
 
 help: ## List the targets
@@ -30,6 +30,11 @@ SCENARIO ?= ci
 
 run: up ## The main job: simulate $(SCENARIO) traffic, replay it through the mesh, verify, report
 	$(PY) -m loadtest run --scenario $(SCENARIO)
+
+model: up ## Train the scoring model on $(SCENARIO) traffic: generate, point-in-time features, train
+	test -f data/$(SCENARIO)/manifest.json || $(PY) -m loadtest generate --scenario $(SCENARIO) --out data/$(SCENARIO)
+	$(PY) -m services.scoring build-features --dataset data/$(SCENARIO) --out data/$(SCENARIO)/features.npz
+	$(PY) -m services.scoring train --features data/$(SCENARIO)/features.npz --out models/$(SCENARIO)
 
 smoke: up ## A quick pipeline check: setups → Kafka → reputation → Redis, duplicates and poison records
 	$(PY) -m loadtest.smoke

@@ -170,6 +170,9 @@ class CommonSettings:
     pseudonym_key: Secret
     default_region: str = "CN"
     tenant_regions: tuple[str, ...] = ()
+    home_ranges: tuple[str, ...] = ("+86138", "+86139", "+86150", "+86188")
+    risky_ranges: tuple[str, ...] = ("+86170", "+86171", "+86165", "+86167")
+    utc_offset_hours: float = 8.0
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.JSON
     metrics_bind: str = "127.0.0.1"

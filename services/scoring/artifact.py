@@ -1,0 +1,378 @@
+"""The model artifact: a trained LightGBM forest flattened into plain NumPy arrays, plus its metadata.
+
+An artifact is a folder holding ``model.npz`` (the arrays below) and ``model.json`` (schema hash,
+feature names, calibration, training metrics, the caller's training-data manifest, library
+versions). Inference reads only these two files, so the decision service needs neither LightGBM
+nor scikit-learn; ``lightgbm.txt`` is kept beside them for audit and offline TreeSHAP.
+
+Trees are stored node by node in preorder, every tree's root at ``tree_offset[t]``. For a split
+node: ``feature``, ``threshold`` (float64, compared with ``<=``), ``left``/``right`` (global node
+indices) and ``decision_type`` (LightGBM's bits: 2 = default left, ``(d >> 2) & 3`` = missing type
+0 None / 1 Zero / 2 NaN). For a leaf: ``left == right == -1`` and ``value`` is its output. A split
+node's ``value`` is the data-count-weighted mean of its leaves (LightGBM's ``ExpectedValue``), the
+baseline path attribution measures changes against. ``count`` is training rows through the node.
+
+Loading refuses an artifact built for a different feature schema (``SchemaMismatchError``): a
+model reading features by position must never be fed vectors in another order or meaning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from services.common.features import NAMES, SCHEMA_HASH, WIDTH
+
+if TYPE_CHECKING:
+    import lightgbm
+
+FORMAT_VERSION: Final[int] = 1
+ARRAYS: Final[str] = "model.npz"
+METADATA: Final[str] = "model.json"
+LIGHTGBM_TEXT: Final[str] = "lightgbm.txt"
+
+DEFAULT_LEFT: Final[int] = 2
+MISSING_NONE: Final[int] = 0
+MISSING_ZERO: Final[int] = 1
+MISSING_NAN: Final[int] = 2
+_MISSING_TYPES: Final[dict[str, int]] = {"None": MISSING_NONE, "Zero": MISSING_ZERO, "NaN": MISSING_NAN}
+AVOID_INF: Final[float] = 1e300
+_VERSIONED: Final[tuple[str, ...]] = ("numpy", "numba", "llvmlite", "lightgbm", "scikit-learn", "fraudmesh")
+
+IntArray = npt.NDArray[np.int32]
+FloatArray = npt.NDArray[np.float64]
+
+
+class ArtifactError(Exception):
+    """The artifact folder is missing, malformed or cannot be used by this code."""
+
+
+class SchemaMismatchError(ArtifactError):
+    """The artifact was trained on a different feature schema than the running code's."""
+
+    def __init__(self, artifact_hash: str, running_hash: str) -> None:
+        self.artifact_hash = artifact_hash
+        self.running_hash = running_hash
+        super().__init__(
+            f"model artifact was trained on feature schema {artifact_hash}, "
+            f"this code builds vectors for schema {running_hash}; retrain or deploy matching code"
+        )
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Platt scaling of the raw margin: probability = 1 / (1 + exp(-(a * raw + b)))."""
+
+    a: float
+    b: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form stored in model.json."""
+        return {"method": "platt", "a": self.a, "b": self.b}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Calibration:
+        """Read the JSON form; refuses methods this code cannot apply."""
+        if data.get("method") != "platt":
+            raise ArtifactError(f"unsupported calibration method {data.get('method')!r}")
+        return cls(a=float(data["a"]), b=float(data["b"]))
+
+
+IDENTITY: Final[Calibration] = Calibration(a=1.0, b=0.0)
+
+
+@dataclass(frozen=True)
+class Forest:
+    """The flattened trees (see the module docstring for the layout)."""
+
+    feature: IntArray
+    threshold: FloatArray
+    left: IntArray
+    right: IntArray
+    decision_type: npt.NDArray[np.uint8]
+    value: FloatArray
+    count: npt.NDArray[np.int64]
+    tree_offset: npt.NDArray[np.int64]
+
+    @property
+    def num_trees(self) -> int:
+        """Number of trees."""
+        return len(self.tree_offset) - 1
+
+    @property
+    def num_nodes(self) -> int:
+        """Number of nodes, splits and leaves together."""
+        return len(self.feature)
+
+    def is_leaf(self) -> npt.NDArray[np.bool_]:
+        """Mask of leaf nodes."""
+        return self.left < 0
+
+    def depths(self) -> npt.NDArray[np.int32]:
+        """Depth of each tree (edges from root to its deepest leaf; 0 for a single leaf)."""
+        depth = np.zeros(self.num_nodes, dtype=np.int32)
+        for n in range(self.num_nodes):
+            if self.left[n] >= 0:
+                depth[self.left[n]] = depth[n] + 1
+                depth[self.right[n]] = depth[n] + 1
+        return np.array(
+            [depth[self.tree_offset[t] : self.tree_offset[t + 1]].max() for t in range(self.num_trees)],
+            dtype=np.int32,
+        )
+
+    def arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """The arrays by their npz names."""
+        return {
+            "feature": self.feature,
+            "threshold": self.threshold,
+            "left": self.left,
+            "right": self.right,
+            "decision_type": self.decision_type,
+            "value": self.value,
+            "count": self.count,
+            "tree_offset": self.tree_offset,
+        }
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A forest with its calibration and the metadata that travels with it."""
+
+    forest: Forest
+    calibration: Calibration
+    objective: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        """The model version string a Decision carries (creation time + forest digest)."""
+        return str(self.metadata.get("model_version", "unversioned"))
+
+
+def _tree_nodes(root: dict[str, Any]) -> list[dict[str, Any]]:
+    """The nodes of one dumped tree in preorder."""
+    order: list[dict[str, Any]] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        if "split_index" in node:
+            stack.append(node["right_child"])
+            stack.append(node["left_child"])
+    return order
+
+
+def _threshold(value: float) -> float:
+    """Undo ``Common::AvoidInf``: the JSON dump writes an infinite threshold as +-1e300.
+
+    The booster and its text model keep +inf (a split "every number left, NaN right"), so +inf
+    input goes left there; features are float32, so no real threshold is that large.
+    """
+    if value >= AVOID_INF:
+        return float("inf")
+    if value <= -AVOID_INF:
+        return float("-inf")
+    return value
+
+
+def forest_from_dump(dump: dict[str, Any]) -> Forest:
+    """Flatten ``Booster.dump_model()`` output; refuses what the kernels cannot evaluate exactly."""
+    if dump.get("num_class", 1) != 1 or dump.get("num_tree_per_iteration", 1) != 1:
+        raise ArtifactError("only single-output (binary) models are supported")
+    if dump.get("average_output"):
+        raise ArtifactError("random-forest mode (average_output) is not supported")
+    if list(dump.get("feature_names", [])) != list(NAMES):
+        raise ArtifactError("the model's feature names are not the schema's NAMES in order")
+    feature: list[int] = []
+    threshold: list[float] = []
+    left: list[int] = []
+    right: list[int] = []
+    decision: list[int] = []
+    value: list[float] = []
+    count: list[int] = []
+    offsets = [0]
+    for tree in dump["tree_info"]:
+        if tree.get("num_cat", 0):
+            raise ArtifactError("categorical splits are not supported: train every feature as numeric")
+        nodes = _tree_nodes(tree["tree_structure"])
+        base = offsets[-1]
+        position = {id(node): base + i for i, node in enumerate(nodes)}
+        for node in nodes:
+            if "split_index" in node:
+                if node["decision_type"] != "<=":
+                    raise ArtifactError(f"unsupported decision type {node['decision_type']!r}")
+                feature.append(int(node["split_feature"]))
+                threshold.append(_threshold(float(node["threshold"])))
+                left.append(position[id(node["left_child"])])
+                right.append(position[id(node["right_child"])])
+                bits = _MISSING_TYPES[node["missing_type"]] << 2
+                decision.append(bits | (DEFAULT_LEFT if node["default_left"] else 0))
+                value.append(np.nan)
+                count.append(int(node["internal_count"]))
+            else:
+                if "leaf_coeff" in node:
+                    raise ArtifactError("linear trees are not supported")
+                feature.append(0)
+                threshold.append(0.0)
+                left.append(-1)
+                right.append(-1)
+                decision.append(0)
+                value.append(float(node["leaf_value"]))
+                count.append(int(node.get("leaf_count", 0)))
+        offsets.append(base + len(nodes))
+    forest = Forest(
+        feature=np.array(feature, dtype=np.int32),
+        threshold=np.array(threshold, dtype=np.float64),
+        left=np.array(left, dtype=np.int32),
+        right=np.array(right, dtype=np.int32),
+        decision_type=np.array(decision, dtype=np.uint8),
+        value=np.array(value, dtype=np.float64),
+        count=np.array(count, dtype=np.int64),
+        tree_offset=np.array(offsets, dtype=np.int64),
+    )
+    _fill_expected_values(forest)
+    return forest
+
+
+def _fill_expected_values(forest: Forest) -> None:
+    """Set each split node's value to the count-weighted mean of its children (bottom-up)."""
+    for n in range(forest.num_nodes - 1, -1, -1):
+        lo, hi = forest.left[n], forest.right[n]
+        if lo < 0:
+            continue
+        c_lo, c_hi = float(forest.count[lo]), float(forest.count[hi])
+        if c_lo + c_hi > 0:
+            forest.value[n] = (c_lo * forest.value[lo] + c_hi * forest.value[hi]) / (c_lo + c_hi)
+        else:
+            forest.value[n] = 0.5 * (forest.value[lo] + forest.value[hi])
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries that produced or read the artifact."""
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def from_booster(
+    booster: lightgbm.Booster,
+    calibration: Calibration = IDENTITY,
+    *,
+    metrics: dict[str, Any] | None = None,
+    manifest: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+) -> Artifact:
+    """Build an artifact from a trained booster (all of its iterations: trim before calling)."""
+    dump = booster.dump_model(num_iteration=-1)
+    forest = forest_from_dump(dump)
+    created = datetime.now(UTC)
+    digest = _digest(forest)
+    meta: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "schema_hash": SCHEMA_HASH,
+        "feature_names": list(NAMES),
+        "num_trees": forest.num_trees,
+        "num_nodes": forest.num_nodes,
+        "max_depth": int(forest.depths().max(initial=0)),
+        "objective": str(dump.get("objective", "")),
+        "calibration": calibration.to_json(),
+        "metrics": metrics or {},
+        "training_data": manifest or {},
+        "params": params or {},
+        "created_at": created.isoformat(timespec="seconds"),
+        "model_version": f"{created.strftime('%Y%m%dT%H%M%SZ')}-{digest}",
+        "forest_sha256": digest,
+        "libraries": library_versions(),
+    }
+    return Artifact(forest=forest, calibration=calibration, objective=meta["objective"], metadata=meta)
+
+
+def _digest(forest: Forest) -> str:
+    h = hashlib.sha256()
+    for name, array in forest.arrays().items():
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()[:12]
+
+
+def save(artifact: Artifact, folder: Path, *, lightgbm_text: str | None = None) -> Path:
+    """Write ``model.npz`` and ``model.json`` (and the LightGBM text model, if given) to ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, Any] = artifact.forest.arrays()
+    np.savez(folder / ARRAYS, **arrays)
+    (folder / METADATA).write_text(json.dumps(artifact.metadata, indent=2, sort_keys=True) + "\n")
+    if lightgbm_text is not None:
+        (folder / LIGHTGBM_TEXT).write_text(lightgbm_text)
+    return folder
+
+
+def load(folder: Path) -> Artifact:
+    """Read an artifact folder, checking format version, feature schema and array consistency."""
+    try:
+        meta = json.loads((folder / METADATA).read_text())
+        with np.load(folder / ARRAYS, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"cannot read model artifact in {folder}: {exc}") from exc
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(
+            f"artifact format {meta.get('format_version')!r} is not this code's format {FORMAT_VERSION}"
+        )
+    if meta.get("schema_hash") != SCHEMA_HASH:
+        raise SchemaMismatchError(str(meta.get("schema_hash")), SCHEMA_HASH)
+    if meta.get("feature_names") != list(NAMES):
+        raise ArtifactError("artifact feature names differ from the schema despite a matching hash")
+    try:
+        forest = Forest(
+            feature=arrays["feature"].astype(np.int32, copy=False),
+            threshold=arrays["threshold"].astype(np.float64, copy=False),
+            left=arrays["left"].astype(np.int32, copy=False),
+            right=arrays["right"].astype(np.int32, copy=False),
+            decision_type=arrays["decision_type"].astype(np.uint8, copy=False),
+            value=arrays["value"].astype(np.float64, copy=False),
+            count=arrays["count"].astype(np.int64, copy=False),
+            tree_offset=arrays["tree_offset"].astype(np.int64, copy=False),
+        )
+    except KeyError as exc:
+        raise ArtifactError(f"artifact arrays lack {exc}") from exc
+    _check(forest)
+    calibration = Calibration.from_json(meta.get("calibration", {}))
+    return Artifact(
+        forest=forest, calibration=calibration, objective=str(meta.get("objective")), metadata=meta
+    )
+
+
+def _check(forest: Forest) -> None:
+    """Refuse arrays whose shapes or indices would make a kernel read out of bounds."""
+    n = forest.num_nodes
+    if any(len(a) != n for a in forest.arrays().values() if a is not forest.tree_offset):
+        raise ArtifactError("artifact node arrays have different lengths")
+    offsets = forest.tree_offset
+    if len(offsets) < 2 or offsets[0] != 0 or offsets[-1] != n or np.any(np.diff(offsets) <= 0):
+        raise ArtifactError("artifact tree offsets are inconsistent")
+    split = forest.left >= 0
+    if np.any(forest.feature[split] < 0) or np.any(forest.feature[split] >= WIDTH):
+        raise ArtifactError("artifact splits on a feature outside the schema")
+    end = offsets[np.searchsorted(offsets, np.arange(n), side="right")]
+    for child in (forest.left, forest.right):
+        if np.any(child[split] <= np.flatnonzero(split)) or np.any(child[split] >= end[split]):
+            raise ArtifactError("artifact child indices leave their tree")
+    if np.any((forest.left >= 0) != (forest.right >= 0)):
+        raise ArtifactError("artifact has a node with one child")
+    if np.any(((forest.decision_type >> 2) & 3) > MISSING_NAN) or np.any(forest.decision_type & 1):
+        raise ArtifactError("artifact has a categorical split or unknown missing type")
+    if not np.all(np.isfinite(forest.value)):
+        raise ArtifactError("artifact has a non-finite node value")
