@@ -37,6 +37,7 @@ PLOTS: Final[dict[str, str]] = {
     "importance": "importance.png",
 }
 TOP_FEATURES: Final[int] = 15
+EXPLAINED_ROWS: Final[int] = 1_000
 RELIABILITY_BINS: Final[int] = 12
 FLOOR: Final[float] = 1e-5
 
@@ -61,19 +62,19 @@ def kind_name(kind: int) -> str:
         return str(kind)
 
 
-def reason_agreement(saabas: F64, shap: F64, raw: F64, points: list[Any]) -> dict[str, Any]:
-    """How often path attribution and TreeSHAP give the same reasons, on calls flagged at 1% legit FP.
+def reason_agreement(saabas: F64, shap: F64) -> dict[str, Any]:
+    """How often path attribution and TreeSHAP give the same top reason on the same calls.
 
-    Reasons only matter for flagged calls; ``points[-1]`` is the loosest operating point.
+    Training passes (a sample of) the holdout calls flagged at the loosest operating point: reasons
+    only matter for flagged calls.
     """
-    flagged = np.flatnonzero(raw > points[-1].raw_threshold) if points else np.arange(len(raw))
     same_top, top_in_three = 0, 0
-    for r in flagged:
-        ours = top_reasons(positive_order(saabas[r]))
-        theirs = top_reasons(positive_order(shap[r]))
+    for ours_row, theirs_row in zip(saabas, shap, strict=True):
+        ours = top_reasons(positive_order(ours_row))
+        theirs = top_reasons(positive_order(theirs_row))
         same_top += bool(ours and theirs and ours[0] == theirs[0])
         top_in_three += bool(ours and ours[0] in theirs)
-    n = len(flagged)
+    n = len(saabas)
     return {
         "rows": n,
         "top_reason_equal": same_top / n if n else math.nan,
@@ -182,7 +183,8 @@ def _markdown(artifact: Artifact, points: list[Any]) -> str:
         "",
         "## Explanations",
         "",
-        f"On {agreement['rows']} holdout calls flagged at the 1% point, the top reason from path "
+        f"On {agreement['rows']} holdout calls flagged at the 1% point (a sample of at most "
+        f"{EXPLAINED_ROWS}), the top reason from path "
         f"attribution equals TreeSHAP's (LightGBM `pred_contrib`) for "
         f"{_fmt(agreement['top_reason_equal'], 3)} of calls and is among TreeSHAP's top 3 for "
         f"{_fmt(agreement['top_reason_in_treeshap_top3'], 3)}.",
