@@ -20,7 +20,7 @@ export FRAUDMESH_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 export FRAUDMESH_PSEUDONYM_KEY_FILE ?= $(STACK_DIR)/secrets/pseudonym.key
 export FRAUDMESH_TENANT_REGIONS ?= demo-cn=CN,demo-us=US
 
-.PHONY: help run model smoke bench-loadtest test test-unit test-integration deps system-deps venv jars up down status topics \
+.PHONY: help run model smoke bench-loadtest bench-reputation bench-origination bench-scoring test test-unit test-integration deps system-deps venv jars up down status topics \
         proto proto-check lint clean-data
 
 help: ## List the targets
@@ -41,6 +41,15 @@ smoke: up ## A quick pipeline check: setups → Kafka → reputation → Redis, 
 
 bench-loadtest: up ## Benchmark: generation and replay rates beside bare ES256 and a raw producer
 	$(PY) -m loadtest.bench --scenario $(SCENARIO)
+
+bench-reputation: up ## Benchmark: a reputation worker's events/s and freshness beside a raw consumer
+	$(PY) -m bench.reputation
+
+bench-origination: venv ## Benchmark: warm PASSporT verify beside bare ES256 verify
+	$(PY) -m bench.origination
+
+bench-scoring: venv ## Benchmark: Numba scoring beside LightGBM and treelite on the same models
+	$(PY) -m bench.scoring
 
 test: up ## Unit and integration tests against the real local Kafka and Redis
 	$(PY) -m pytest tests
