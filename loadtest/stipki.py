@@ -30,6 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 from cryptography.x509.oid import NameOID
 
+from services.origination.certs import decode_tnauthlist
+
 TNAUTHLIST_OID = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.26")
 SHAKEN_POLICY_OID = x509.ObjectIdentifier("2.16.840.1.114569.1.1.1")
 CRL_URL = "https://crl.sti-ca.sim.invalid/sti.crl"
@@ -48,7 +50,6 @@ _ES256 = ec.ECDSA(Prehashed(hashes.SHA256()), deterministic_signing=True)
 _SEQUENCE = 0x30
 _IA5STRING = 0x16
 _TNENTRY_SPC = 0xA0
-_TNENTRY_OTHER = frozenset({0xA1, 0xA2})
 
 
 @dataclass(frozen=True)
@@ -252,22 +253,7 @@ def tnauthlist_spcs(cert: x509.Certificate) -> list[str]:
     DER is malformed.
     """
     data = cert.extensions.get_extension_for_oid(TNAUTHLIST_OID).value.public_bytes()
-    tag, start, end = _der_read(data, 0)
-    if tag != _SEQUENCE or end != len(data):
-        raise ValueError("TNAuthList is not a single DER SEQUENCE")
-    spcs: list[str] = []
-    pos = start
-    while pos < end:
-        tag, inner_start, inner_end = _der_read(data, pos)
-        if tag == _TNENTRY_SPC:
-            string_tag, string_start, string_end = _der_read(data, inner_start)
-            if string_tag != _IA5STRING or string_end != inner_end:
-                raise ValueError("TNAuthList spc entry is not an explicitly tagged IA5String")
-            spcs.append(data[string_start:string_end].decode("ascii"))
-        elif tag not in _TNENTRY_OTHER:
-            raise ValueError(f"TNAuthList entry has unknown tag 0x{tag:02x}")
-        pos = inner_end
-    return spcs
+    return list(decode_tnauthlist(data).spcs)
 
 
 def decode_identity_header(value: str) -> ParsedIdentity:
@@ -448,28 +434,3 @@ def _tnauthlist_der(spcs: Sequence[str]) -> bytes:
     """RFC 8226 TNAuthorizationList of spc entries, EXPLICIT tags: 30 L (A0 L (16 L spc))."""
     entries = b"".join(_der_tlv(_TNENTRY_SPC, _der_tlv(_IA5STRING, spc.encode("ascii"))) for spc in spcs)
     return _der_tlv(_SEQUENCE, entries)
-
-
-def _der_read(data: bytes, pos: int) -> tuple[int, int, int]:
-    """Read the DER TLV at pos: (tag, content start, content end); rejects non-DER lengths."""
-    if pos + 2 > len(data):
-        raise ValueError("truncated DER")
-    tag = data[pos]
-    if tag & 0x1F == 0x1F:
-        raise ValueError("multi-byte DER tags are not supported")
-    first = data[pos + 1]
-    start = pos + 2
-    if first < 0x80:
-        length = first
-    else:
-        count = first & 0x7F
-        if count == 0 or start + count > len(data) or data[start] == 0:
-            raise ValueError("invalid DER length")
-        length = int.from_bytes(data[start : start + count], "big")
-        if length < 0x80:
-            raise ValueError("non-minimal DER length")
-        start += count
-    end = start + length
-    if end > len(data):
-        raise ValueError("truncated DER")
-    return tag, start, end
