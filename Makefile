@@ -20,7 +20,7 @@ export FRAUDMESH_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 export FRAUDMESH_PSEUDONYM_KEY_FILE ?= $(STACK_DIR)/secrets/pseudonym.key
 export FRAUDMESH_TENANT_REGIONS ?= demo-cn=CN,demo-us=US
 
-.PHONY: help run model smoke bench-loadtest bench-reputation bench-origination bench-scoring test test-unit test-integration deps system-deps venv jars up down status topics \
+.PHONY: help run model fuzz smoke bench-loadtest bench-reputation bench-origination bench-scoring test test-unit test-integration deps system-deps venv jars up down status topics \
         proto proto-check lint clean-data
 
 help: ## List the targets
@@ -36,6 +36,11 @@ model: up ## Train the scoring model on $(SCENARIO) traffic: generate, point-in-
 	$(PY) -m services.scoring build-features --dataset data/$(SCENARIO) --out data/$(SCENARIO)/features.npz
 	$(PY) -m services.scoring train --features data/$(SCENARIO)/features.npz --out models/$(SCENARIO)
 
+FUZZ_RUNS ?= 2000000
+fuzz: venv ## Fuzz the Identity-header parser and verifier with atheris (FUZZ_RUNS cases; corpus in .stack/fuzz)
+	mkdir -p $(STACK_DIR)/fuzz/identity_header
+	$(PY) -m fuzz.identity_header -runs=$(FUZZ_RUNS) -artifact_prefix=$(STACK_DIR)/fuzz/ $(STACK_DIR)/fuzz/identity_header
+
 smoke: up ## A quick pipeline check: setups → Kafka → reputation → Redis, duplicates and poison records
 	$(PY) -m loadtest.smoke
 
@@ -45,7 +50,7 @@ bench-loadtest: up ## Benchmark: generation and replay rates beside bare ES256 a
 bench-reputation: up ## Benchmark: a reputation worker's events/s and freshness beside a raw consumer
 	$(PY) -m bench.reputation
 
-bench-origination: venv ## Benchmark: warm PASSporT verify beside bare ES256 verify
+bench-origination: up ## Benchmark: warm PASSporT verify beside bare ES256, Verify RPC beside an empty grpc.aio server
 	$(PY) -m bench.origination
 
 bench-scoring: venv ## Benchmark: Numba scoring beside LightGBM and treelite on the same models
@@ -109,7 +114,7 @@ proto-check: venv ## Fail when the generated code in protos/ is stale
 lint: venv ## ruff and mypy --strict
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services loadtest tests bench
+	$(VENV)/bin/mypy services loadtest tests bench fuzz
 
 clean-data: down ## Stop the stack and delete its data (Kafka log dirs, Redis), keeping the jars
 	rm -rf $(STACK_DIR)/kafka/data $(STACK_DIR)/redis

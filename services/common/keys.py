@@ -61,3 +61,34 @@ def seen_key(pseudonym: str, stream: str, tenant: str, event_id: str) -> str:
 def digest(pseudonym: str) -> str:
     """A short member id for a number inside another number's sets (60 bits of its pseudonym)."""
     return pseudonym[:12]
+
+
+def attestation_key(pseudonym: str) -> str:
+    """Hash of the number's bucketed STIR/SHAKEN outcome counters (see services.origination.stats)."""
+    return f"{PREFIX}:{{{pseudonym}}}:att"
+
+
+def trunk_key(tenant: str, trunk_id: str) -> str:
+    """Hash of one ingress trunk's bucketed attestation and on-net-presentation counters."""
+    return f"{PREFIX}:{{trunk:{opaque_id(tenant + chr(0) + trunk_id)}}}:att"
+
+
+def trunk_seen_key(tenant: str, trunk_id: str, call_id: str) -> str:
+    """Idempotency marker on the trunk's slot: this call was already counted for its trunk."""
+    trunk = opaque_id(tenant + chr(0) + trunk_id)
+    return f"{PREFIX}:{{trunk:{trunk}}}:seen:{opaque_id(tenant + chr(0) + call_id)}"
+
+
+def replay_key(passport_digest: bytes) -> str:
+    """A verified PASSporT's replay marker, keyed by its signature digest (no numbers in it)."""
+    return f"{PREFIX}:shaken:replay:{passport_digest.hex()}"
+
+
+def x5u_chain_key(x5u: str) -> str:
+    """The shared copy of a fetched x5u certificate chain (PEM, re-validated by every reader)."""
+    return f"{PREFIX}:{{x5u}}:chain:{opaque_id(x5u)}"
+
+
+def x5u_index_key() -> str:
+    """Sorted set of the cached x5u chain digests by expiry, for pre-warming a starting replica."""
+    return f"{PREFIX}:{{x5u}}:index"

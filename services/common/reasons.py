@@ -27,6 +27,7 @@ REASONS: Final[dict[str, str]] = {
     "NEIGHBOR_SPOOFING": "the caller ID shares the callee's leading digits",
     "INVALID_CLI": "the caller ID is not a valid or allocated number",
     "RISKY_RANGE": "the caller ID is in a configured risky range (e.g. virtual 170/171)",
+    "DNO_LISTED": "the caller ID is on the do-not-originate list (a number that never places calls)",
     "CLI_REGION_MISMATCH": "an on-net fixed-line caller ID from another area than its ingress switch",
     # Reputation
     "NEW_NUMBER": "the number was first seen very recently",

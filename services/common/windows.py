@@ -12,8 +12,9 @@ standard error.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 SECOND: Final = 1000
 MINUTE: Final = 60 * SECOND
@@ -62,6 +63,64 @@ SHORT_CALL_MS: Final = 10 * SECOND
 RAPID_GAP_MS: Final = 3 * SECOND
 
 
+# Lua helpers every ring writer shares: ring_add(key, {{prefix, bucket_ms, slots}, ...}, t_ms, inc)
+# and capped_add(set, member, cap, ttl). Prepended to the writers' scripts.
+RING_ADD = """
+local function ring_add(key, rings, t, inc)
+  local fields = {}
+  for i, ring in ipairs(rings) do fields[i] = ring[1] .. (math.floor(t / ring[2]) % ring[3]) end
+  local held = redis.call('HMGET', key, unpack(fields))
+  local out = {}
+  for i, ring in ipairs(rings) do
+    local bucket = math.floor(t / ring[2])
+    local value = held[i]
+    local count = inc
+    if value then
+      local sep = string.find(value, ':', 1, true)
+      local at = tonumber(string.sub(value, 1, sep - 1))
+      if at == bucket then count = tonumber(string.sub(value, sep + 1)) + inc
+      elseif at > bucket then count = nil end
+    end
+    if count then
+      out[#out + 1] = fields[i]
+      out[#out + 1] = bucket .. ':' .. count
+    end
+  end
+  if #out > 0 then redis.call('HSET', key, unpack(out)) end
+end
+local function capped_add(key, member, cap, ttl)
+  if redis.call('SCARD', key) < cap then
+    redis.call('SADD', key, member)
+  end
+  redis.call('EXPIRE', key, ttl)
+end
+"""
+
+
 def hll_ttl_s(window: Window) -> int:
     """How long one HLL bucket key must live to serve every read that can count it."""
     return (window.span_ms + window.bucket_ms) // SECOND + 60
+
+
+def ring_count(held: Mapping[Any, Any], window: Window, now_ms: int, prefix: str = "") -> int:
+    """The count a read at ``now_ms`` sees in a ring hash (HGETALL result), Python side of ring_add.
+
+    ``prefix`` is prepended to the window's own prefix, for hashes holding several counters.
+    """
+    wanted = window.buckets(now_ms)
+    total = 0
+    for bucket in wanted:
+        field = f"{prefix}{window.prefix}{bucket % window.slots}"
+        value = held.get(field, held.get(field.encode()))
+        if value is None:
+            continue
+        text = value.decode() if isinstance(value, bytes) else value
+        at, _, count = text.partition(":")
+        if int(at) == bucket:
+            total += int(count)
+    return total
+
+
+def lua_rings(rings: tuple[Window, ...] | list[Window], prefix: str = "") -> str:
+    """A Lua table literal of rings for ring_add: {{'<prefix><p>', bucket_ms, slots}, ...}."""
+    return "{" + ", ".join(f"{{'{prefix}{w.prefix}', {w.bucket_ms}, {w.slots}}}" for w in rings) + "}"

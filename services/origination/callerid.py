@@ -13,6 +13,9 @@ Each check returns a stable reason code from services.common.reasons; none of th
 * ``NEIGHBOR_SPOOFING`` — caller and callee share at least ``neighbor_digits`` leading national
   digits (same country code), on a call that is not on-net.
 * ``RISKY_RANGE`` — the caller is in a configured risky range (e.g. virtual-operator prefixes).
+* ``DNO_LISTED`` — the caller is on the do-not-originate list: numbers that only ever receive
+  calls (bank and government inbound lines, unassigned blocks), so any call "from" them is spoofed.
+  ``dno`` holds canonical numbers, and ``+digits`` prefixes ending in ``*`` for whole blocks.
 * ``CLI_REGION_MISMATCH`` (opt-in; the code still has to be added to services.common.reasons) — an
   on-net fixed-line caller whose area code maps, via the tenant's ``area_regions``, to a different
   ISO 3166-2 subdivision than the on-net ingress point. Fixed lines do not roam, so an on-net
@@ -37,6 +40,7 @@ __all__ = [
     "TenantRules",
     "check_caller_id",
     "is_withheld",
+    "load_dno",
     "presented_caller",
 ]
 
@@ -63,6 +67,7 @@ class TenantRules:
     risky_ranges: tuple[str, ...] = ()
     neighbor_digits: int = 7
     area_regions: Mapping[str, str] = field(default_factory=dict)
+    dno: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         """Fail fast on malformed configuration rather than silently never matching."""
@@ -163,11 +168,42 @@ def check_caller_id(setup: call_pb2.CallSetup, rules: TenantRules) -> CallerIdRe
             codes.append("NEIGHBOR_SPOOFING")
     if rules.risky_ranges and caller.canonical.startswith(rules.risky_ranges):
         codes.append("RISKY_RANGE")
+    if rules.dno and _on_dno(caller.canonical, rules.dno):
+        codes.append("DNO_LISTED")
     if rules.area_regions and on_net and caller.kind is NumberKind.FIXED_LINE and setup.ingress_region:
         expected = _area_region(caller, rules.area_regions)
         if expected is not None and expected != setup.ingress_region.strip().upper():
             codes.append(CLI_REGION_MISMATCH)
     return CallerIdResult(tuple(codes), caller, callee, withheld=False)
+
+
+def _on_dno(canonical: str, dno: frozenset[str]) -> bool:
+    """True if the number or one of its leading prefixes (``+8610*``) is on the DNO list."""
+    if canonical in dno:
+        return True
+    return any(canonical[:length] + "*" in dno for length in range(2, len(canonical)))
+
+
+def load_dno(lines: list[str], region: str) -> frozenset[str]:
+    """A DNO list from text lines: numbers in any format (normalised in ``region``) or ``+digits*`` blocks.
+
+    Blank lines and ``#`` comments are skipped; a line that is neither raises ValueError naming it.
+    """
+    entries: set[str] = set()
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        if text.endswith("*"):
+            if _PREFIX.fullmatch(text[:-1]) is None or not text.startswith("+"):
+                raise ValueError(f"DNO line {number}: block {text!r} is not '+digits*'")
+            entries.add(text)
+            continue
+        try:
+            entries.add(normalize(text, region, allow_unallocated=True).canonical)
+        except InvalidNumberError:
+            raise ValueError(f"DNO line {number}: not a phone number") from None
+    return frozenset(entries)
 
 
 def _try_normalize(raw: str, region: str) -> NormalizedNumber | None:

@@ -20,40 +20,10 @@ from redis.exceptions import RedisError
 
 from services.common import keys, windows
 from services.common.pseudonym import opaque_id
-from services.common.windows import CALL_WINDOWS, DISTINCT_1H, DISTINCT_24H
+from services.common.windows import CALL_WINDOWS, DISTINCT_1H, DISTINCT_24H, RING_ADD
 
 log = logging.getLogger(__name__)
 
-RING_ADD = """
-local function ring_add(key, rings, t, inc)
-  local fields = {}
-  for i, ring in ipairs(rings) do fields[i] = ring[1] .. (math.floor(t / ring[2]) % ring[3]) end
-  local held = redis.call('HMGET', key, unpack(fields))
-  local out = {}
-  for i, ring in ipairs(rings) do
-    local bucket = math.floor(t / ring[2])
-    local value = held[i]
-    local count = inc
-    if value then
-      local sep = string.find(value, ':', 1, true)
-      local at = tonumber(string.sub(value, 1, sep - 1))
-      if at == bucket then count = tonumber(string.sub(value, sep + 1)) + inc
-      elseif at > bucket then count = nil end
-    end
-    if count then
-      out[#out + 1] = fields[i]
-      out[#out + 1] = bucket .. ':' .. count
-    end
-  end
-  if #out > 0 then redis.call('HSET', key, unpack(out)) end
-end
-local function capped_add(key, member, cap, ttl)
-  if redis.call('SCARD', key) < cap then
-    redis.call('SADD', key, member)
-  end
-  redis.call('EXPIRE', key, ttl)
-end
-"""
 
 # Lua source with the windows and retention baked in, so each call sends only what varies.
 SETUP_BODY = """
@@ -80,10 +50,6 @@ return 1
 """
 
 
-def _lua_rings(rings: Sequence[windows.Window]) -> str:
-    return "{" + ", ".join(f"{{'{w.prefix}', {w.bucket_ms}, {w.slots}}}" for w in rings) + "}"
-
-
 def compile_script(body: str, retention: Retention) -> str:
     """A script's source with the shared helpers, the windows and the retention baked in."""
     constants = {
@@ -99,7 +65,7 @@ def compile_script(body: str, retention: Retention) -> str:
         "COMPLAINT_SLOTS": windows.COMPLAINTS_30D.slots,
     }
     prelude = "".join(f"local {name} = {value}\n" for name, value in constants.items())
-    prelude += f"local CALL_RINGS = {_lua_rings(CALL_WINDOWS)}\n"
+    prelude += f"local CALL_RINGS = {windows.lua_rings(CALL_WINDOWS)}\n"
     return prelude + RING_ADD + body
 
 

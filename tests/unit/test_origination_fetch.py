@@ -14,13 +14,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
 from services.origination.fetch import (
     DEFAULT_PORTS,
@@ -36,43 +33,11 @@ from services.origination.fetch import (
     parse_pem_chain,
     system_resolver,
 )
+from tests.tlsutil import tls_server
 from tests.unit.vectors import simpki
 
 HOST = "x5u.test"
 START = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def _cert(
-    name: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
-) -> x509.Certificate:
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer[0].subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
-    )
-    if issuer is None:
-        builder = builder.add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        ).add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    else:
-        ski = issuer[0].extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        builder = (
-            builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST)]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
-            )
-        )
-    return builder.sign(issuer[1] if issuer else key, hashes.SHA256())
 
 
 @dataclass
@@ -165,23 +130,12 @@ async def _serve_path(path: str, server: Server, writer: asyncio.StreamWriter) -
 
 @pytest.fixture(scope="module")
 async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _cert("fraudmesh test-only TLS CA", ca_key, None)
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server_cert = _cert(HOST, server_key, (ca, ca_key))
-    folder: Path = tmp_path_factory.mktemp("tls")
-    (folder / "cert.pem").write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(
-        server_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    tls = tls_server(HOST, tmp_path_factory.mktemp("tls"))
+    context = tls.context
     root = simpki.issue(11, "f-root", None, START, START + timedelta(days=365), ca=True)
     sub = simpki.issue(11, "f-sub", root, START, START + timedelta(days=365), ca=True, path_length=0)
     leaf = simpki.issue(11, "f-leaf", sub, START, START + timedelta(days=365), spcs=["F001"])
-    state = Server(0, ca.public_bytes(serialization.Encoding.PEM).decode(), (leaf.pem + sub.pem).encode())
+    state = Server(0, tls.ca_pem, (leaf.pem + sub.pem).encode())
 
     def remember_sni(_sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
         state.sni.append(name)

@@ -1,0 +1,96 @@
+"""A circuit breaker for call-path dependencies: a dead Redis or peer costs microseconds, not timeouts.
+
+CLOSED lets calls through and counts consecutive failures; ``failure_threshold`` of them in a row
+OPEN it, and while open ``allow()`` says no without touching the dependency. After ``reset_after_s``
+one probe is let through (HALF_OPEN): success closes the breaker, failure opens it again. The
+breaker is single-threaded by design (one per event loop) and takes an injectable clock for tests.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+
+
+class BreakerState(enum.Enum):
+    """Where a breaker stands; the value is the gauge reading SREs see (0 closed, 1 half-open, 2 open)."""
+
+    CLOSED = 0
+    HALF_OPEN = 1
+    OPEN = 2
+
+
+class CircuitBreaker:
+    """Consecutive-failure breaker with a single half-open probe."""
+
+    __slots__ = (
+        "_clock",
+        "_failures",
+        "_on_change",
+        "_opened_at",
+        "_probing",
+        "_reset_after",
+        "_threshold",
+        "name",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        failure_threshold: int = 5,
+        reset_after_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[str, BreakerState], None] | None = None,
+    ) -> None:
+        if failure_threshold < 1 or reset_after_s <= 0:
+            raise ValueError("failure_threshold must be >= 1 and reset_after_s > 0")
+        self.name = name
+        self._threshold = failure_threshold
+        self._reset_after = reset_after_s
+        self._clock = clock
+        self._on_change = on_change
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._probing = False
+
+    @property
+    def state(self) -> BreakerState:
+        """The current state (OPEN turns HALF_OPEN once the reset delay has passed)."""
+        if self._opened_at is None:
+            return BreakerState.CLOSED
+        if self._probing or self._clock() - self._opened_at >= self._reset_after:
+            return BreakerState.HALF_OPEN
+        return BreakerState.OPEN
+
+    def allow(self) -> bool:
+        """True if a call may go to the dependency now; in HALF_OPEN only one probe at a time."""
+        if self._opened_at is None:
+            return True
+        if self._probing or self._clock() - self._opened_at < self._reset_after:
+            return False
+        self._probing = True
+        self._notify(BreakerState.HALF_OPEN)
+        return True
+
+    def success(self) -> None:
+        """Record a successful call; closes the breaker."""
+        was_open = self._opened_at is not None
+        self._failures = 0
+        self._opened_at = None
+        self._probing = False
+        if was_open:
+            self._notify(BreakerState.CLOSED)
+
+    def failure(self) -> None:
+        """Record a failed or timed-out call; opens the breaker at the threshold or on a failed probe."""
+        self._failures += 1
+        if self._probing or (self._opened_at is None and self._failures >= self._threshold):
+            self._opened_at = self._clock()
+            self._probing = False
+            self._notify(BreakerState.OPEN)
+
+    def _notify(self, state: BreakerState) -> None:
+        if self._on_change is not None:
+            self._on_change(self.name, state)

@@ -1,0 +1,351 @@
+"""OriginationService.Verify on grpc.aio: STIR/SHAKEN and caller-ID consistency for the current call.
+
+The call path does CPU work only, plus at most one bounded Redis round trip (the replay marker and,
+for a neighbor-spoofing finding, the caller's history, pipelined together behind a breaker):
+
+1. verify the Identity headers against the in-memory certificate cache — a miss answers PENDING
+   (unverified, not failed, ``degraded``) and starts a background fetch (shared Redis copy first,
+   then the allow-listed x5u), so no call ever waits for a certificate;
+2. check the PASSporT was not presented before (cross-replica, Redis ``SET NX``; the replica's own
+   memory when Redis is slow or down, marked degraded);
+3. run the caller-ID consistency checks; a neighbor-spoofing finding is dropped when the caller has
+   a call history older than ``neighbor_history_days`` (real neighbours call; spoofers are new).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import grpc
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from fraudmesh.v1 import common_pb2, origination_pb2, origination_pb2_grpc, verdicts_pb2
+from services.common import keys
+from services.common.breaker import BreakerState, CircuitBreaker
+from services.common.grpcserver import ServerHandle, start_server
+from services.common.pseudonym import Pseudonymizer
+from services.common.redisstore import make_async_redis
+from services.origination import metrics
+from services.origination.callerid import check_caller_id, load_dno
+from services.origination.certs import CachedChain, ChainValidator, Revocations, load_trust_anchors
+from services.origination.failures import Failure
+from services.origination.fetch import FetchPolicy, HostAllowList, X5uFetcher
+from services.origination.passport import Verifier
+from services.origination.settings import OriginationSettings
+from services.origination.shared import ReplayGuard, SharedCertificateCache, SharedChains, read_prewarm_file
+from services.origination.stats import RulesByTenant
+from services.origination.verdict import origination_verdict
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = origination_pb2.DESCRIPTOR.services_by_name["OriginationService"].full_name
+NEIGHBOR = "NEIGHBOR_SPOOFING"
+_STATUS_NAMES = {
+    value: name.removeprefix("SHAKEN_STATUS_").lower() for name, value in verdicts_pb2.ShakenStatus.items()
+}
+_ATTEST_NAMES = {common_pb2.ATTESTATION_A: "A", common_pb2.ATTESTATION_B: "B", common_pb2.ATTESTATION_C: "C"}
+
+
+class ConfigurationError(Exception):
+    """The service cannot start with these settings (e.g. no trust anchors); the message says why."""
+
+
+class _CountingChains:
+    """The certificate cache as the verifier sees it, counting hits and remembered refusals."""
+
+    __slots__ = ("_cache",)
+
+    def __init__(self, cache: SharedCertificateCache) -> None:
+        self._cache = cache
+
+    def get(self, x5u: str, now: float | None = None) -> CachedChain | None:
+        chain = self._cache.get(x5u, now)
+        if chain is not None:
+            metrics.CERT_CACHE.labels("hit").inc()
+        return chain
+
+    def failure(self, x5u: str, now: float | None = None) -> Failure | None:
+        found = self._cache.failure(x5u, now)
+        if found is not None:
+            metrics.CERT_CACHE.labels("refused").inc()
+        return found
+
+
+@dataclass
+class Origination:
+    """The verification core behind the RPC: verifier, certificate cache, Redis checks, CLI rules."""
+
+    settings: OriginationSettings
+    cache: SharedCertificateCache
+    verifier: Verifier
+    replay: ReplayGuard
+    redis: aioredis.Redis
+    breaker: CircuitBreaker
+    rules: RulesByTenant
+    pseudonymize: Pseudonymizer
+
+    async def verify(self, setup: Any) -> verdicts_pb2.OriginationVerdict:
+        """The OriginationVerdict of one call setup; never raises for hostile input."""
+        now = time.time()
+        region = self.settings.region_for(setup.tenant)
+        shaken = self.verifier.verify(setup, region, now=now)
+        caller_id = check_caller_id(setup, self.rules.get(setup.tenant))
+        causes: list[str] = []
+        if shaken.status == verdicts_pb2.SHAKEN_STATUS_PENDING:
+            causes.append("cert_pending")
+        replay_needed = shaken.status == verdicts_pb2.SHAKEN_STATUS_VERIFIED and shaken.replay_key is not None
+        neighbor = NEIGHBOR in caller_id.reason_codes and caller_id.caller is not None
+        codes = caller_id.reason_codes
+        if replay_needed or neighbor:
+            history: Awaitable[bool | None] = (
+                self._has_history(caller_id.caller.canonical, now)
+                if neighbor and caller_id.caller
+                else _none()
+            )
+            replay: Awaitable[tuple[bool, bool]] = (
+                self.replay.first_seen(shaken.replay_key, shaken.replay_expires_at, now)  # type: ignore[arg-type]
+                if replay_needed
+                else _fresh()
+            )
+            (new, replay_fallback), established = await asyncio.gather(replay, history)
+            if replay_fallback and replay_needed:
+                causes.append("replay_store")
+            if not new:
+                shaken = shaken.as_replay()
+            if neighbor and established is None:
+                causes.append("history_store")
+            elif established:
+                codes = tuple(code for code in codes if code != NEIGHBOR)
+        verdict = origination_verdict(shaken, replace(caller_id, reason_codes=codes))
+        verdict.degraded = bool(causes)
+        _observe(verdict, shaken.failure, causes)
+        return verdict
+
+    async def _has_history(self, canonical: str, now: float) -> bool | None:
+        """True when reputation first saw the caller long enough ago; None when Redis did not answer."""
+        if not self.breaker.allow():
+            return None
+        try:
+            async with asyncio.timeout(self.settings.replay_timeout_s):
+                first = await self.redis.hget(keys.number_key(self.pseudonymize(canonical)), "first_seen_ms")
+        except (RedisError, OSError, TimeoutError):
+            self.breaker.failure()
+            return None
+        self.breaker.success()
+        if first is None:
+            return False
+        return (now * 1000 - int(first)) >= self.settings.neighbor_history_days * 86_400_000
+
+
+async def _none() -> None:
+    return None
+
+
+async def _fresh() -> tuple[bool, bool]:
+    return True, False
+
+
+def _observe(verdict: verdicts_pb2.OriginationVerdict, failure: Failure | None, causes: list[str]) -> None:
+    """Count one verdict in the service's metrics."""
+    metrics.VERIFICATIONS.labels(_STATUS_NAMES.get(verdict.shaken_status, "unspecified")).inc()
+    if failure is not None:
+        metrics.FAILURES.labels(failure.value).inc()
+    attestation = _ATTEST_NAMES.get(verdict.attestation)
+    if attestation is not None and verdict.shaken_status == verdicts_pb2.SHAKEN_STATUS_VERIFIED:
+        metrics.ATTESTATIONS.labels(attestation).inc()
+    for code in verdict.reason_codes:
+        metrics.REASONS.labels(code).inc()
+    for cause in causes:
+        metrics.DEGRADED.labels(cause).inc()
+
+
+class OriginationServicer(origination_pb2_grpc.OriginationServiceServicer):
+    """The gRPC face of Origination: validates the request, answers degraded on an internal error."""
+
+    def __init__(self, core: Origination) -> None:
+        self._core = core
+
+    async def Verify(  # noqa: N802 - the generated gRPC method name
+        self, request: origination_pb2.VerifyRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> origination_pb2.VerifyResponse:
+        started = time.perf_counter()
+        if not request.HasField("setup"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "VerifyRequest.setup is required")
+        try:
+            verdict = await self._core.verify(request.setup)
+        except Exception:  # never fail a call because of a bug here: answer unverified and degraded
+            log.exception("verification raised; answering degraded")
+            metrics.DEGRADED.labels("error").inc()
+            verdict = verdicts_pb2.OriginationVerdict(
+                shaken_status=verdicts_pb2.SHAKEN_STATUS_UNSPECIFIED,
+                reason_codes=["DEGRADED_ORIGINATION"],
+                degraded=True,
+            )
+        metrics.VERIFY_SECONDS.observe(time.perf_counter() - started)
+        return origination_pb2.VerifyResponse(verdict=verdict)
+
+
+def _fetch_context(settings: OriginationSettings) -> ssl.SSLContext:
+    """TLS trust for x5u servers: the configured CA bundle, else the system's."""
+    if settings.x5u_tls_ca_file:
+        return ssl.create_default_context(cafile=settings.x5u_tls_ca_file)
+    return ssl.create_default_context()
+
+
+def build(
+    settings: OriginationSettings,
+    *,
+    redis: aioredis.Redis | None = None,
+    fetcher: Callable[[str], Awaitable[Any]] | None = None,
+) -> Origination:
+    """Assemble the core from settings; raises ConfigurationError on an unusable configuration."""
+    if not settings.sti_trust_anchors:
+        raise ConfigurationError(
+            "FRAUDMESH_STI_TRUST_ANCHORS: no STI-CA trust anchors configured; nothing could verify"
+        )
+    try:
+        anchors = load_trust_anchors(Path(path) for path in settings.sti_trust_anchors)
+        revocations = (
+            Revocations.load((Path(p) for p in settings.sti_crl_files), anchors)
+            if settings.sti_crl_files
+            else Revocations()
+        )
+        dno = (
+            load_dno(Path(settings.dno_file).read_text().splitlines(), settings.default_region)
+            if settings.dno_file
+            else frozenset()
+        )
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(str(exc)) from exc
+    if not settings.x5u_allow_hosts:
+        log.warning("FRAUDMESH_X5U_ALLOW_HOSTS is empty: only pre-seeded certificates can verify")
+    client = redis if redis is not None else make_async_redis(settings)
+    network = fetcher or X5uFetcher(
+        FetchPolicy(HostAllowList.of(settings.x5u_allow_hosts), timeout_s=settings.x5u_fetch_timeout_s),
+        ssl_context=_fetch_context(settings),
+    )
+
+    def fetch_done(outcome: str) -> None:
+        metrics.CERT_FETCHES.labels(outcome).inc()
+        metrics.CERT_CACHE_ENTRIES.set(len(cache))
+
+    def fetch_error(x5u: str, exc: BaseException) -> None:
+        log.warning("x5u fetch refused", extra={"error": type(exc).__name__, "detail": str(exc)[:200]})
+
+    cache = SharedCertificateCache(
+        ChainValidator(anchors),
+        network,
+        shared=SharedChains(client),
+        on_fetch=fetch_done,
+        max_entries=settings.cert_cache_entries,
+        negative_ttl_s=settings.cert_negative_ttl_s,
+        on_error=fetch_error,
+    )
+
+    def on_miss(x5u: str) -> None:
+        metrics.CERT_CACHE.labels("miss").inc()
+        cache.fetch_in_background(x5u)
+
+    def breaker_changed(name: str, state: BreakerState) -> None:
+        metrics.BREAKER_STATE.labels(name).set(state.value)
+        log.warning("circuit breaker changed", extra={"dependency": name, "state": state.name})
+
+    breaker = CircuitBreaker(
+        "redis",
+        failure_threshold=settings.breaker_failures,
+        reset_after_s=settings.breaker_reset_s,
+        on_change=breaker_changed,
+    )
+    metrics.BREAKER_STATE.labels("redis").set(0)
+    verifier = Verifier(
+        _CountingChains(cache),
+        None,
+        freshness_s=settings.freshness_s,
+        revocations=revocations,
+        on_miss=on_miss,
+    )
+    return Origination(
+        settings=settings,
+        cache=cache,
+        verifier=verifier,
+        replay=ReplayGuard(client, breaker, timeout_s=settings.replay_timeout_s),
+        redis=client,
+        breaker=breaker,
+        rules=RulesByTenant(settings, dno),
+        pseudonymize=Pseudonymizer(settings.pseudonym_key),
+    )
+
+
+def prewarm_files(core: Origination) -> tuple[list[str], dict[str, int]]:
+    """Insert the chains the pre-warm file provisions as local PEMs; returns the URLs left to fetch."""
+    counts = {"files": 0, "shared": 0, "fetched": 0, "failed": 0}
+    if not core.settings.x5u_prewarm_file:
+        return [], counts
+    fetch, local = read_prewarm_file(Path(core.settings.x5u_prewarm_file))
+    for url, failure in core.cache.warm_from_files(local).items():
+        if failure is None:
+            counts["files"] += 1
+        else:
+            counts["failed"] += 1
+            log.warning("pre-seeded certificate refused", extra={"x5u": url, "failure": failure})
+    metrics.CERT_CACHE_ENTRIES.set(len(core.cache))
+    return fetch, counts
+
+
+async def prewarm(core: Origination, deadline_s: float = 10.0) -> dict[str, int]:
+    """Fill the certificate cache before serving: provisioned files, the shared Redis copy, fetches.
+
+    Bounded by ``deadline_s``; what is not warm by then is fetched on first use. Returns counts.
+    """
+    fetch, counts = prewarm_files(core)
+    try:
+        async with asyncio.timeout(deadline_s):
+            counts["shared"] = await core.cache.warm_from_shared()
+            results = await core.cache.warm([url for url in fetch if core.cache.get(url) is None])
+            counts["fetched"] = sum(1 for failure in results.values() if failure is None)
+            counts["failed"] += sum(1 for failure in results.values() if failure is not None)
+    except (TimeoutError, RedisError, OSError) as exc:
+        log.warning("certificate pre-warm incomplete", extra={"error": type(exc).__name__})
+    metrics.CERT_CACHE_ENTRIES.set(len(core.cache))
+    return counts
+
+
+async def start(
+    settings: OriginationSettings, core: Origination | None = None
+) -> tuple[ServerHandle, Origination]:
+    """Build (unless given), pre-warm, start the gRPC server and report SERVING."""
+    core = core if core is not None else build(settings)
+    counts = await prewarm(core)
+    log.info("certificate cache pre-warmed", extra=counts)
+    handle = await start_server(
+        settings.grpc_bind,
+        settings.grpc_port,
+        [SERVICE_NAME],
+        [(origination_pb2_grpc.add_OriginationServiceServicer_to_server, OriginationServicer(core))],
+        max_concurrent_rpcs=settings.max_concurrent_rpcs,
+    )
+    await handle.set_serving(True)
+    log.info("origination serving", extra={"port": handle.port, "certificates": len(core.cache)})
+    return handle, core
+
+
+async def serve(settings: OriginationSettings) -> None:
+    """Run until SIGTERM/SIGINT, then drain in-flight calls (health NOT_SERVING first)."""
+    handle, core = await start(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("draining")
+    await handle.stop(grace_s=5.0)
+    await core.redis.aclose()

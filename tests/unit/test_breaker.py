@@ -1,0 +1,61 @@
+"""The call-path circuit breaker: opens after consecutive failures, probes once, closes on success."""
+
+from __future__ import annotations
+
+from services.common.breaker import BreakerState, CircuitBreaker
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def state_of(breaker: CircuitBreaker) -> BreakerState:
+    return breaker.state
+
+
+def test_opens_after_threshold_then_half_opens_with_one_probe() -> None:
+    clock = Clock()
+    changes: list[BreakerState] = []
+    breaker = CircuitBreaker(
+        "redis",
+        failure_threshold=3,
+        reset_after_s=1.0,
+        clock=clock,
+        on_change=lambda _n, s: changes.append(s),
+    )
+    for _ in range(2):
+        assert breaker.allow()
+        breaker.failure()
+    assert state_of(breaker) is BreakerState.CLOSED
+    breaker.failure()
+    assert state_of(breaker) is BreakerState.OPEN
+    assert not breaker.allow()
+    clock.now = 1.0
+    assert breaker.allow(), "one probe after the reset delay"
+    assert not breaker.allow(), "only one probe at a time"
+    breaker.failure()
+    assert state_of(breaker) is BreakerState.OPEN, "a failed probe opens it again"
+    clock.now = 2.5
+    assert breaker.allow()
+    breaker.success()
+    assert state_of(breaker) is BreakerState.CLOSED
+    assert breaker.allow()
+    assert changes == [
+        BreakerState.OPEN,
+        BreakerState.HALF_OPEN,
+        BreakerState.OPEN,
+        BreakerState.HALF_OPEN,
+        BreakerState.CLOSED,
+    ]
+
+
+def test_success_resets_the_consecutive_count() -> None:
+    breaker = CircuitBreaker("x", failure_threshold=2, clock=Clock())
+    breaker.failure()
+    breaker.success()
+    breaker.failure()
+    assert state_of(breaker) is BreakerState.CLOSED
