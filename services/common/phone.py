@@ -256,6 +256,18 @@ def _clean(raw: str) -> str | InvalidNumberReason:
     return number if len(digits) <= MAX_DIGITS else InvalidNumberReason.TOO_LONG
 
 
+def e164_digits(raw: str) -> str | None:
+    """The digits of a number presented in international form (``+``, URI and separators allowed), else None.
+
+    This is RFC 8224 section 8.3 canonicalisation for international numbers — strip the URI, visual
+    separators and the ``+`` — without a numbering-plan lookup, for comparisons on the call path.
+    """
+    cleaned = _clean(raw)
+    if isinstance(cleaned, InvalidNumberReason) or not cleaned.startswith("+") or len(cleaned) < 2:
+        return None
+    return cleaned[1:]
+
+
 def _check_region(default_region: str) -> None:
     """Reject a default region phonenumbers does not know; that is a configuration bug, not bad input."""
     if default_region in _KNOWN_REGIONS:

@@ -56,7 +56,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from fraudmesh.v1 import call_pb2, common_pb2, verdicts_pb2
-from services.common.phone import InvalidNumberError, normalize
+from services.common.phone import InvalidNumberError, e164_digits, normalize
 from services.origination.callerid import presented_caller
 from services.origination.certs import CachedChain, Revocations
 from services.origination.failures import REASON_CODE, UNSUPPORTED, Failure
@@ -110,6 +110,10 @@ _ATTESTATION_REASONS: Final[dict[str, tuple[str, ...]]] = {
 _PPTS: Final = frozenset({"shaken", "div"})
 
 _B64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
+_B64URL_VALUE: Final = {
+    char: value
+    for value, char in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+}
 _TN: Final = re.compile(r"[0-9]{1,20}")
 _UUID: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _PARAM_NAME: Final = r"[A-Za-z0-9.!%*_+`'~-]+"
@@ -173,8 +177,19 @@ def split_identity(value: str) -> IdentityHeader:
         raise PassportError(Failure.MALFORMED, "non-ASCII Identity header")
     text = value.strip(" \t")
     jws = text.partition(";")[0].rstrip(" \t")
+    info, alg, ppt = _identity_params(text[len(jws) :])
+    return IdentityHeader(jws=jws, info=info, alg=alg, ppt=ppt)
+
+
+@functools.lru_cache(maxsize=1024)
+def _identity_params(text: str) -> tuple[str, str | None, str | None]:
+    """(info URI, alg, ppt) of the parameter part of an Identity header; raises PassportError.
+
+    Memoised: a carrier sends the same parameters (``;info=<x5u>;alg=ES256;ppt=shaken``) on every
+    call it signs, so the grammar runs once per carrier (errors are not cached and re-raise).
+    """
     params: dict[str, str | None] = {}
-    pos = len(jws)
+    pos = 0
     while pos < len(text):
         match = _PARAM.match(text, pos)
         if match is None or match.end() == pos:
@@ -193,7 +208,7 @@ def split_identity(value: str) -> IdentityHeader:
     ppt = _unquote(params.get("ppt"))
     if "ppt" in params and not ppt:
         raise PassportError(Failure.BAD_PARAMS, "empty ppt parameter")
-    return IdentityHeader(jws=jws, info=info[1:-1], alg=alg, ppt=ppt)
+    return info[1:-1], alg, ppt
 
 
 def _unquote(value: str | None) -> str | None:
@@ -207,10 +222,10 @@ def _b64url_decode(text: str) -> bytes:
     """Strict base64url: URL-safe alphabet, no padding, canonical trailing bits."""
     if len(text) % 4 == 1 or _B64URL.fullmatch(text) is None:
         raise PassportError(Failure.BAD_BASE64, "not unpadded base64url")
-    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    if base64.urlsafe_b64encode(data).rstrip(b"=") != text.encode("ascii"):
-        raise PassportError(Failure.BAD_BASE64, "non-canonical base64url")
-    return data
+    tail = len(text) % 4
+    if tail and _B64URL_VALUE[text[-1]] & (0b1111 if tail == 2 else 0b11):
+        raise PassportError(Failure.BAD_BASE64, "non-canonical base64url")  # unused trailing bits set
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 class _DuplicateKeyError(ValueError):
@@ -358,7 +373,14 @@ def _parse(identity: IdentityHeader) -> Passport:
 
 
 def tn_digits(raw: str, region: str) -> str | None:
-    """A SIP number as PASSporT TN digits: E.164 without '+', national digits for short codes."""
+    """A SIP number as PASSporT TN digits: E.164 without '+', national digits for short codes.
+
+    A number already in international form takes the RFC 8224 canonical form directly (no
+    numbering-plan lookup: ~1 µs instead of ~30 µs); national forms go through ``normalize``.
+    """
+    international = e164_digits(raw)
+    if international is not None:
+        return international
     try:
         number = normalize(raw, region, allow_unallocated=True)
     except InvalidNumberError:
