@@ -92,3 +92,13 @@ def x5u_chain_key(x5u: str) -> str:
 def x5u_index_key() -> str:
     """Sorted set of the cached x5u chain digests by expiry, for pre-warming a starting replica."""
     return f"{PREFIX}:{{x5u}}:index"
+
+
+def lists_key(pseudonym: str) -> str:
+    """Hash of the number's allow/deny-list entries, field ``<allow|deny>:<tenant or *>`` → JSON entry."""
+    return f"{PREFIX}:{{{pseudonym}}}:lists"
+
+
+def decisions_key(pseudonym: str) -> str:
+    """Capped list of the number's most recent decisions (newest first), for redress lookups."""
+    return f"{PREFIX}:{{{pseudonym}}}:dec"

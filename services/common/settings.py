@@ -11,6 +11,7 @@ import dataclasses
 import enum
 import functools
 import os
+import time
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -157,6 +158,18 @@ class LogFormat(enum.Enum):
     TEXT = "text"
 
 
+class ClockSource(enum.Enum):
+    """Which clock call-path services judge a call by.
+
+    ``wall``: this host's clock (production). ``event``: the CallSetup's ``event_time`` as the
+    switch stamped it, for replaying recorded or simulated traffic whose PASSporTs and reputation
+    windows live in the past. Never use ``event`` on live traffic from switches you do not run.
+    """
+
+    WALL = "wall"
+    EVENT = "event"
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CommonSettings:
     """Settings every fraudmesh process shares; services extend it with their own fields."""
@@ -173,6 +186,7 @@ class CommonSettings:
     home_ranges: tuple[str, ...] = ("+86138", "+86139", "+86150", "+86188")
     risky_ranges: tuple[str, ...] = ("+86170", "+86171", "+86165", "+86167")
     utc_offset_hours: float = 8.0
+    clock_source: ClockSource = ClockSource.WALL
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.JSON
     metrics_bind: str = "127.0.0.1"
@@ -211,6 +225,12 @@ class CommonSettings:
                 raise ValueError(f"expected tenant=REGION pairs, got {entry!r}")
             mapping[tenant.strip()] = region.strip().upper()
         return mapping
+
+    def call_time(self, event_time_s: float) -> float:
+        """The time (epoch seconds) a call is judged at: wall clock, or its event time when configured."""
+        if self.clock_source is ClockSource.EVENT and event_time_s > 0:
+            return event_time_s
+        return time.time()
 
     def region_for(self, tenant: str) -> str:
         """The default region for national-format numbers of one tenant."""

@@ -95,7 +95,8 @@ class Origination:
 
     async def verify(self, setup: Any) -> verdicts_pb2.OriginationVerdict:
         """The OriginationVerdict of one call setup; never raises for hostile input."""
-        now = time.time()
+        stamp = setup.event_time
+        now = self.settings.call_time(stamp.seconds + stamp.nanos / 1e9)
         region = self.settings.region_for(setup.tenant)
         shaken = self.verifier.verify(setup, region, now=now)
         caller_id = check_caller_id(setup, self.rules.get(setup.tenant))

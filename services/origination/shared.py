@@ -217,7 +217,7 @@ class ReplayGuard:
         try:
             async with asyncio.timeout(self._timeout):
                 created = await self._redis.set(
-                    keys.replay_key(digest), b"1", nx=True, exat=max(math.ceil(expires_at), int(now) + 1)
+                    keys.replay_key(digest), b"1", nx=True, ex=max(1, math.ceil(expires_at - now))
                 )
         except (RedisError, OSError, TimeoutError):
             self._breaker.failure()

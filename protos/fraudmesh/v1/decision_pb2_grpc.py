@@ -39,6 +39,11 @@ class DecisionServiceStub:
                 request_serializer=fraudmesh_dot_v1_dot_decision__pb2.DecideRequest.SerializeToString,
                 response_deserializer=fraudmesh_dot_v1_dot_decision__pb2.DecideResponse.FromString,
                 _registered_method=True)
+        self.DecideStream = channel.stream_stream(
+                '/fraudmesh.v1.DecisionService/DecideStream',
+                request_serializer=fraudmesh_dot_v1_dot_decision__pb2.DecideRequest.SerializeToString,
+                response_deserializer=fraudmesh_dot_v1_dot_decision__pb2.DecideResponse.FromString,
+                _registered_method=True)
 
 
 class DecisionServiceServicer:
@@ -51,11 +56,24 @@ class DecisionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DecideStream(self, request_iterator, context):
+        """The same, many calls over one stream (high-rate switches): one response per request, in the
+        order requests arrive; each answered independently within the stream's deadline.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DecisionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Decide': grpc.unary_unary_rpc_method_handler(
                     servicer.Decide,
+                    request_deserializer=fraudmesh_dot_v1_dot_decision__pb2.DecideRequest.FromString,
+                    response_serializer=fraudmesh_dot_v1_dot_decision__pb2.DecideResponse.SerializeToString,
+            ),
+            'DecideStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.DecideStream,
                     request_deserializer=fraudmesh_dot_v1_dot_decision__pb2.DecideRequest.FromString,
                     response_serializer=fraudmesh_dot_v1_dot_decision__pb2.DecideResponse.SerializeToString,
             ),
@@ -85,6 +103,33 @@ class DecisionService:
             request,
             target,
             '/fraudmesh.v1.DecisionService/Decide',
+            fraudmesh_dot_v1_dot_decision__pb2.DecideRequest.SerializeToString,
+            fraudmesh_dot_v1_dot_decision__pb2.DecideResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/fraudmesh.v1.DecisionService/DecideStream',
             fraudmesh_dot_v1_dot_decision__pb2.DecideRequest.SerializeToString,
             fraudmesh_dot_v1_dot_decision__pb2.DecideResponse.FromString,
             options,
