@@ -22,7 +22,7 @@ export FRAUDMESH_TENANT_REGIONS ?= demo-cn=CN,demo-us=US
 
 .PHONY: help run model smoke bench-loadtest bench-reputation bench-origination bench-scoring test test-unit test-integration deps system-deps venv jars up down status topics \
         proto proto-check lint clean-data \
-        dashboards dashboards-check rules-test
+        helm-lint helm-render dashboards dashboards-check rules-test
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -110,7 +110,13 @@ proto-check: venv ## Fail when the generated code in protos/ is stale
 lint: venv ## ruff and mypy --strict
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services loadtest tests bench charts
+	$(VENV)/bin/mypy services loadtest tests bench charts deploy/helm/validate.py
+
+helm-lint: venv ## helm lint --strict + render every ci/ values file, validate offline against Kubernetes 1.29/1.37 schemas, diff the rendered example
+	PY=$(PY) bash deploy/helm/check.sh
+
+helm-render: venv ## Re-render deploy/helm/rendered/default.yaml after a chart change
+	PY=$(PY) bash deploy/helm/check.sh --update
 
 dashboards: venv ## Regenerate charts/dashboards/*.json from the builder in charts/grafana
 	$(PY) -m charts.grafana

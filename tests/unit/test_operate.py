@@ -20,12 +20,13 @@ import yaml
 from prometheus_client import REGISTRY
 
 import services
-from charts.grafana.dashboards import OUT_DIR, build_all
+from charts.grafana.dashboards import OUT_DIR, build_all, sections
 from charts.grafana.model import GRID_WIDTH
 from charts.promql import EXTERNAL_METRICS, metric_names
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "charts" / "alerts"
+VALUES = ROOT / "deploy" / "helm" / "fraudmesh" / "values.yaml"
 
 SUFFIXES = {
     "counter": ("_total", "_created"),
@@ -142,6 +143,11 @@ def test_panels_fit_the_grid_and_ids_are_unique() -> None:
             area = {(pos["x"] + dx, pos["y"] + dy) for dx in range(pos["w"]) for dy in range(pos["h"])}
             assert not cells & area, f"{panel['title']} overlaps another panel"
             cells |= area
+
+
+def test_every_dashboard_section_is_a_chart_component() -> None:
+    components = yaml.safe_load(VALUES.read_text())["components"]
+    assert {s.service for s in sections()} <= set(components)
 
 
 def test_alerts_are_labelled_documented_and_unit_tested() -> None:
