@@ -22,7 +22,7 @@ export FRAUDMESH_TENANT_REGIONS ?= demo-cn=CN,demo-us=US
 
 .PHONY: help run model smoke bench-loadtest bench-reputation bench-origination bench-scoring test test-unit test-integration deps system-deps venv jars up down status topics \
         proto proto-check lint clean-data \
-        helm-lint helm-render dashboards dashboards-check rules-test
+        operate-check helm-lint helm-render dashboards dashboards-check rules-test docker-lint
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -112,6 +112,8 @@ lint: venv ## ruff and mypy --strict
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy services loadtest tests bench charts deploy/helm/validate.py
 
+operate-check: helm-lint dashboards-check rules-test docker-lint ## Chart, dashboards, alert rules and Dockerfile checks (no cluster needed)
+
 helm-lint: venv ## helm lint --strict + render every ci/ values file, validate offline against Kubernetes 1.29/1.37 schemas, diff the rendered example
 	PY=$(PY) bash deploy/helm/check.sh
 
@@ -127,6 +129,9 @@ dashboards-check: venv ## Fail when charts/dashboards/*.json is stale
 rules-test: ## promtool check + unit-test the alert rules in charts/alerts
 	@promtool=$$(bash deploy/tools/install.sh promtool); \
 	$$promtool check rules charts/alerts/*.yaml && $$promtool test rules charts/alerts/tests/*_test.yaml
+
+docker-lint: venv ## hadolint the Dockerfile in deploy/docker (no Docker engine needed)
+	$(VENV)/bin/hadolint deploy/docker/Dockerfile
 
 clean-data: down ## Stop the stack and delete its data (Kafka log dirs, Redis), keeping the jars
 	rm -rf $(STACK_DIR)/kafka/data $(STACK_DIR)/redis
