@@ -21,7 +21,8 @@ export FRAUDMESH_PSEUDONYM_KEY_FILE ?= $(STACK_DIR)/secrets/pseudonym.key
 export FRAUDMESH_TENANT_REGIONS ?= demo-cn=CN,demo-us=US
 
 .PHONY: help run model fuzz smoke bench-loadtest bench-reputation bench-origination bench-scoring test test-unit test-integration deps system-deps venv jars up down status topics \
-        proto proto-check lint clean-data
+        proto proto-check lint clean-data \
+        operate-check helm-lint helm-render dashboards dashboards-check rules-test docker-lint
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -114,7 +115,28 @@ proto-check: venv ## Fail when the generated code in protos/ is stale
 lint: venv ## ruff and mypy --strict
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services loadtest tests bench fuzz
+	$(VENV)/bin/mypy services loadtest tests bench fuzz charts deploy/helm/validate.py
+
+operate-check: helm-lint dashboards-check rules-test docker-lint ## Chart, dashboards, alert rules and Dockerfile checks (no cluster needed)
+
+helm-lint: venv ## helm lint --strict + render every ci/ values file, validate offline against Kubernetes 1.29/1.37 schemas, diff the rendered example
+	PY=$(PY) bash deploy/helm/check.sh
+
+helm-render: venv ## Re-render deploy/helm/rendered/default.yaml after a chart change
+	PY=$(PY) bash deploy/helm/check.sh --update
+
+dashboards: venv ## Regenerate charts/dashboards/*.json from the builder in charts/grafana
+	$(PY) -m charts.grafana
+
+dashboards-check: venv ## Fail when charts/dashboards/*.json is stale
+	$(PY) -m charts.grafana --check
+
+rules-test: ## promtool check + unit-test the alert rules in charts/alerts
+	@promtool=$$(bash deploy/tools/install.sh promtool); \
+	$$promtool check rules charts/alerts/*.yaml && $$promtool test rules charts/alerts/tests/*_test.yaml
+
+docker-lint: venv ## hadolint the Dockerfile in deploy/docker (no Docker engine needed)
+	$(VENV)/bin/hadolint deploy/docker/Dockerfile
 
 clean-data: down ## Stop the stack and delete its data (Kafka log dirs, Redis), keeping the jars
 	rm -rf $(STACK_DIR)/kafka/data $(STACK_DIR)/redis

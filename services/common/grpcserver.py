@@ -3,18 +3,55 @@
 Health starts NOT_SERVING for every registered service and the process flips it to SERVING once
 warm (models compiled, caches primed), so Kubernetes' native gRPC readiness probe only routes
 calls to a replica that can answer within the call-setup budget.
+
+With ``ServerTls`` the server speaks mutual TLS (a client must present a certificate from the
+configured CA). The kubelet's gRPC probe cannot, so a plaintext listener on a separate port may
+serve grpc.health.v1 alone, sharing the main server's health state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.common.settings import CommonSettings
+
 OVERALL = ""
+SERVER_OPTIONS = [("grpc.so_reuseport", 0), ("grpc.keepalive_permit_without_calls", 1)]
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """PEM material of a gRPC server that requires client certificates (mutual TLS)."""
+
+    cert_chain: bytes
+    private_key: bytes
+    client_ca: bytes
+
+    @classmethod
+    def from_files(cls, cert_file: str, key_file: str, client_ca_file: str) -> ServerTls:
+        """Read the server's certificate chain, its key and the CA that client certificates need."""
+        return cls(
+            Path(cert_file).read_bytes(), Path(key_file).read_bytes(), Path(client_ca_file).read_bytes()
+        )
+
+    def credentials(self) -> grpc.ServerCredentials:
+        """Server credentials that refuse any client without a certificate chaining to the CA."""
+        return grpc.ssl_server_credentials(
+            [(self.private_key, self.cert_chain)], root_certificates=self.client_ca, require_client_auth=True
+        )
+
+
+def server_tls(settings: CommonSettings) -> ServerTls | None:
+    """The mTLS material named by FRAUDMESH_TLS_*_FILE, or None (plaintext) when they are unset."""
+    if not settings.tls_cert_file:
+        return None
+    return ServerTls.from_files(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
 
 
 @dataclass
@@ -25,6 +62,8 @@ class ServerHandle:
     port: int
     health: health.aio.HealthServicer
     service_names: tuple[str, ...]
+    health_server: grpc.aio.Server | None = None
+    health_port: int = 0
 
     async def set_serving(self, serving: bool = True) -> None:
         """Mark every registered service (and the overall server) SERVING or NOT_SERVING."""
@@ -37,6 +76,8 @@ class ServerHandle:
         """Report NOT_SERVING, then stop accepting calls and let in-flight ones finish."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
 
 
 async def start_server(
@@ -46,18 +87,18 @@ async def start_server(
     register: Iterable[tuple[object, object]] = (),
     *,
     max_concurrent_rpcs: int | None = None,
+    tls: ServerTls | None = None,
+    health_port: int | None = None,
 ) -> ServerHandle:
     """Build, register and start a grpc.aio server on ``bind:port`` (port 0 picks a free one).
 
     ``register`` holds ``(add_XServicer_to_server, servicer)`` pairs from the generated code;
     ``service_names`` are their full names (e.g. ``fraudmesh.v1.DecisionService``) for health and
-    reflection.
+    reflection. ``tls`` switches the port to mutual TLS; ``health_port`` (0 picks a free one) adds
+    a plaintext listener serving only grpc.health.v1.
     """
     names = tuple(service_names)
-    server = grpc.aio.server(
-        maximum_concurrent_rpcs=max_concurrent_rpcs,
-        options=[("grpc.so_reuseport", 0), ("grpc.keepalive_permit_without_calls", 1)],
-    )
+    server = grpc.aio.server(maximum_concurrent_rpcs=max_concurrent_rpcs, options=SERVER_OPTIONS)
     for add, servicer in register:
         add(servicer, server)  # type: ignore[operator]
     health_servicer = health.aio.HealthServicer()
@@ -66,10 +107,19 @@ async def start_server(
         (*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
-    bound = server.add_insecure_port(f"{bind}:{port}")
+    address = f"{bind}:{port}"
+    bound = server.add_secure_port(address, tls.credentials()) if tls else server.add_insecure_port(address)
     if bound == 0:
-        raise OSError(f"cannot bind gRPC server to {bind}:{port}")
+        raise OSError(f"cannot bind gRPC server to {address}")
     handle = ServerHandle(server, bound, health_servicer, names)
+    if health_port is not None:
+        handle.health_server = grpc.aio.server(options=SERVER_OPTIONS)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, handle.health_server)
+        handle.health_port = handle.health_server.add_insecure_port(f"{bind}:{health_port}")
+        if handle.health_port == 0:
+            raise OSError(f"cannot bind gRPC health listener to {bind}:{health_port}")
     await handle.set_serving(False)
     await server.start()
+    if handle.health_server is not None:
+        await handle.health_server.start()
     return handle

@@ -193,6 +193,12 @@ class CommonSettings:
     metrics_port: int = 0
     otlp_endpoint: str = ""
     trace_sample_ratio: float = 0.01
+    # Mutual TLS on a gRPC server: all three PEM files or none (none = plaintext). With TLS on,
+    # grpc_health_port (if set) serves only grpc.health.v1 in plaintext for the kubelet's probes.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    grpc_health_port: int = 0
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -202,6 +208,14 @@ class CommonSettings:
             problems.append(f"{env_name('trace_sample_ratio')}: must be within [0, 1]")
         if not 0 <= self.metrics_port <= 65535:
             problems.append(f"{env_name('metrics_port')}: must be a port number (0 disables)")
+        tls_files = (self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file)
+        if any(tls_files) and not all(tls_files):
+            problems.append(
+                f"{env_name('tls_cert_file')}, {env_name('tls_key_file')} and "
+                f"{env_name('tls_client_ca_file')} must be set together (or none, for plaintext)"
+            )
+        if not 0 <= self.grpc_health_port <= 65535:
+            problems.append(f"{env_name('grpc_health_port')}: must be a port number (0 disables)")
         if self.redis_pool_size < 1:
             problems.append(f"{env_name('redis_pool_size')}: must be at least 1")
         if self.redis_timeout_s <= 0 or self.redis_connect_timeout_s <= 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -17,6 +18,14 @@ class _AlwaysAllow(decision_pb2_grpc.DecisionServiceServicer):
         self, request: decision_pb2.DecideRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> decision_pb2.DecideResponse:
         return decision_pb2.DecideResponse(decision=verdicts_pb2.Decision(call_id=request.setup.call_id))
+
+    async def DecideStream(
+        self,
+        request_iterator: AsyncIterator[decision_pb2.DecideRequest],
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> AsyncIterator[decision_pb2.DecideResponse]:
+        async for request in request_iterator:
+            yield await self.Decide(request, context)
 
 
 async def test_health_reflection_and_readiness_gate() -> None:

@@ -1,0 +1,1 @@
+"""One module per service, each defining ``SECTION``; every module here is picked up automatically."""

@@ -1,0 +1,198 @@
+{{/* Names, labels, and the merged component list every template iterates. */}}
+
+{{- define "fraudmesh.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "fraudmesh.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The resource name of one component: (list $root "decision"). */}}
+{{- define "fraudmesh.componentName" -}}
+{{- $root := index . 0 -}}
+{{- printf "%s-%s" (include "fraudmesh.fullname" $root) (index . 1) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "fraudmesh.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "fraudmesh.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: fraudmesh
+{{- end -}}
+
+{{/* Selector labels of one component: (list $root "decision"). */}}
+{{- define "fraudmesh.selectorLabels" -}}
+{{- $root := index . 0 -}}
+app.kubernetes.io/name: {{ include "fraudmesh.name" $root }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{- define "fraudmesh.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "fraudmesh.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "fraudmesh.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Deep merge of two maps given as (dict "base" … "over" …): keys of "over" win, maps merge key by
+key, lists and scalars replace. Unlike sprig's merge/mergeOverwrite, false and 0 override too.
+*/}}
+{{- define "fraudmesh.merge" -}}
+{{- $out := deepCopy .base -}}
+{{- range $key, $value := .over -}}
+{{- $current := get $out $key -}}
+{{- if and (kindIs "map" $value) (kindIs "map" $current) -}}
+{{- $_ := set $out $key (include "fraudmesh.merge" (dict "base" $current "over" $value) | fromYaml) -}}
+{{- else -}}
+{{- $_ := set $out $key $value -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/*
+The enabled components as YAML: name → `defaults` merged with the component's entry, checked.
+Templates iterate: range $name, $c := include "fraudmesh.components" . | fromYaml
+*/}}
+{{- define "fraudmesh.components" -}}
+{{- $out := dict -}}
+{{- range $name, $entry := .Values.components -}}
+{{- if or (not (hasKey $entry "enabled")) $entry.enabled -}}
+{{- $c := include "fraudmesh.merge" (dict "base" $.Values.defaults "over" $entry) | fromYaml -}}
+{{- if eq $c.kind "consumer" -}}
+{{- $partitions := int (required (printf "components.%s.partitions is required for a consumer" $name) $c.partitions) -}}
+{{- if gt (int $c.replicas) $partitions -}}
+{{- fail (printf "components.%s.replicas (%v) exceeds its topic's %d partitions: extra consumers would sit idle" $name $c.replicas $partitions) -}}
+{{- end -}}
+{{- if and $c.autoscaling.enabled (gt (int $c.autoscaling.maxReplicas) $partitions) -}}
+{{- fail (printf "components.%s.autoscaling.maxReplicas (%v) exceeds its topic's %d partitions" $name $c.autoscaling.maxReplicas $partitions) -}}
+{{- end -}}
+{{- else if eq $c.kind "grpc" -}}
+{{- $_ := required (printf "components.%s.grpcPort is required for a gRPC component" $name) $c.grpcPort -}}
+{{- if and $.Values.mtls.enabled $c.mtls.server -}}
+{{- $_ := required (printf "components.%s.healthPort is required when mTLS is on (the kubelet's probe is plaintext)" $name) $c.healthPort -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $out $name $c -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/* Whether one merged component serves or calls gRPC with mutual TLS: (list $root $c). */}}
+{{- define "fraudmesh.mtlsServer" -}}
+{{- $root := index . 0 -}}{{- $c := index . 1 -}}
+{{- if and $root.Values.mtls.enabled (eq $c.kind "grpc") $c.mtls $c.mtls.server -}}true{{- end -}}
+{{- end -}}
+{{- define "fraudmesh.mtlsClient" -}}
+{{- $root := index . 0 -}}{{- $c := index . 1 -}}
+{{- if and $root.Values.mtls.enabled $c.mtls $c.mtls.client -}}true{{- end -}}
+{{- end -}}
+
+{{/* Environment shared by every fraudmesh container: (list $root $c). */}}
+{{- define "fraudmesh.env" -}}
+{{- $root := index . 0 -}}{{- $c := index . 1 -}}
+{{- $v := $root.Values -}}
+- name: FRAUDMESH_KAFKA_BOOTSTRAP
+  value: {{ required "kafka.bootstrap is required" $v.kafka.bootstrap | quote }}
+{{- if $v.redis.existingSecret }}
+- name: FRAUDMESH_REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.redis.existingSecret }}
+      key: {{ $v.redis.existingSecretKey }}
+{{- else }}
+- name: FRAUDMESH_REDIS_URL
+  value: {{ required "redis.url or redis.existingSecret is required" $v.redis.url | quote }}
+{{- end }}
+- name: FRAUDMESH_PSEUDONYM_KEY_FILE
+  value: /var/run/secrets/fraudmesh/pseudonym/{{ $v.pseudonymKey.key }}
+{{- if $v.kafka.securityProtocol }}
+- name: FRAUDMESH_KAFKA_SECURITY_PROTOCOL
+  value: {{ $v.kafka.securityProtocol | quote }}
+{{- end }}
+{{- if $v.kafka.sasl.existingSecret }}
+- name: FRAUDMESH_KAFKA_SASL_MECHANISM
+  value: {{ $v.kafka.sasl.mechanism | quote }}
+- name: FRAUDMESH_KAFKA_SASL_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.kafka.sasl.existingSecret }}
+      key: username
+- name: FRAUDMESH_KAFKA_SASL_PASSWORD_FILE
+  value: /var/run/secrets/fraudmesh/kafka-sasl/password
+{{- end }}
+{{- if $v.kafka.tls.existingSecret }}
+- name: FRAUDMESH_KAFKA_CA_FILE
+  value: /var/run/secrets/fraudmesh/kafka-tls/ca.crt
+{{- end }}
+{{- if $v.tracing.otlpEndpoint }}
+- name: FRAUDMESH_OTLP_ENDPOINT
+  value: {{ $v.tracing.otlpEndpoint | quote }}
+{{- end }}
+- name: FRAUDMESH_TRACE_SAMPLE_RATIO
+  value: {{ $v.tracing.sampleRatio | quote }}
+- name: NUMBA_CACHE_DIR
+  value: /var/cache/numba
+{{- end -}}
+
+{{/* Environment specific to one component, then the global and component `env` maps. */}}
+{{- define "fraudmesh.componentEnv" -}}
+{{- $root := index . 0 -}}{{- $c := index . 1 -}}
+- name: FRAUDMESH_METRICS_BIND
+  value: "0.0.0.0"
+- name: FRAUDMESH_METRICS_PORT
+  value: {{ $c.metricsPort | quote }}
+{{- if eq $c.kind "grpc" }}
+- name: FRAUDMESH_GRPC_BIND
+  value: "0.0.0.0"
+- name: FRAUDMESH_GRPC_PORT
+  value: {{ $c.grpcPort | quote }}
+{{- end }}
+{{- if include "fraudmesh.mtlsServer" (list $root $c) }}
+- name: FRAUDMESH_GRPC_HEALTH_PORT
+  value: {{ $c.healthPort | quote }}
+- name: FRAUDMESH_TLS_CERT_FILE
+  value: /var/run/secrets/fraudmesh/tls-server/tls.crt
+- name: FRAUDMESH_TLS_KEY_FILE
+  value: /var/run/secrets/fraudmesh/tls-server/tls.key
+- name: FRAUDMESH_TLS_CLIENT_CA_FILE
+  value: /var/run/secrets/fraudmesh/tls-server/ca.crt
+{{- end }}
+{{- if include "fraudmesh.mtlsClient" (list $root $c) }}
+- name: FRAUDMESH_TLS_CLIENT_CERT_FILE
+  value: /var/run/secrets/fraudmesh/tls-client/tls.crt
+- name: FRAUDMESH_TLS_CLIENT_KEY_FILE
+  value: /var/run/secrets/fraudmesh/tls-client/tls.key
+- name: FRAUDMESH_TLS_SERVER_CA_FILE
+  value: /var/run/secrets/fraudmesh/tls-client/ca.crt
+{{- end }}
+{{- $env := merge (deepCopy (default dict $c.env)) (deepCopy (default dict $root.Values.env)) }}
+{{- range $key := keys $env | sortAlpha }}
+- name: {{ $key }}
+  value: {{ tpl (toString (get $env $key)) $root | quote }}
+{{- end }}
+{{- end -}}

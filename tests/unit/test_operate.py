@@ -1,0 +1,165 @@
+"""Dashboards and alert rules query only metrics the services export, and stay generated.
+
+Every ``services/<name>/metrics.py`` is imported (new services are picked up automatically) and
+the names prometheus_client would expose are compared with every metric a dashboard panel, a
+dashboard variable or an alert rule selects; exporter metrics must be declared in
+``charts.promql.EXTERNAL_METRICS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client import REGISTRY
+
+import services
+from charts.grafana.dashboards import OUT_DIR, build_all, sections
+from charts.grafana.model import GRID_WIDTH
+from charts.promql import EXTERNAL_METRICS, metric_names
+
+ROOT = Path(__file__).resolve().parents[2]
+ALERTS = ROOT / "charts" / "alerts"
+VALUES = ROOT / "deploy" / "helm" / "fraudmesh" / "values.yaml"
+
+SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "summary": ("", "_count", "_sum", "_created"),
+    "gauge": ("",),
+    "info": ("_info",),
+    "stateset": ("",),
+    "gaugehistogram": ("_bucket", "_gcount", "_gsum"),
+}
+
+
+def _metrics_modules() -> list[str]:
+    return [
+        f"services.{m.name}.metrics"
+        for m in pkgutil.iter_modules(services.__path__)
+        if m.ispkg and (ROOT / "services" / m.name / "metrics.py").is_file()
+    ]
+
+
+def exported_names() -> set[str]:
+    """Every series name the services' registry exposes, with each type's suffixes."""
+    for module in _metrics_modules():
+        importlib.import_module(module)
+    names: set[str] = set()
+    for family in REGISTRY.collect():
+        names.update(family.name + suffix for suffix in SUFFIXES.get(family.type, ("",)))
+        names.update(sample.name for sample in family.samples)
+    return names
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def dashboard_queries() -> dict[str, str]:
+    """'file: panel' → PromQL, for every panel target and query variable of every dashboard."""
+    queries: dict[str, str] = {}
+    for path in sorted(OUT_DIR.glob("*.json")):
+        board = json.loads(path.read_text())
+        for panel in board["panels"]:
+            for target in panel.get("targets", []):
+                queries[f"{path.name}: {panel['title']} {target['refId']}"] = target["expr"]
+        for variable in board["templating"]["list"]:
+            if variable["type"] == "query":
+                queries[f"{path.name}: ${variable['name']}"] = variable["definition"]
+    return queries
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = []
+    for path in sorted(ALERTS.glob("*.yaml")):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            rules += group["rules"]
+    return rules
+
+
+def test_every_metric_a_dashboard_or_alert_queries_is_exported() -> None:
+    exported = exported_names()
+    assert "fraudmesh_reputation_events_total" in exported
+    queries = dashboard_queries()
+    queries.update({f"alert {r['alert']}": r["expr"] for r in alert_rules()})
+    assert len(queries) > 20
+    unknown = {
+        where: sorted(metric_names(expr) - exported - EXTERNAL_METRICS.keys())
+        for where, expr in queries.items()
+        if metric_names(expr) - exported - EXTERNAL_METRICS.keys()
+    }
+    assert unknown == {}, "queries over metrics no service exports (or declared exporter provides)"
+
+
+def test_every_declared_external_metric_is_used() -> None:
+    used = set().union(*(metric_names(e) for e in dashboard_queries().values()))
+    used |= set().union(*(metric_names(r["expr"]) for r in alert_rules()))
+    assert set(EXTERNAL_METRICS) <= used
+
+
+@pytest.mark.parametrize(
+    ("expr", "names"),
+    [
+        ('sum by (le, topic) (rate(a_bucket{x="y", z=~"$v"}[$__rate_interval]))', {"a_bucket"}),
+        ("histogram_quantile(0.99, sum by (le) (rate(b_bucket[5m]))) > 0.1", {"b_bucket"}),
+        ("x / on (namespace) group_left(pod) y and z offset 5m", {"x", "y", "z"}),
+        ("label_values(python_info, namespace)", {"python_info"}),
+        ('1000 * sum(rate(c_total{topic="calls.setup.v1"}[1m])) / clamp_min(d, 1e-9)', {"c_total", "d"}),
+    ],
+)
+def test_metric_names_reads_selectors_not_functions_or_labels(expr: str, names: set[str]) -> None:
+    assert metric_names(expr) == names
+
+
+def test_checked_in_dashboards_match_the_builder() -> None:
+    built = build_all()
+    assert {p.name for p in OUT_DIR.glob("*.json")} == set(built)
+    for name, text in built.items():
+        assert (OUT_DIR / name).read_text() == text, f"{name} is stale: run `make dashboards`"
+
+
+def test_panels_fit_the_grid_and_ids_are_unique() -> None:
+    for text in build_all().values():
+        board = json.loads(text)
+        ids = [p["id"] for p in board["panels"]]
+        assert len(ids) == len(set(ids))
+        cells: set[tuple[int, int]] = set()
+        for panel in board["panels"]:
+            pos = panel["gridPos"]
+            assert pos["x"] + pos["w"] <= GRID_WIDTH
+            area = {(pos["x"] + dx, pos["y"] + dy) for dx in range(pos["w"]) for dy in range(pos["h"])}
+            assert not cells & area, f"{panel['title']} overlaps another panel"
+            cells |= area
+
+
+def test_every_dashboard_section_is_a_chart_component() -> None:
+    components = yaml.safe_load(VALUES.read_text())["components"]
+    assert {s.service for s in sections()} <= set(components)
+
+
+def test_alerts_are_labelled_documented_and_unit_tested() -> None:
+    rules = alert_rules()
+    names = [r["alert"] for r in rules]
+    assert len(names) == len(set(names))
+    for rule in rules:
+        assert rule["labels"]["severity"] in {"page", "critical", "warning"}, rule["alert"]
+        assert rule["annotations"]["summary"], rule["alert"]
+        assert rule["annotations"]["description"], rule["alert"]
+    tested = set()
+    for path in (ALERTS / "tests").glob("*_test.yaml"):
+        for case in yaml.safe_load(path.read_text())["tests"]:
+            tested |= {t["alertname"] for t in case.get("alert_rule_test", []) if t.get("exp_alerts")}
+    assert set(names) <= tested, f"alerts never shown firing in a promtool test: {set(names) - tested}"
