@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from fraudmesh.v1 import call_pb2
+from fraudmesh.v1 import call_pb2, verdicts_pb2
 from services.common.features import INDEX
 from services.common.phone import NormalizedNumber, NumberKind
 
@@ -66,3 +66,31 @@ def fill_context(
     vector[INDEX["caller_domestic"]] = float(caller.region == rules.region)
     if callee is not None:
         vector[INDEX["callee_prefix_shared"]] = shared_prefix(caller, callee)
+
+
+CLI_FINDINGS = frozenset(
+    {
+        "INTL_INGRESS_DOMESTIC_CLI",
+        "ONNET_CLI_OFFNET_INGRESS",
+        "NEIGHBOR_SPOOFING",
+        "INVALID_CLI",
+        "RISKY_RANGE",
+        "DNO_LISTED",
+        "CLI_REGION_MISMATCH",
+    }
+)
+"""The origination reason codes that count as caller-ID consistency findings (feature cli_findings)."""
+
+
+def fill_origination(
+    vector: npt.NDArray[np.float32], verdict: verdicts_pb2.OriginationVerdict | None
+) -> None:
+    """Write origination's features from its verdict; none (NaN) when origination did not answer.
+
+    Shared by the decision service and the trainer, so both turn a verdict into features alike.
+    """
+    if verdict is None or verdict.shaken_status == verdicts_pb2.SHAKEN_STATUS_UNSPECIFIED:
+        return
+    vector[INDEX["shaken_status"]] = verdict.shaken_status
+    vector[INDEX["attestation"]] = verdict.attestation
+    vector[INDEX["cli_findings"]] = sum(1 for code in verdict.reason_codes if code in CLI_FINDINGS)

@@ -89,16 +89,19 @@ async def start_server(
     max_concurrent_rpcs: int | None = None,
     tls: ServerTls | None = None,
     health_port: int | None = None,
+    reuse_port: bool = False,
 ) -> ServerHandle:
     """Build, register and start a grpc.aio server on ``bind:port`` (port 0 picks a free one).
 
     ``register`` holds ``(add_XServicer_to_server, servicer)`` pairs from the generated code;
     ``service_names`` are their full names (e.g. ``fraudmesh.v1.DecisionService``) for health and
     reflection. ``tls`` switches the port to mutual TLS; ``health_port`` (0 picks a free one) adds
-    a plaintext listener serving only grpc.health.v1.
+    a plaintext listener serving only grpc.health.v1. ``reuse_port`` sets SO_REUSEPORT so several
+    processes can serve one port (the kernel spreads connections between them).
     """
     names = tuple(service_names)
-    server = grpc.aio.server(maximum_concurrent_rpcs=max_concurrent_rpcs, options=SERVER_OPTIONS)
+    options = [("grpc.so_reuseport", 1), *SERVER_OPTIONS[1:]] if reuse_port else SERVER_OPTIONS
+    server = grpc.aio.server(maximum_concurrent_rpcs=max_concurrent_rpcs, options=options)
     for add, servicer in register:
         add(servicer, server)  # type: ignore[operator]
     health_servicer = health.aio.HealthServicer()

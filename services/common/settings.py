@@ -55,6 +55,12 @@ class Secret:
         return hash(self._value)
 
 
+class TextSecret(Secret):
+    """A secret used as text (e.g. a bearer token): taken verbatim, never hex-decoded."""
+
+    __slots__ = ()
+
+
 def _parse_bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -89,6 +95,8 @@ def _parser_for(annotation: Any) -> Callable[[str], Any]:
         return _parse_tuple
     if annotation is bool:
         return _parse_bool
+    if annotation is TextSecret:
+        return lambda text: TextSecret(text.strip().encode())
     if annotation is Secret:
         return _parse_secret
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
@@ -125,8 +133,12 @@ def load(cls: type[S], environ: Mapping[str, str] | None = None) -> S:
     for field in dataclasses.fields(cls):
         name = env_name(field.name)
         annotation = hints[field.name]
+        secret = any(
+            isinstance(candidate, type) and issubclass(candidate, Secret)
+            for candidate in (annotation, *typing.get_args(annotation))
+        )
         raw = env.get(name)
-        if raw is None and annotation is Secret and env.get(name + "_FILE"):
+        if raw is None and secret and env.get(name + "_FILE"):
             try:
                 raw = Path(env[name + "_FILE"]).read_text()
             except OSError as exc:
@@ -140,7 +152,7 @@ def load(cls: type[S], environ: Mapping[str, str] | None = None) -> S:
         try:
             values[field.name] = _parser_for(annotation)(raw)
         except (TypeError, ValueError) as exc:
-            shown = "***" if annotation is Secret else repr(raw)
+            shown = "***" if secret else repr(raw)
             problems.append(f"{name}={shown}: {exc}")
     if problems:
         raise SettingsError(problems)

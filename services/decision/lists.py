@@ -9,7 +9,6 @@ as its features. Recent decisions (``:dec``) are a capped list written off the c
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from typing import Any, Final
@@ -61,15 +60,9 @@ def _live(value: Any, now_ms: int) -> bool:
         return False
 
 
-def entry_json(ttl_s: int, reason: str, actor: str, now_ms: int | None = None) -> tuple[str, int]:
-    """(the stored JSON, its expiry in ms) of a new entry."""
+def entry_json(ttl_s: int, reason: str, actor: str, now_ms: int | None = None) -> str:
+    """The stored JSON of a new entry expiring ttl_s from now."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    expires_ms = now_ms + ttl_s * 1000
     return json.dumps(
-        {"expires_ms": expires_ms, "created_ms": now_ms, "reason": reason, "actor": actor}
-    ), expires_ms
-
-
-def key_ttl_s(expires_ms: int, now_ms: int) -> int:
-    """Seconds until an expiry, at least one."""
-    return max(1, math.ceil((expires_ms - now_ms) / 1000))
+        {"expires_ms": now_ms + ttl_s * 1000, "created_ms": now_ms, "reason": reason, "actor": actor}
+    )

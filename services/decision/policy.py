@@ -29,8 +29,8 @@ ALLOW: Final = common_pb2.ACTION_ALLOW
 LABEL: Final = common_pb2.ACTION_LABEL
 CHALLENGE: Final = common_pb2.ACTION_CHALLENGE
 BLOCK: Final = common_pb2.ACTION_BLOCK
-ACTIONS: Final = {"ALLOW": ALLOW, "LABEL": LABEL, "CHALLENGE": CHALLENGE, "BLOCK": BLOCK}
-SEVERITY: Final = {ALLOW: 0, LABEL: 1, CHALLENGE: 2, BLOCK: 3}
+ACTIONS: Final[dict[str, int]] = {"ALLOW": ALLOW, "LABEL": LABEL, "CHALLENGE": CHALLENGE, "BLOCK": BLOCK}
+SEVERITY: Final[dict[int, int]] = {ALLOW: 0, LABEL: 1, CHALLENGE: 2, BLOCK: 3}
 INGRESS: Final = {
     name.removeprefix("INGRESS_KIND_"): value
     for name, value in common_pb2.IngressKind.items()

@@ -1,0 +1,411 @@
+"""The decision core: hard policy, then origination and features in parallel, score, policy, audit.
+
+Order of precedence, each step failing open:
+
+1. An emergency called number is ALLOW before anything else runs — nothing after it can change
+   that, and it is answered even when every dependency is down or something raises.
+2. Origination ``Verify`` (gRPC) and the caller's features + list entries (one Redis round trip)
+   run concurrently, each within its sub-deadline (never past the client's own deadline) and behind
+   a circuit breaker; a miss becomes missing features plus a ``degraded`` cause.
+3. Allow-list → ALLOW; deny-list → the policy's deny action.
+4. The compiled model scores the vector (reasons computed only when the action is not ALLOW); the
+   tenant's policy maps the score to an action, applies reason-forced actions, refuses to
+   CHALLENGE/BLOCK on side signals alone, caps degraded decisions, and applies shadow mode.
+5. The decision is queued for the audit topic and the caller's recent-decisions list, off the call
+   path. Any exception anywhere answers ALLOW, degraded, with ``DECISION_ERROR``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+
+import grpc
+import numpy as np
+import numpy.typing as npt
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from fraudmesh.v1 import call_pb2, events_pb2, origination_pb2, verdicts_pb2
+from services.common import keys
+from services.common.breaker import BreakerState, CircuitBreaker
+from services.common.context import ContextRules, fill_context, fill_origination
+from services.common.features import empty_vector
+from services.common.featurestore import READ_FEATURES, ReputationRead, fill, parse, read_request
+from services.common.phone import InvalidNumberError, NormalizedNumber, is_emergency, normalize
+from services.common.pseudonym import Pseudonymizer
+from services.decision import lists, metrics
+from services.decision.audit import AuditPublisher
+from services.decision.policy import ALLOW, BLOCK, CHALLENGE, LABEL, SEVERITY, Policy, PolicyStore
+from services.decision.settings import DecisionSettings
+from services.origination.callerid import is_withheld, presented_caller
+from services.scoring.model import Scorer
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ACTION_NAMES: Final = {ALLOW: "ALLOW", LABEL: "LABEL", CHALLENGE: "CHALLENGE", BLOCK: "BLOCK"}
+MAX_REASONS: Final = 5
+
+
+@dataclass
+class Lookup:
+    """What the one Redis round trip returned: the caller's features and list status."""
+
+    features: ReputationRead
+    lists: lists.ListStatus
+
+
+@dataclass
+class Outcome:
+    """A decision with everything the audit record and metrics need."""
+
+    decision: verdicts_pb2.Decision
+    origination: verdicts_pb2.OriginationVerdict | None
+    caller: NormalizedNumber | None
+    emergency: bool = False
+    degraded: list[str] = field(default_factory=list)
+
+
+class Decider:
+    """Decides calls; one per process, used by the gRPC servicer."""
+
+    def __init__(
+        self,
+        settings: DecisionSettings,
+        policies: PolicyStore,
+        scorer: Scorer,
+        redis: aioredis.Redis,
+        origination: Any | None,
+        audit: AuditPublisher | None,
+    ) -> None:
+        self.settings = settings
+        self.policies = policies
+        self.scorer = scorer
+        self.redis = redis
+        self._read_script = redis.register_script(READ_FEATURES)
+        self.origination = origination
+        self.audit = audit
+        self.pseudonymize = Pseudonymizer(settings.pseudonym_key)
+        self.breakers = {
+            name: CircuitBreaker(
+                name,
+                failure_threshold=settings.breaker_failures,
+                reset_after_s=settings.breaker_reset_s,
+                on_change=_breaker_changed,
+            )
+            for name in ("redis", "origination")
+        }
+        for name in self.breakers:
+            metrics.BREAKER_STATE.labels(name).set(BreakerState.CLOSED.value)
+        self._recent: asyncio.Queue[tuple[str, str]] = asyncio.Queue(settings.recent_decisions_queue_max)
+        self._rules: dict[str, ContextRules] = {}
+
+    # ---- the call path -------------------------------------------------------------------
+
+    async def decide(
+        self, setup: call_pb2.CallSetup, time_remaining_s: float | None = None, *, record: bool = True
+    ) -> Outcome:
+        """Decide one call; never raises (an internal error answers ALLOW, degraded).
+
+        ``record=False`` skips the audit and redress records (the start-up warm-up call).
+        """
+        started = time.perf_counter()
+        policy = self.policies.current()
+        region = self.settings.region_for(setup.tenant)
+        if is_emergency(setup.called_number, region, policy.emergency_numbers):
+            outcome = Outcome(
+                _decision(setup, ALLOW, policy, self.scorer, ["EMERGENCY_NUMBER"]), None, None, True
+            )
+        else:
+            try:
+                outcome = await self._decide(setup, policy, region, started, time_remaining_s)
+            except Exception:  # the call must never fail or block because of a bug here
+                log.exception("decision raised; answering ALLOW (degraded)")
+                outcome = Outcome(
+                    _decision(setup, ALLOW, policy, self.scorer, []), None, None, degraded=["DECISION_ERROR"]
+                )
+        self._finish(setup, outcome, started, record)
+        return outcome
+
+    async def _decide(
+        self,
+        setup: call_pb2.CallSetup,
+        policy: Policy,
+        region: str,
+        started: float,
+        time_remaining_s: float | None,
+    ) -> Outcome:
+        stamp = setup.event_time
+        now_ms = int(self.settings.call_time(stamp.seconds + stamp.nanos / 1e9) * 1000)
+        raw_caller = presented_caller(setup)
+        caller = None if is_withheld(raw_caller) else _normalize(raw_caller, region)
+        callee = _normalize(setup.called_number, region)
+        budget = self._budget(started, time_remaining_s)
+        degraded: list[str] = []
+        verdict_task = self._verify(setup, min(budget, self.settings.origination_timeout_s), degraded)
+        lookup_task = self._lookup(
+            setup.tenant, caller, callee, now_ms, min(budget, self.settings.features_timeout_s), degraded
+        )
+        verdict, lookup = await asyncio.gather(verdict_task, lookup_task)
+        if verdict is not None and verdict.degraded:
+            degraded.append("ORIGINATION_DEGRADED")
+        vector = empty_vector()
+        fill_context(vector, setup, caller, callee, self._context_rules(setup.tenant, region))
+        fill_origination(vector, verdict)
+        if lookup is not None:
+            fill(vector, lookup.features, now_ms)
+            if lookup.lists.allowed:
+                return Outcome(
+                    _decision(setup, ALLOW, policy, self.scorer, ["ALLOW_LISTED"]),
+                    verdict,
+                    caller,
+                    degraded=degraded,
+                )
+            if lookup.lists.denied:
+                decision = _decision(setup, policy.deny_action, policy, self.scorer, ["DENY_LISTED"])
+                return Outcome(_shadowed(decision, policy, setup.tenant), verdict, caller, degraded=degraded)
+        return Outcome(
+            self._score(setup, policy, vector, verdict, degraded), verdict, caller, degraded=degraded
+        )
+
+    def _score(
+        self,
+        setup: call_pb2.CallSetup,
+        policy: Policy,
+        vector: npt.NDArray[np.float32],
+        verdict: verdicts_pb2.OriginationVerdict | None,
+        degraded: list[str],
+    ) -> verdicts_pb2.Decision:
+        scored = self.scorer.score(vector, reasons=False)
+        action = policy.thresholds_for(setup.ingress_kind).action(scored.probability)
+        forced = [code for code in (verdict.reason_codes if verdict else ()) if code in policy.reason_actions]
+        for code in forced:
+            if SEVERITY[policy.reason_actions[code]] > SEVERITY[action]:
+                action = policy.reason_actions[code]
+        reasons: list[str] = []
+        if action != ALLOW:
+            reasons = list(dict.fromkeys([*forced, *self.scorer.score(vector).top_reasons]))[
+                :MAX_REASONS
+            ] or ["MODEL_SCORE"]
+            if SEVERITY[action] >= SEVERITY[CHALLENGE] and set(reasons) <= policy.never_sole_reasons:
+                action = LABEL
+            if degraded and SEVERITY[action] > SEVERITY[policy.degraded_max_action]:
+                action = policy.degraded_max_action
+        metrics.SCORES.observe(scored.probability)
+        decision = _decision(setup, action, policy, self.scorer, reasons, scored.probability)
+        return _shadowed(decision, policy, setup.tenant)
+
+    def _budget(self, started: float, time_remaining_s: float | None) -> float:
+        """Seconds the dependencies may take: what the client left, minus a margin for the rest."""
+        if time_remaining_s is None:
+            return max(self.settings.origination_timeout_s, self.settings.features_timeout_s)
+        spent = time.perf_counter() - started
+        return max(0.0, time_remaining_s - spent - self.settings.deadline_margin_s)
+
+    async def _verify(
+        self, setup: call_pb2.CallSetup, timeout_s: float, degraded: list[str]
+    ) -> verdicts_pb2.OriginationVerdict | None:
+        """Origination's verdict within timeout_s, or None with the cause recorded."""
+        if self.origination is None:
+            return None
+        stub = self.origination
+        reply = await self._bounded(
+            "origination",
+            lambda: stub.Verify(origination_pb2.VerifyRequest(setup=setup), timeout=max(timeout_s, 0.0005)),
+            timeout_s,
+            degraded,
+        )
+        return None if reply is None else reply.verdict
+
+    async def _lookup(
+        self,
+        tenant: str,
+        caller: NormalizedNumber | None,
+        callee: NormalizedNumber | None,
+        now_ms: int,
+        timeout_s: float,
+        degraded: list[str],
+    ) -> Lookup | None:
+        """The caller's features and list entries in one pipelined round trip, or None."""
+        if caller is None:
+            return None
+        pseudonym = self.pseudonymize(caller.canonical)
+        callee_pseudonym = self.pseudonymize(callee.canonical) if callee is not None else ""
+        script_keys, args = read_request(pseudonym, callee_pseudonym, now_ms)
+        pipe = self.redis.pipeline(transaction=False)
+        await self._read_script(keys=script_keys, args=args, client=pipe)
+        pipe.hmget(keys.lists_key(pseudonym), lists.lookup_fields(tenant))
+        results = await self._bounded("redis", pipe.execute, timeout_s, degraded)
+        if results is None:
+            return None
+        return Lookup(parse(results[0]), lists.ListStatus.of(results[1], now_ms))
+
+    async def _bounded(
+        self, name: str, start: Callable[[], Awaitable[T]], timeout_s: float, degraded: list[str]
+    ) -> T | None:
+        """Start and await work within timeout_s behind the breaker; None (and a cause) otherwise."""
+        breaker = self.breakers[name]
+        cause = name.upper()
+        if not breaker.allow():
+            degraded.append(f"{cause}_UNAVAILABLE")
+            return None
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout_s):
+                result = await start()
+        except TimeoutError:
+            breaker.failure()
+            degraded.append(f"{cause}_TIMEOUT")
+            return None
+        except (RedisError, OSError, grpc.aio.AioRpcError) as exc:
+            breaker.failure()
+            timed_out = (
+                isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            )
+            degraded.append(f"{cause}_TIMEOUT" if timed_out else f"{cause}_UNAVAILABLE")
+            return None
+        finally:
+            metrics.DEPENDENCY_SECONDS.labels(name).observe(time.perf_counter() - started)
+        breaker.success()
+        return result
+
+    def _context_rules(self, tenant: str, region: str) -> ContextRules:
+        rules = self._rules.get(tenant)
+        if rules is None:
+            settings = self.settings
+            rules = ContextRules(
+                region, settings.home_ranges, settings.risky_ranges, settings.utc_offset_hours
+            )
+            if len(self._rules) < 10_000:
+                self._rules[tenant] = rules
+        return rules
+
+    # ---- after the answer ----------------------------------------------------------------
+
+    def _finish(self, setup: call_pb2.CallSetup, outcome: Outcome, started: float, record: bool) -> None:
+        """Stamp latency and degradation, count, and queue the audit and redress records."""
+        decision = outcome.decision
+        if outcome.degraded:
+            decision.degraded = True
+            decision.degraded_reasons.extend(dict.fromkeys(outcome.degraded))
+            for cause in dict.fromkeys(outcome.degraded):
+                metrics.DEGRADED.labels(cause).inc()
+        elapsed = time.perf_counter() - started
+        decision.latency_us = int(elapsed * 1e6)
+        metrics.DECIDE_SECONDS.observe(elapsed)
+        action = ACTION_NAMES.get(decision.action, "UNSPECIFIED")
+        metrics.DECISIONS.labels(action, setup.tenant).inc()
+        if decision.shadow_action:
+            metrics.SHADOW.labels(ACTION_NAMES.get(decision.shadow_action, "UNSPECIFIED"), setup.tenant).inc()
+        for code in decision.reason_codes:
+            metrics.REASONS.labels(code, action).inc()
+        if outcome.emergency:
+            metrics.EMERGENCY.labels(action).inc()
+        if not record:
+            return
+        try:
+            self._record(setup, outcome)
+        except Exception:  # recording must never turn into a failed call
+            log.exception("could not queue the audit record")
+
+    def _record(self, setup: call_pb2.CallSetup, outcome: Outcome) -> None:
+        pseudonym = self.pseudonymize(outcome.caller.canonical) if outcome.caller is not None else ""
+        if self.audit is not None:
+            record = events_pb2.CallSetupEvent(setup=setup, decision=outcome.decision)
+            if outcome.origination is not None:
+                record.origination.CopyFrom(outcome.origination)
+            self.audit.publish(record, pseudonym.encode() if pseudonym else None)
+        if pseudonym:
+            decision = outcome.decision
+            summary = {
+                "call_id": decision.call_id,
+                "tenant": setup.tenant,
+                "decided_ms": int(time.time() * 1000),
+                "action": int(decision.action),
+                "shadow_action": int(decision.shadow_action),
+                "score": decision.score,
+                "reasons": list(decision.reason_codes),
+                "model": decision.model_version,
+                "policy": decision.policy_version,
+                "degraded": decision.degraded,
+            }
+            with contextlib.suppress(asyncio.QueueFull):  # best effort; the audit topic has every decision
+                self._recent.put_nowait((pseudonym, json.dumps(summary)))
+
+    async def write_recent(self, batch: int = 200) -> None:
+        """Background task: push recent decisions to each caller's capped list, pipelined, until cancelled."""
+        while True:
+            items = [await self._recent.get()]
+            while len(items) < batch and not self._recent.empty():
+                items.append(self._recent.get_nowait())
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for pseudonym, summary in items:
+                        key = keys.decisions_key(pseudonym)
+                        pipe.lpush(key, summary)
+                        pipe.ltrim(key, 0, lists.RECENT_DECISIONS - 1)
+                        pipe.expire(key, lists.DECISIONS_TTL_S)
+                    await pipe.execute()
+            except (RedisError, OSError):
+                log.warning("recent decisions not recorded (Redis unavailable)")
+                await asyncio.sleep(0.5)
+
+
+def _decision(
+    setup: call_pb2.CallSetup,
+    action: int,
+    policy: Policy,
+    scorer: Scorer,
+    reasons: list[str],
+    score: float = 0.0,
+) -> verdicts_pb2.Decision:
+    """A Decision with the SIP mapping and label the action needs."""
+    decision = verdicts_pb2.Decision(
+        call_id=setup.call_id,
+        action=action,  # type: ignore[arg-type]
+        score=score,
+        reason_codes=reasons,
+        model_version=scorer.version,
+        policy_version=policy.version,
+    )
+    _apply_action(decision, action, policy, setup.tenant)
+    return decision
+
+
+def _apply_action(decision: verdicts_pb2.Decision, action: int, policy: Policy, tenant: str) -> None:
+    decision.action = action  # type: ignore[assignment]
+    decision.ClearField("sip")
+    decision.label = ""
+    if action == BLOCK:
+        decision.sip.CopyFrom(policy.block.response())
+    elif action == CHALLENGE:
+        decision.sip.CopyFrom(policy.challenge.response())
+    elif action == LABEL:
+        decision.label = policy.label_for(tenant)
+
+
+def _shadowed(decision: verdicts_pb2.Decision, policy: Policy, tenant: str) -> verdicts_pb2.Decision:
+    """In shadow mode: keep the would-be action in shadow_action and answer ALLOW."""
+    if policy.tenant(tenant).shadow and decision.action != ALLOW:
+        decision.shadow_action = decision.action
+        _apply_action(decision, ALLOW, policy, tenant)
+    return decision
+
+
+def _normalize(raw: str, region: str) -> NormalizedNumber | None:
+    try:
+        return normalize(raw, region, allow_unallocated=True)
+    except InvalidNumberError:
+        return None
+
+
+def _breaker_changed(name: str, state: BreakerState) -> None:
+    metrics.BREAKER_STATE.labels(name).set(state.value)
+    log.warning("circuit breaker changed", extra={"dependency": name, "state": state.name})

@@ -1,0 +1,80 @@
+"""Every Prometheus instrument of the decision service, defined once.
+
+Labels are bounded: actions, configured tenants, reason codes from services.common.reasons,
+degradation causes and dependency names. No numbers or call ids.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+DECISIONS = Counter(
+    "fraudmesh_decision_decisions_total",
+    "Decisions returned, by action and tenant (shadow-mode decisions count as the ALLOW returned).",
+    ["action", "tenant"],
+)
+SHADOW = Counter(
+    "fraudmesh_decision_shadow_actions_total",
+    "Would-be actions computed in shadow mode (the call was allowed), by action and tenant.",
+    ["action", "tenant"],
+)
+REASONS = Counter(
+    "fraudmesh_decision_reasons_total",
+    "Reason codes on returned decisions, by code and action.",
+    ["reason", "action"],
+)
+EMERGENCY = Counter(
+    "fraudmesh_decision_emergency_calls_total",
+    "Calls to emergency numbers, by the action returned (anything but ALLOW is a page).",
+    ["action"],
+)
+DECIDE_SECONDS = Histogram(
+    "fraudmesh_decision_decide_seconds",
+    "Server-side time of one decision, from request to response.",
+    buckets=(0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1),
+)
+SCORES = Histogram(
+    "fraudmesh_decision_score",
+    "Calibrated model scores of scored calls (for drift watching).",
+    buckets=(0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0),
+)
+DEGRADED = Counter(
+    "fraudmesh_decision_degraded_total",
+    "Decisions made with something missing, by cause (e.g. FEATURES_TIMEOUT, ORIGINATION_UNAVAILABLE).",
+    ["cause"],
+)
+DEPENDENCY_SECONDS = Histogram(
+    "fraudmesh_decision_dependency_seconds",
+    "Time spent waiting for a dependency on the call path (redis, origination).",
+    ["dependency"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.01, 0.05),
+)
+BREAKER_STATE = Gauge(
+    "fraudmesh_decision_breaker_state",
+    "Circuit breaker state per dependency (0 closed, 1 half-open, 2 open).",
+    ["dependency"],
+)
+AUDIT = Counter(
+    "fraudmesh_decision_audit_records_total",
+    "Audit records by outcome: queued, delivered, failed (Kafka refused), dropped (local queue full).",
+    ["outcome"],
+)
+AUDIT_QUEUE = Gauge(
+    "fraudmesh_decision_audit_queue_records",
+    "Audit records waiting in the producer's local queue (bounded by FRAUDMESH_AUDIT_QUEUE_MAX).",
+)
+POLICY_RELOADS = Counter(
+    "fraudmesh_decision_policy_reloads_total",
+    "Policy file changes seen, by outcome (applied, rejected — the previous policy stays).",
+    ["outcome"],
+)
+POLICY_INFO = Gauge(
+    "fraudmesh_decision_policy_info",
+    "The active policy version (value 1 on the active version's series).",
+    ["version"],
+)
+MODEL_INFO = Gauge(
+    "fraudmesh_decision_model_info",
+    "The loaded model version and feature-schema hash (value 1).",
+    ["version", "schema"],
+)

@@ -1,0 +1,329 @@
+"""DecisionService (Decide, DecideStream) and AdminService on grpc.aio, and the process that serves them.
+
+Readiness: the gRPC health status turns SERVING only once the model is loaded and its Numba
+kernels are compiled and have run, the policy validated, and one decision made end to end.
+SIGTERM flips health to NOT_SERVING, lets in-flight calls finish (grace period), then drains the
+audit queue for a bounded time. The admin API (redress and lists) listens on its own loopback
+port and only when FRAUDMESH_ADMIN_TOKEN(_FILE) is set; every call needs ``authorization: Bearer``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Final
+
+import grpc
+import redis.asyncio as aioredis
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from fraudmesh.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    call_pb2,
+    decision_pb2,
+    decision_pb2_grpc,
+    origination_pb2_grpc,
+)
+from services.common import keys
+from services.common.features import SCHEMA_HASH
+from services.common.grpcserver import ServerHandle, server_tls, start_server
+from services.common.phone import InvalidNumberError, normalize
+from services.common.pseudonym import Pseudonymizer
+from services.common.redisstore import make_async_redis
+from services.decision import lists, metrics
+from services.decision.audit import AuditPublisher
+from services.decision.decider import Decider
+from services.decision.policy import PolicyStore
+from services.decision.settings import DecisionSettings
+from services.scoring.model import Scorer
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME: Final = decision_pb2.DESCRIPTOR.services_by_name["DecisionService"].full_name
+ADMIN_NAME: Final = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
+REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+
+# KEYS: lists hash; ARGV: field, entry JSON, TTL seconds. The key lives as long as its latest entry.
+PUT_ENTRY: Final = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+return 1
+"""
+
+
+class DecisionServicer(decision_pb2_grpc.DecisionServiceServicer):
+    """The switch-facing API."""
+
+    def __init__(self, decider: Decider) -> None:
+        self._decider = decider
+
+    async def Decide(  # noqa: N802 - generated name
+        self, request: decision_pb2.DecideRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> decision_pb2.DecideResponse:
+        if not request.HasField("setup") or not request.setup.call_id:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "DecideRequest.setup with a call_id is required"
+            )
+        return await self._answer(request.setup, context.time_remaining())
+
+    async def DecideStream(  # noqa: N802 - generated name
+        self,
+        request_iterator: AsyncIterator[decision_pb2.DecideRequest],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[decision_pb2.DecideResponse]:
+        async for request in request_iterator:
+            setup = request.setup if request.HasField("setup") else call_pb2.CallSetup()
+            yield await self._answer(setup, None)
+
+    async def _answer(
+        self, setup: call_pb2.CallSetup, remaining: float | None
+    ) -> decision_pb2.DecideResponse:
+        outcome = await self._decider.decide(setup, remaining)
+        response = decision_pb2.DecideResponse(decision=outcome.decision)
+        if outcome.origination is not None:
+            response.origination.CopyFrom(outcome.origination)
+        return response
+
+
+class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
+    """Redress and list management; every call authenticated with the configured bearer token."""
+
+    def __init__(self, settings: DecisionSettings, redis: aioredis.Redis) -> None:
+        assert settings.admin_token is not None
+        self._token = b"Bearer " + settings.admin_token.reveal()
+        self._settings = settings
+        self._redis = redis
+        self._put = redis.register_script(PUT_ENTRY)
+        self._pseudonymize = Pseudonymizer(settings.pseudonym_key)
+
+    async def _authorize(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        supplied = dict(context.invocation_metadata() or ()).get("authorization", "")
+        value = supplied.encode() if isinstance(supplied, str) else bytes(supplied)
+        if not hmac.compare_digest(value, self._token):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "a valid bearer token is required")
+
+    async def _pseudonym(self, tenant: str, number: str, context: grpc.aio.ServicerContext[Any, Any]) -> str:
+        region = self._settings.region_for(tenant) if tenant else self._settings.default_region
+        try:
+            return self._pseudonymize(normalize(number, region, allow_unallocated=True).canonical)
+        except InvalidNumberError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"number: {exc.reason.value}")
+            raise  # unreachable: abort raises
+
+    async def PutListEntry(  # noqa: N802 - generated name
+        self, request: admin_pb2.PutListEntryRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> admin_pb2.ListEntry:
+        await self._authorize(context)
+        if request.kind not in lists.KIND_NAMES:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "kind must be ALLOW or DENY")
+        if not 1 <= request.ttl_s <= lists.MAX_TTL_S:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"ttl_s must be 1..{lists.MAX_TTL_S}")
+        if not request.reason.strip():
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "reason is required for the audit trail")
+        pseudonym = await self._pseudonym(request.tenant, request.number, context)
+        entry = lists.entry_json(request.ttl_s, request.reason[:500], request.actor[:200])
+        await self._put(
+            keys=[keys.lists_key(pseudonym)],
+            args=[lists.field(request.kind, request.tenant), entry, request.ttl_s],
+        )
+        log.info(
+            "list entry put",
+            extra={"kind": lists.KIND_NAMES[request.kind], "tenant": request.tenant, "pseudonym": pseudonym},
+        )
+        return _entry(request.tenant, pseudonym, request.kind, json.loads(entry))
+
+    async def RemoveListEntry(  # noqa: N802 - generated name
+        self, request: admin_pb2.RemoveListEntryRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> admin_pb2.RemoveListEntryResponse:
+        await self._authorize(context)
+        if request.kind not in lists.KIND_NAMES:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "kind must be ALLOW or DENY")
+        pseudonym = await self._pseudonym(request.tenant, request.number, context)
+        removed = await self._redis.hdel(keys.lists_key(pseudonym), lists.field(request.kind, request.tenant))
+        log.info("list entry removed", extra={"kind": lists.KIND_NAMES[request.kind], "pseudonym": pseudonym})
+        return admin_pb2.RemoveListEntryResponse(removed=bool(removed))
+
+    async def Explain(  # noqa: N802 - generated name
+        self, request: admin_pb2.ExplainRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> admin_pb2.ExplainResponse:
+        await self._authorize(context)
+        pseudonym = await self._pseudonym(request.tenant, request.number, context)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.lists_key(pseudonym))
+            pipe.lrange(keys.decisions_key(pseudonym), 0, -1)
+            held, recent = await pipe.execute()
+        response = admin_pb2.ExplainResponse(pseudonym=pseudonym)
+        for raw_field, raw_entry in held.items():
+            name, _, tenant = (raw_field.decode() if isinstance(raw_field, bytes) else raw_field).partition(
+                ":"
+            )
+            kind = {v: k for k, v in lists.KIND_NAMES.items()}.get(name)
+            if kind is None:
+                continue
+            response.entries.append(
+                _entry("" if tenant == lists.ANY_TENANT else tenant, pseudonym, kind, json.loads(raw_entry))
+            )
+        for raw in recent:
+            item = json.loads(raw)
+            summary = admin_pb2.DecisionSummary(
+                call_id=item["call_id"],
+                tenant=item.get("tenant", ""),
+                action=item["action"],
+                shadow_action=item.get("shadow_action", 0),
+                score=item["score"],
+                reason_codes=item["reasons"],
+                model_version=item["model"],
+                policy_version=item["policy"],
+                degraded=item["degraded"],
+            )
+            summary.decided_at.FromMilliseconds(item["decided_ms"])
+            response.recent.append(summary)
+        return response
+
+
+def _entry(tenant: str, pseudonym: str, kind: int, data: dict[str, Any]) -> admin_pb2.ListEntry:
+    expires, created = Timestamp(), Timestamp()
+    expires.FromMilliseconds(int(data["expires_ms"]))
+    created.FromMilliseconds(int(data.get("created_ms", 0)))
+    return admin_pb2.ListEntry(
+        tenant=tenant,
+        pseudonym=pseudonym,
+        kind=kind,  # type: ignore[arg-type]
+        expires_at=expires,
+        created_at=created,
+        reason=data.get("reason", ""),
+        actor=data.get("actor", ""),
+    )
+
+
+def model_path(settings: DecisionSettings) -> Path:
+    """The model artifact to load: FRAUDMESH_MODEL_PATH, else the shipped default."""
+    if settings.model_path:
+        return Path(settings.model_path)
+    from services.scoring import model as scoring_model
+
+    default = getattr(scoring_model, "DEFAULT_MODEL_PATH", None)
+    if default is None:
+        raise FileNotFoundError("FRAUDMESH_MODEL_PATH is not set and no default model ships with this build")
+    return Path(default)
+
+
+class Running:
+    """A started decision server and what must be stopped with it."""
+
+    def __init__(
+        self,
+        handle: ServerHandle,
+        decider: Decider,
+        admin: ServerHandle | None,
+        tasks: list[asyncio.Task[None]],
+        channel: grpc.aio.Channel | None,
+    ) -> None:
+        self.handle = handle
+        self.decider = decider
+        self.admin = admin
+        self._tasks = tasks
+        self._channel = channel
+
+    @property
+    def port(self) -> int:
+        return self.handle.port
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """NOT_SERVING, finish in-flight calls, drain the audit queue (bounded), close clients."""
+        await self.handle.stop(grace_s)
+        if self.admin is not None:
+            await self.admin.stop(0.5)
+        if self.decider.audit is not None:
+            left = await self.decider.audit.drain(5.0)
+            if left:
+                log.warning("audit records left undelivered at shutdown", extra={"records": left})
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._channel is not None:
+            await self._channel.close()
+        await self.decider.redis.aclose()
+
+
+async def start(settings: DecisionSettings, *, scorer: Scorer | None = None) -> Running:
+    """Load, warm, start the servers and report SERVING."""
+    scorer = scorer if scorer is not None else Scorer.load(model_path(settings))
+    metrics.MODEL_INFO.labels(scorer.version, SCHEMA_HASH).set(1)
+
+    def on_reload(outcome: str, version: str) -> None:
+        metrics.POLICY_RELOADS.labels(outcome).inc()
+        metrics.POLICY_INFO.clear()
+        metrics.POLICY_INFO.labels(version).set(1)
+
+    policy_path = Path(settings.policy_file)
+    policies = PolicyStore(
+        policy_path if policy_path.is_absolute() else REPO_ROOT / policy_path,
+        check_every_s=settings.policy_check_s,
+        on_reload=on_reload,
+    )
+    metrics.POLICY_INFO.labels(policies.policy.version).set(1)
+    redis = make_async_redis(settings)
+    channel = grpc.aio.insecure_channel(settings.origination_target) if settings.origination_target else None
+    stub = origination_pb2_grpc.OriginationServiceStub(channel) if channel is not None else None
+    audit = (
+        AuditPublisher(settings.kafka_bootstrap, settings.audit_queue_max) if settings.audit_enabled else None
+    )
+    decider = Decider(settings, policies, scorer, redis, stub, audit)
+    tasks = [asyncio.create_task(decider.write_recent(), name="recent-decisions")]
+    if audit is not None:
+        tasks.append(asyncio.create_task(audit.run(), name="audit-delivery"))
+    handle = await start_server(
+        settings.grpc_bind,
+        settings.grpc_port,
+        [SERVICE_NAME],
+        [(decision_pb2_grpc.add_DecisionServiceServicer_to_server, DecisionServicer(decider))],
+        max_concurrent_rpcs=settings.max_concurrent_rpcs,
+        tls=server_tls(settings),
+        health_port=settings.grpc_health_port or None,
+        reuse_port=settings.workers > 1,
+    )
+    admin = None
+    if settings.admin_token is not None:
+        admin = await start_server(
+            settings.admin_bind,
+            settings.admin_port,
+            [ADMIN_NAME],
+            [(admin_pb2_grpc.add_AdminServiceServicer_to_server, AdminServicer(settings, redis))],
+            reuse_port=settings.workers > 1,
+        )
+        await admin.set_serving(True)
+    warm = call_pb2.CallSetup(
+        call_id="warm-up", tenant="warm-up", calling_number="+8613800000000", called_number="+8613900000000"
+    )
+    await decider.decide(
+        warm, 0.05, record=False
+    )  # every code path compiled and connected before the first real call
+    await handle.set_serving(True)
+    log.info(
+        "decision serving",
+        extra={"port": handle.port, "model": scorer.version, "policy": policies.policy.version},
+    )
+    return Running(handle, decider, admin, tasks, channel)
+
+
+async def serve(settings: DecisionSettings) -> None:
+    """Serve until SIGTERM/SIGINT, then drain gracefully."""
+    running = await start(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("draining")
+    await running.stop(grace_s=5.0)
