@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from loadtest import report
 from loadtest.dataset import CALLS, Manifest, read_records
+from loadtest.mesh import Mesh, MeshError
 from loadtest.pipeline import REPO_ROOT, ServiceProcess
 from loadtest.replay import ReplayConfig, ReplayError, ReplayStats, replay
 from loadtest.scenario import ScenarioError, load
@@ -27,6 +28,7 @@ from services.common.settings import load as load_settings
 from services.common.topics import ensure_topics
 
 console = Console(stderr=True)
+MAX_DECIDE_ERROR_SHARE = 0.01  # client deadlines missed under CPU contention; more fails the run
 
 
 def _progress() -> Progress:
@@ -108,18 +110,29 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """The main job: generate a scenario, replay it through the real mesh, check it, report."""
+    """The main job: generate a scenario, replay it through the real mesh, check it, report.
+
+    Setups go to DecisionService.Decide (which verifies with origination, reads reputation, scores,
+    and publishes the audit record that reputation folds back in); CDRs and complaints go to Kafka.
+    With ``--kafka-only`` setups go straight to Kafka and only reputation runs.
+    """
     settings = load_settings(CommonSettings)
     pseudonymize = Pseudonymizer(settings.pseudonym_key)
     ensure_topics(settings.kafka_bootstrap)
     dataset = args.data / args.scenario
     if cmd_generate(argparse.Namespace(scenario=args.scenario, out=dataset, seed=None)) != 0:
         return 1
-    worker = ServiceProcess(
-        "services.reputation",
-        {"FRAUDMESH_METRICS_PORT": "0"},
-        REPO_ROOT / ".stack" / "logs" / "reputation-run.log",
-    )
+    if args.kafka_only:
+        mesh = Mesh()
+        mesh.processes["reputation"] = ServiceProcess(
+            "services.reputation",
+            {"FRAUDMESH_METRICS_PORT": "0"},
+            REPO_ROOT / ".stack" / "logs" / "reputation-run.log",
+        )
+    else:
+        model = resolve_model(args.model, args.reports / "placeholder-model")
+        console.print(f"starting the mesh (reputation, origination, decision; model {model}) ...")
+        mesh = Mesh.start(dataset / "pki", model)
     try:
         config = ReplayConfig(
             bootstrap=settings.kafka_bootstrap,
@@ -127,10 +140,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             default_region=settings.default_region,
             speed=args.speed,
             max_seconds=args.max_seconds,
-            decide=args.decide,
+            decide=mesh.decide_address,
+            decide_timeout_s=args.decide_timeout_ms / 1000,
+            concurrency=args.concurrency,
         )
         with _progress() as progress:
-            task = progress.add_task("replaying into Kafka", total=None, rate="")
+            where = "Decide + Kafka" if mesh.decide_address else "Kafka"
+            task = progress.add_task(f"replaying into {where}", total=None, rate="")
 
             def update(stats: ReplayStats) -> None:
                 progress.update(task, completed=stats.events, rate=f"sim {stats.simulated_s / 3600:,.1f} h")
@@ -141,17 +157,60 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"({stats.events / stats.wall_s:,.0f}/s), "
             f"stopped by {stats.stopped_by}"
         )
+        if mesh.decide_address:
+            console.print(f"  decided: {stats.decided:,}; errors: {stats.decide_errors or 'none'}")
         expected = Counter(r.call_truth.presented_number for r in read_records(dataset / CALLS))
-        matched, waited = _wait_for_reputation(settings, pseudonymize, expected, worker, args.timeout)
+        matched, waited = _wait_for_reputation(
+            settings, pseudonymize, expected, mesh.processes["reputation"], args.timeout
+        )
     finally:
-        worker.stop()
+        codes = mesh.stop()
     console.print(
         f"reputation: {matched:,}/{len(expected):,} caller numbers hold exactly their call count in Redis "
         f"({waited:.1f} s after the replay finished)"
     )
+    unclean = {name: code for name, code in codes.items() if code != 0}
+    if unclean:
+        console.print(f"[red]services did not stop cleanly: {unclean}")
     code = report.main(["--dataset", str(dataset), "--out", str(args.reports / args.scenario)])
     console.print(f"report: {args.reports / args.scenario / 'report.md'}")
-    return code or (0 if matched == len(expected) else 1)
+    errors = sum(stats.decide_errors.values())
+    decide_failed = bool(mesh.decide_address) and (
+        stats.decided == 0 or errors > MAX_DECIDE_ERROR_SHARE * stats.decided
+    )
+    if errors:
+        colour = "red" if decide_failed else "yellow"
+        console.print(
+            f"[{colour}]Decide errors: {stats.decide_errors} "
+            f"(tolerated: {MAX_DECIDE_ERROR_SHARE:.0%} of calls)"
+        )
+    return code or (0 if matched == len(expected) and not unclean and not decide_failed else 1)
+
+
+def resolve_model(given: Path | None, placeholder: Path) -> Path:
+    """The model artifact for the mesh: --model, else the shipped default, else a synthetic placeholder."""
+    if given is not None:
+        return given
+    from services.scoring import model as scoring_model
+
+    default = getattr(scoring_model, "DEFAULT_MODEL_PATH", None)
+    if default is not None and Path(default).exists():
+        return Path(default)
+    console.print("[yellow]no default model ships in this checkout: training a synthetic PLACEHOLDER model")
+    from services.scoring.synthetic import generate
+    from services.scoring.train import train
+
+    rows = generate(50_000, seed=7)
+    train(
+        rows.X,
+        rows.y,
+        rows.t_ms,
+        rows.kinds,
+        placeholder,
+        manifest={"synthetic": True, "placeholder": True},
+        trees=100,
+    )
+    return placeholder
 
 
 def _wait_for_reputation(
@@ -218,7 +277,14 @@ def main(argv: list[str] | None = None) -> int:
         "--speed", type=float, default=0.0, help="simulated seconds per wall second; 0 = flat out"
     )
     run.add_argument("--max-seconds", type=float, default=900.0)
-    run.add_argument("--decide", default="", help="DecisionService address on loopback, once it exists")
+    run.add_argument(
+        "--kafka-only", action="store_true", help="setups straight to Kafka; only reputation runs"
+    )
+    run.add_argument("--model", type=Path, default=None, help="model artifact (default: the shipped one)")
+    run.add_argument("--decide-timeout-ms", type=float, default=250.0, help="client deadline per Decide")
+    run.add_argument(
+        "--concurrency", type=int, default=4, help="Decide calls in flight (a switch's trunk group)"
+    )
     run.add_argument(
         "--timeout", type=float, default=180.0, help="how long to wait for reputation to catch up"
     )
@@ -226,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (ScenarioError, SettingsError, ReplayError) as exc:
+    except (ScenarioError, SettingsError, ReplayError, MeshError) as exc:
         console.print(f"[red]{exc}")
         return 2
 

@@ -35,6 +35,7 @@ from services.origination.certs import decode_tnauthlist
 TNAUTHLIST_OID = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.26")
 SHAKEN_POLICY_OID = x509.ObjectIdentifier("2.16.840.1.114569.1.1.1")
 CRL_URL = "https://crl.sti-ca.sim.invalid/sti.crl"
+PREWARM_FILE = "prewarm.txt"
 ROOT_FILE = "sti-ca.pem"
 INTERMEDIATE_FILE = "sti-subca.pem"
 ATTESTATIONS = frozenset({"A", "B", "C"})
@@ -159,8 +160,11 @@ class StiPki:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / ROOT_FILE).write_bytes(self.root_pem)
         (folder / INTERMEDIATE_FILE).write_bytes(self.intermediate_pem)
+        lines = ["# x5u → chain PEM, for origination's FRAUDMESH_X5U_PREWARM_FILE (simulated PKI)"]
         for carrier in self.carriers.values():
             (folder / f"{carrier.name}.pem").write_bytes(carrier.chain_pem)
+            lines.append(f"{carrier.x5u} {carrier.name}.pem")
+        (folder / PREWARM_FILE).write_text("\n".join(lines) + "\n")
 
 
 def build_pki(

@@ -190,7 +190,9 @@ class CommonSettings:
     kafka_bootstrap: str = "127.0.0.1:19092"
     redis_url: str = "redis://127.0.0.1:16379/0"
     redis_pool_size: int = 32
-    redis_timeout_s: float = 0.05
+    # Socket timeout of any one Redis command; call paths bound their own waits far tighter with
+    # asyncio sub-deadlines, while batch writers (a 500-script pipeline) need room under load.
+    redis_timeout_s: float = 2.0
     redis_connect_timeout_s: float = 1.0
     pseudonym_key: Secret
     default_region: str = "CN"

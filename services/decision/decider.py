@@ -239,10 +239,16 @@ class Decider:
         pseudonym = self.pseudonymize(caller.canonical)
         callee_pseudonym = self.pseudonymize(callee.canonical) if callee is not None else ""
         script_keys, args = read_request(pseudonym, callee_pseudonym, now_ms)
-        pipe = self.redis.pipeline(transaction=False)
-        await self._read_script(keys=script_keys, args=args, client=pipe)
-        pipe.hmget(keys.lists_key(pseudonym), lists.lookup_fields(tenant))
-        results = await self._bounded("redis", pipe.execute, timeout_s, degraded)
+        fields = lists.lookup_fields(tenant)
+        list_key = keys.lists_key(pseudonym)
+
+        async def round_trip() -> list[Any]:
+            async with self.redis.pipeline(transaction=False) as pipe:  # released even when cancelled
+                await self._read_script(keys=script_keys, args=args, client=pipe)
+                pipe.hmget(list_key, fields)
+                return await pipe.execute()
+
+        results = await self._bounded("redis", round_trip, timeout_s, degraded)
         if results is None:
             return None
         return Lookup(parse(results[0]), lists.ListStatus.of(results[1], now_ms))

@@ -460,9 +460,13 @@ def test_write_publishes_certificates_only(pki: StiPki, tmp_path: Path) -> None:
     pki.write(folder)
     assert sorted(p.name for p in folder.iterdir()) == [
         "home.pem",
+        "prewarm.txt",
         "sti-ca.pem",
         "sti-subca.pem",
         "us-tier1.pem",
+    ]
+    assert (folder / "prewarm.txt").read_text().splitlines()[1:] == [
+        f"{carrier.x5u} {name}.pem" for name, carrier in pki.carriers.items()
     ]
     for path in folder.iterdir():
         assert b"PRIVATE KEY" not in path.read_bytes()

@@ -1,0 +1,127 @@
+"""The whole mesh as local processes for the main job: reputation, origination and decision.
+
+Each service runs as its own process (``python -m services.<name>``) against the local Kafka and
+Redis, configured only through FRAUDMESH_* variables as in a deployment, with two differences a
+replay needs: ``FRAUDMESH_CLOCK_SOURCE=event`` (recorded PASSporTs and reputation windows live in
+the simulated past) and origination pre-seeded with the simulated PKI (its x5u hosts do not exist).
+``Mesh.start`` returns once both gRPC services report SERVING on grpc.health.v1.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from loadtest.pipeline import REPO_ROOT, ServiceProcess
+from loadtest.stipki import PREWARM_FILE, ROOT_FILE
+
+LOGS = REPO_ROOT / ".stack" / "logs"
+
+
+class MeshError(RuntimeError):
+    """A service of the mesh did not come up; the message carries the tail of its log."""
+
+
+def free_port() -> int:
+    """A loopback port free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Mesh:
+    """Running service processes and the address of DecisionService."""
+
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    decide_address: str = ""
+
+    @classmethod
+    def start(
+        cls, pki: Path, model: Path, extra_env: Mapping[str, str] | None = None, timeout_s: float = 180.0
+    ) -> Mesh:
+        """Start reputation, origination and decision; wait until the gRPC services are SERVING."""
+        mesh = cls()
+        # Replay runs every service, Kafka, Redis and the client on one small machine: sub-deadlines
+        # and breakers get more room than in production, so the report measures the model and
+        # policy rather than CPU contention (latency is still reported as measured).
+        common = {
+            "FRAUDMESH_CLOCK_SOURCE": "event",
+            "FRAUDMESH_METRICS_PORT": "0",
+            "FRAUDMESH_BREAKER_FAILURES": "50",
+            **(extra_env or {}),
+        }
+        origination_port, decision_port = free_port(), free_port()
+        try:
+            mesh._spawn("reputation", "services.reputation", common)
+            mesh._spawn(
+                "origination",
+                "services.origination",
+                {
+                    **common,
+                    "FRAUDMESH_GRPC_PORT": str(origination_port),
+                    "FRAUDMESH_STI_TRUST_ANCHORS": str(pki / ROOT_FILE),
+                    "FRAUDMESH_X5U_PREWARM_FILE": str(pki / PREWARM_FILE),
+                    "FRAUDMESH_REPLAY_TIMEOUT_S": "0.02",
+                },
+                ["serve"],
+            )
+            mesh._wait_serving("origination", origination_port, "fraudmesh.v1.OriginationService", timeout_s)
+            mesh._spawn(
+                "decision",
+                "services.decision",
+                {
+                    **common,
+                    "FRAUDMESH_GRPC_PORT": str(decision_port),
+                    "FRAUDMESH_ORIGINATION_TARGET": f"127.0.0.1:{origination_port}",
+                    "FRAUDMESH_MODEL_PATH": str(model),
+                    "FRAUDMESH_ORIGINATION_TIMEOUT_S": "0.05",
+                    "FRAUDMESH_FEATURES_TIMEOUT_S": "0.05",
+                },
+            )
+            mesh._wait_serving("decision", decision_port, "fraudmesh.v1.DecisionService", timeout_s)
+        except BaseException:
+            mesh.stop()
+            raise
+        mesh.decide_address = f"127.0.0.1:{decision_port}"
+        return mesh
+
+    def _spawn(self, name: str, module: str, env: Mapping[str, str], args: list[str] | None = None) -> None:
+        self.processes[name] = ServiceProcess(module, env, LOGS / f"{name}-run.log", args or [])
+
+    def _wait_serving(self, name: str, port: int, service: str, timeout_s: float) -> None:
+        process = self.processes[name]
+        deadline = time.monotonic() + timeout_s
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub: Any = health_pb2_grpc.HealthStub(channel)  # the typeshed stub lacks the methods
+            while time.monotonic() < deadline:
+                if not process.alive():
+                    raise MeshError(f"{name} exited at start:\n{process.tail()}")
+                try:
+                    reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.25)
+        raise MeshError(f"{name} was not SERVING within {timeout_s:.0f} s:\n{process.tail()}")
+
+    def alive(self, name: str) -> bool:
+        """True while the named service runs."""
+        return self.processes[name].alive()
+
+    def stop(self) -> dict[str, int]:
+        """Stop every service (decision first, so its audit queue drains into a live Kafka)."""
+        codes = {}
+        for name in ("decision", "origination", "reputation"):
+            process = self.processes.get(name)
+            if process is not None:
+                codes[name] = process.stop()
+        return codes
