@@ -20,7 +20,7 @@ export FRAUDMESH_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 export FRAUDMESH_PSEUDONYM_KEY_FILE ?= $(STACK_DIR)/secrets/pseudonym.key
 export FRAUDMESH_TENANT_REGIONS ?= demo-cn=CN,demo-us=US
 
-.PHONY: help run model fuzz smoke bench-loadtest bench-reputation bench-origination bench-scoring test test-unit test-integration deps system-deps venv jars up down status topics \
+.PHONY: help run model fuzz smoke bench-loadtest bench-reputation bench-origination bench-decision bench-scoring test test-unit test-integration deps system-deps venv jars up down status topics \
         proto proto-check lint clean-data \
         operate-check helm-lint helm-render dashboards dashboards-check rules-test docker-lint
 
@@ -53,6 +53,9 @@ bench-reputation: up ## Benchmark: a reputation worker's events/s and freshness 
 
 bench-origination: up ## Benchmark: warm PASSporT verify beside bare ES256, Verify RPC beside an empty grpc.aio server
 	$(PY) -m bench.origination
+
+bench-decision: up ## Benchmark: Decide saturation and p50/p99 at 50%/90% beside an empty grpc.aio server, 1 vs 2 processes (+ ghz)
+	$(PY) -m bench.decision
 
 bench-scoring: venv ## Benchmark: Numba scoring beside LightGBM and treelite on the same models
 	$(PY) -m bench.scoring
