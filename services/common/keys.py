@@ -61,3 +61,32 @@ def seen_key(pseudonym: str, stream: str, tenant: str, event_id: str) -> str:
 def digest(pseudonym: str) -> str:
     """A short member id for a number inside another number's sets (60 bits of its pseudonym)."""
     return pseudonym[:12]
+
+
+# Audio fingerprint index and campaigns (services.audio). Hash tags spread the index over a fixed
+# set of slots; a recording's and a campaign's keys each share one slot.
+
+
+def fingerprint_key(shard: int, tier: str, hash_value: int) -> str:
+    """Packed postings (recording, time) of one landmark hash in one index tier (day or campaigns)."""
+    return f"{PREFIX}:{{afp:{shard}}}:{tier}:{hash_value:x}"
+
+
+def recording_key(recording: int, what: str) -> str:
+    """One heard recording: ``info`` (hash), ``callers`` (zset of pseudonyms), ``fp`` (its postings)."""
+    return f"{PREFIX}:{{arec:{recording}}}:{what}"
+
+
+def recording_counter_key() -> str:
+    """The counter that numbers recordings."""
+    return f"{PREFIX}:{{arec}}:next"
+
+
+def audio_campaign_key(campaign_id: str, what: str) -> str:
+    """One audio campaign: ``info`` (hash: first seen, origin, recording) or ``members`` (zset)."""
+    return f"{PREFIX}:{{acamp:{opaque_id(campaign_id)}}}:{what}"
+
+
+def audio_campaign_index_key() -> str:
+    """Sorted set of audio campaign ids by first-seen time (for operators' listing)."""
+    return f"{PREFIX}:{{acamp}}:all"
