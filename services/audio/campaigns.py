@@ -109,26 +109,37 @@ class CampaignTracker:
             recording = await self._new_recording(fp, t_ms, day_tier(t_ms))
             await self._add_caller(recording, caller, t_ms)
             return CampaignResult("new", recordings=(recording,))
-        campaigns: dict[str, None] = {}
-        outcome = "candidate"
+        live: list[tuple[fpr.Match, dict[bytes, bytes]]] = []
         for m in matches:
             info = await self._client.hgetall(keys.recording_key(m.recording, "info"))
-            if not info:
-                continue  # the recording's metadata expired before its last postings
-            callers = await self._add_caller(m.recording, caller, t_ms)
-            campaign = info.get(b"campaign", b"").decode()
-            if not campaign and callers >= self.rules.min_callers:
-                campaign = await self._promote(m.recording, info, t_ms)
-                outcome = "discovered"
-            await self._extend(m, fp, info)
-            if campaign:
-                campaigns[campaign] = None
-        for campaign in campaigns:
-            await self._add_member(campaign, caller, t_ms)
-        if campaigns and outcome != "discovered":
-            outcome = "campaign"
+            if info:  # else the recording's metadata expired before its last postings
+                await self._add_caller(m.recording, caller, t_ms)
+                await self._extend(m, fp, info)
+                live.append((m, info))
         best = max(m.coverage for m in matches)
-        return CampaignResult(outcome, tuple(campaigns), best, tuple(m.recording for m in matches))
+        if not live:
+            return CampaignResult("candidate", (), best)
+        # Parts of one recording first heard separately (callees who answered at different points)
+        # are joined by a segment that spans them: they share the oldest part's campaign.
+        live.sort(key=lambda pair: int(pair[1].get(b"first_seen_ms", b"0")))
+        existing = list(dict.fromkeys(i[b"campaign"].decode() for _, i in live if i.get(b"campaign")))
+        outcome = "campaign" if existing else "candidate"
+        campaign = existing[0] if existing else ""
+        if not campaign:
+            callers: set[bytes] = set()
+            for m, _ in live:
+                callers.update(await self._client.zrange(keys.recording_key(m.recording, "callers"), 0, -1))
+            if len(callers) >= self.rules.min_callers:
+                campaign = await self._promote(live[0][0].recording, live[0][1], t_ms)
+                outcome = "discovered"
+        if campaign:
+            for m, info in live:
+                if not info.get(b"campaign"):
+                    await self._adopt(m.recording, campaign)
+        campaigns = tuple(dict.fromkeys([*existing, campaign] if campaign else existing))
+        for cid in campaigns:
+            await self._add_member(cid, caller, t_ms)
+        return CampaignResult(outcome, campaigns, best, tuple(m.recording for m, _ in live))
 
     async def seed(self, audio: Audio, campaign_id: str, label: str, t_ms: int) -> int:
         """Index a known scam recording straight into the campaign tier as ``campaign_id``."""
@@ -197,19 +208,10 @@ class CampaignTracker:
         """Make a candidate recording a campaign (once, whichever worker gets there first)."""
         first_seen = int(info.get(b"first_seen_ms", str(t_ms).encode()))
         proposed = campaign_id_for(recording, first_seen)
-        info_key = keys.recording_key(recording, "info")
-        if not await self._client.hsetnx(info_key, "campaign", proposed):
-            return (await self._client.hget(info_key, "campaign") or b"").decode()
-        rows = np.frombuffer(
-            await self._client.get(keys.recording_key(recording, "fp")) or b"",
-            dtype=[("h", "<u4"), ("t", "<i4")],
-        )
-        await self.index.add(recording, rows["h"].astype(np.int64), rows["t"].astype(np.int64), CAMPAIGN_TIER)
-        pipe = self._client.pipeline(transaction=False)
-        pipe.hset(info_key, "tier", CAMPAIGN_TIER)
-        pipe.expire(info_key, self.index.campaign_ttl_s)
-        pipe.expire(keys.recording_key(recording, "fp"), self.index.campaign_ttl_s)
-        await pipe.execute()
+        if not await self._adopt(recording, proposed):
+            return (
+                await self._client.hget(keys.recording_key(recording, "info"), "campaign") or b""
+            ).decode()
         members = tuple(
             m.decode() for m in await self._client.zrange(keys.recording_key(recording, "callers"), 0, -1)
         )
@@ -226,6 +228,23 @@ class CampaignTracker:
             },
         )
         return proposed
+
+    async def _adopt(self, recording: int, campaign: str) -> bool:
+        """Make a recording part of a campaign (once) and copy its postings to the campaign tier."""
+        info_key = keys.recording_key(recording, "info")
+        if not await self._client.hsetnx(info_key, "campaign", campaign):
+            return False
+        rows = np.frombuffer(
+            await self._client.get(keys.recording_key(recording, "fp")) or b"",
+            dtype=[("h", "<u4"), ("t", "<i4")],
+        )
+        await self.index.add(recording, rows["h"].astype(np.int64), rows["t"].astype(np.int64), CAMPAIGN_TIER)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hset(info_key, "tier", CAMPAIGN_TIER)
+        pipe.expire(info_key, self.index.campaign_ttl_s)
+        pipe.expire(keys.recording_key(recording, "fp"), self.index.campaign_ttl_s)
+        await pipe.execute()
+        return True
 
     async def _register_campaign(
         self,
