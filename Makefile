@@ -10,6 +10,7 @@ STACK_DIR := $(CURDIR)/.stack
 STAMPS := $(STACK_DIR)/stamps
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_PACKAGES := redis-server redis-tools
+APT_PACKAGES += espeak-ng flite  # audio: TTS for test and benchmark audio (generated at test time)
 
 # The local stack's ports (read by deploy/local/stack.sh), and the matching service settings.
 export KAFKA_PORT ?= 19092
@@ -20,7 +21,7 @@ export FRAUDMESH_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 export FRAUDMESH_PSEUDONYM_KEY_FILE ?= $(STACK_DIR)/secrets/pseudonym.key
 export FRAUDMESH_TENANT_REGIONS ?= demo-cn=CN,demo-us=US
 
-.PHONY: help run model fuzz smoke bench-loadtest bench-reputation bench-origination bench-decision bench-scoring test test-unit test-integration deps system-deps venv jars up down status topics \
+.PHONY: help run model fuzz smoke bench-loadtest bench-reputation bench-origination bench-decision bench-scoring bench-audio test test-unit test-integration deps system-deps venv jars up down status topics \
         proto proto-check lint clean-data \
         operate-check helm-lint helm-render dashboards dashboards-check rules-test docker-lint
 
@@ -55,10 +56,15 @@ bench-origination: up ## Benchmark: warm PASSporT verify beside bare ES256, Veri
 	$(PY) -m bench.origination
 
 bench-decision: up ## Benchmark: Decide saturation and p50/p99 at 50%/90% beside an empty grpc.aio server, 1 vs 2 processes (+ ghz)
+	bash deploy/tools/install.sh ghz >/dev/null
 	$(PY) -m bench.decision
 
 bench-scoring: venv ## Benchmark: Numba scoring beside LightGBM and treelite on the same models
 	$(PY) -m bench.scoring
+
+bench-audio: up ## Evaluation: campaign recall, bot accuracy, synthetic-voice EER per held-out engine, speed
+	$(PY) -m pip install -q -c constraints.txt -e '.[audio-eval]'
+	$(PY) -m bench.audio
 
 test: up ## Unit and integration tests against the real local Kafka and Redis
 	$(PY) -m pytest tests
@@ -69,12 +75,13 @@ test-unit: venv ## Unit tests only (no network)
 deps: system-deps venv jars ## Install everything: Debian packages, Python venv, Kafka jars
 
 system-deps: $(STAMPS)/system-deps
-$(STAMPS)/system-deps:
+$(STAMPS)/system-deps: Makefile
 	@missing="$(APT_PACKAGES)"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null \
-	   || ! command -v java >/dev/null || ! command -v mvn >/dev/null; then \
+	   || ! command -v java >/dev/null || ! command -v mvn >/dev/null \
+	   || ! dpkg-query -W $(APT_PACKAGES) >/dev/null 2>&1; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \

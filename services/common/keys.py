@@ -102,3 +102,32 @@ def lists_key(pseudonym: str) -> str:
 def decisions_key(pseudonym: str) -> str:
     """Capped list of the number's most recent decisions (newest first), for redress lookups."""
     return f"{PREFIX}:{{{pseudonym}}}:dec"
+
+
+# Audio fingerprint index and campaigns (services.audio). Hash tags spread the index over a fixed
+# set of slots; a recording's and a campaign's keys each share one slot.
+
+
+def fingerprint_key(shard: int, tier: str, hash_value: int) -> str:
+    """Packed postings (recording, time) of one landmark hash in one index tier (day or campaigns)."""
+    return f"{PREFIX}:{{afp:{shard}}}:{tier}:{hash_value:x}"
+
+
+def recording_key(recording: int, what: str) -> str:
+    """One heard recording: ``info`` (hash), ``callers`` (zset of pseudonyms), ``fp`` (its postings)."""
+    return f"{PREFIX}:{{arec:{recording}}}:{what}"
+
+
+def recording_counter_key() -> str:
+    """The counter that numbers recordings."""
+    return f"{PREFIX}:{{arec}}:next"
+
+
+def audio_campaign_key(campaign_id: str, what: str) -> str:
+    """One audio campaign: ``info`` (hash: first seen, origin, recording) or ``members`` (zset)."""
+    return f"{PREFIX}:{{acamp:{opaque_id(campaign_id)}}}:{what}"
+
+
+def audio_campaign_index_key() -> str:
+    """Sorted set of audio campaign ids by first-seen time (for operators' listing)."""
+    return f"{PREFIX}:{{acamp}}:all"

@@ -325,8 +325,17 @@ class NumberStore:
             applied.append(bool(results[position]))
             position += size
         verdicts = [u for u, ok in zip(updates, applied, strict=True) if ok and isinstance(u, VerdictUpdate)]
-        if verdicts:
-            await self._link_campaigns(verdicts)
+        backoff = 0.05
+        while verdicts:
+            try:
+                await self._link_campaigns(verdicts)  # idempotent (PFADD, raise-to-max): safe to repeat
+                break
+            except RedisError as exc:
+                if self._on_retry is not None:
+                    self._on_retry()
+                log.warning("redis campaign link failed; retrying", extra={"error": type(exc).__name__})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._retry_max_backoff_s)
         return applied
 
     async def _link_campaigns(self, verdicts: Sequence[VerdictUpdate]) -> None:

@@ -1,0 +1,1 @@
+"""The audio service: call audio → campaign, bot-behaviour and synthetic-voice verdicts."""

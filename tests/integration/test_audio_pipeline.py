@@ -1,0 +1,211 @@
+"""The audio service end to end: segments through Kafka → audio worker → verdicts → reputation → Redis.
+
+A campaign recording is played to 50 callees from 10 rotating numbers through the phone-line
+simulator (random answer points, noise, μ-law, packet loss, small speed changes). The audio worker
+must discover the campaign, reputation must link its numbers, and a later call from an unseen
+number must read as a member of a large campaign. The same voice reading another script must not
+join it; bad segments go to dlq.audio.v1; a segment delivered twice counts once.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import redis
+
+from fraudmesh.v1 import events_pb2
+from loadtest.audio import calls, voices
+from loadtest.audio.phoneline import LineCondition
+from loadtest.pipeline import (
+    REPO_ROOT,
+    ServiceProcess,
+    SetupProducer,
+    end_offsets,
+    read_dead_letters,
+    start_group_at_end,
+)
+from services.common import keys
+from services.common.featurestore import FeatureReader
+from services.common.phone import normalize
+from services.common.pseudonym import Pseudonymizer
+from services.common.topics import AUDIO_SEGMENTS, dead_letter_topic
+
+from .conftest import Stack, Worker, _free_port
+from .test_reputation_pipeline import fresh_cn_mobile, wait_for
+
+pytestmark = pytest.mark.integration
+
+VOICE = "espeak:en-us"
+
+
+@pytest.fixture(scope="module")
+def audio_worker(stack: Stack) -> Iterator[Worker]:
+    """A real audio worker process in its own consumer group, starting at the topic's end."""
+    app_id = f"fraudmesh-audio-test-{uuid.uuid4().hex[:8]}"
+    start_group_at_end(stack.settings.kafka_bootstrap, app_id, AUDIO_SEGMENTS)
+    port = _free_port()
+    process = ServiceProcess(
+        "services.audio",
+        {**stack.env, "FRAUDMESH_APP_ID": app_id, "FRAUDMESH_METRICS_PORT": str(port)},
+        REPO_ROOT / ".stack" / "logs" / f"{app_id}.log",
+    )
+    time.sleep(0.5)
+    if not process.alive():
+        pytest.fail(f"audio worker exited at start:\n{process.tail()}")
+    worker = Worker(process, port)
+    yield worker
+    code = process.stop()
+    assert code == 0, f"audio worker did not stop cleanly (exit {code}):\n{process.tail()}"
+
+
+def _send(producer: SetupProducer, pseudonymize: Pseudonymizer, record: events_pb2.AudioSegment) -> None:
+    key = pseudonymize.kafka_key(normalize(record.calling_number, "CN").canonical)
+    producer.send_raw(AUDIO_SEGMENTS, key, AUDIO_SEGMENTS.codec().encode(record))
+
+
+def _metric(worker: Worker, name: str, labels: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=5) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith(f"{name}{{{labels}}}"):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_a_rotating_campaign_is_recognised_and_linked_through_reputation(
+    audio_worker: Worker,
+    reputation_worker: Worker,
+    producer: SetupProducer,
+    redis_client: redis.Redis,
+    pseudonymize: Pseudonymizer,
+) -> None:
+    rng = np.random.default_rng(random.randrange(2**32))
+    run = random.randrange(10**9)
+    campaign = voices.render(voices.script(run), VOICE)
+    other_script = voices.render(voices.script(run + 1), VOICE)
+    numbers = [fresh_cn_mobile() for _ in range(10)]
+    now = int(time.time() * 1000)
+    first = None
+    for i in range(50):
+        condition = LineCondition(
+            snr_db=float(rng.uniform(10, 30)),
+            loss=float(rng.choice([0.0, 0.02, 0.05])),
+            speed=float(rng.uniform(0.98, 1.02)),
+        )
+        record = calls.segment(
+            f"seg-{run}-{i}",
+            numbers[i % 10],
+            fresh_cn_mobile(),
+            calls.answered_segment(campaign, rng, condition),
+            start_ms=now + i * 1000,
+        )
+        first = first or record
+        _send(producer, pseudonymize, record)
+    others = [fresh_cn_mobile() for _ in range(3)]
+    for i in range(6):
+        record = calls.segment(
+            f"seg-{run}-other-{i}",
+            others[i % 3],
+            fresh_cn_mobile(),
+            calls.answered_segment(other_script, rng, LineCondition(snr_db=25)),
+            start_ms=now + 60_000 + i * 1000,
+        )
+        _send(producer, pseudonymize, record)
+    assert first is not None
+    _send(producer, pseudonymize, first)  # a redelivery: must count once
+    producer.flush()
+
+    reader = FeatureReader(redis_client)
+    members = [pseudonymize(normalize(n, "CN").canonical) for n in numbers]
+
+    def all_linked() -> bool:
+        return all(reader.read_sync(p, "", now).campaign_numbers >= 10 for p in members)
+
+    wait_for(all_linked, "all 10 rotating numbers linked to a 10-number campaign", audio_worker, 240)
+    per_member = [
+        {str(m, "ascii") if isinstance(m, bytes) else m for m in redis_client.smembers(keys.campaigns_key(p))}
+        for p in members
+    ]
+    # Parts of the recording first heard apart may be discovered apart; a segment spanning them
+    # joins them, so every number ends up in one shared campaign.
+    shared = set.intersection(*per_member)
+    assert len(shared) >= 1, per_member
+    campaign_id = min(
+        shared,
+        key=lambda cid: int(redis_client.hget(keys.audio_campaign_key(cid, "info"), "first_seen_ms") or 0),
+    )
+    campaign_ids = set.union(*per_member)
+    info = redis_client.hgetall(keys.audio_campaign_key(campaign_id, "info"))
+    assert info[b"origin"] == b"discovered"
+    assert redis_client.zcard(keys.audio_campaign_key(campaign_id, "members")) >= 5
+    assert redis_client.ttl(keys.audio_campaign_key(campaign_id, "members")) > 0
+
+    newcomer = fresh_cn_mobile()
+    later = calls.segment(
+        f"seg-{run}-newcomer",
+        newcomer,
+        fresh_cn_mobile(),
+        calls.answered_segment(campaign, rng, LineCondition(snr_db=15, loss=0.02), min_s=6, max_s=10),
+        start_ms=now + 120_000,
+    )
+    _send(producer, pseudonymize, later)
+    producer.flush()
+    newcomer_pseudonym = pseudonymize(normalize(newcomer, "CN").canonical)
+    wait_for(
+        lambda: reader.read_sync(newcomer_pseudonym, "", now).campaign_numbers >= 11,
+        "an unseen number playing the campaign reads as a member of it",
+        audio_worker,
+        120,
+    )
+    read = reader.read_sync(newcomer_pseudonym, "", now)
+    assert read.campaigns >= 1
+    assert redis_client.smembers(keys.campaigns_key(newcomer_pseudonym)) <= {c.encode() for c in campaign_ids}
+
+    for other in others:
+        pseudonym = pseudonymize(normalize(other, "CN").canonical)
+        assert not {c.encode() for c in campaign_ids} & redis_client.smembers(keys.campaigns_key(pseudonym))
+    assert _metric(audio_worker, "fraudmesh_audio_segments_total", 'outcome="duplicate"') == 1.0
+    assert reputation_worker.process.alive()
+
+
+def test_bad_segments_are_dead_lettered_with_reasons(
+    audio_worker: Worker, stack: Stack, producer: SetupProducer
+) -> None:
+    since = end_offsets(stack.settings.kafka_bootstrap, dead_letter_topic("audio"))
+    tag = uuid.uuid4().hex[:8]
+    tone = (0.3 * np.sin(np.arange(8000 * 40) * 2 * np.pi * 440 / 8000)).astype(np.float32)
+    caller = fresh_cn_mobile()
+    too_long = calls.segment(f"{tag}-long", caller, fresh_cn_mobile(), tone)
+    wide = calls.segment(f"{tag}-wide", caller, fresh_cn_mobile(), tone[:8000])
+    wide.sample_rate_hz = 16000
+    anonymous = calls.segment(f"{tag}-anon", caller, fresh_cn_mobile(), tone[:8000])
+    anonymous.calling_number = ""
+    odd = calls.segment(f"{tag}-odd", caller, fresh_cn_mobile(), tone[:8000])
+    odd.encoding = events_pb2.AUDIO_ENCODING_LINEAR16
+    odd.legs[0].audio = odd.legs[0].audio[:-1]
+    records = {
+        f"{tag}-garbage".encode(): b"\x00\x01not a protobuf",
+        **{
+            f"{r.segment_id}".encode(): AUDIO_SEGMENTS.codec().encode(r)
+            for r in (too_long, wide, anonymous, odd)
+        },
+    }
+    for key, value in records.items():
+        producer.send_raw(AUDIO_SEGMENTS, key, value)
+    producer.flush()
+    letters = read_dead_letters(stack.settings.kafka_bootstrap, "audio", since, records, timeout_s=120)
+    assert set(letters) == set(records), audio_worker.process.tail()
+    reasons = {key.decode().split("-", 1)[1]: letter.reason for key, letter in letters.items()}
+    assert reasons == {
+        "garbage": "decode_error",
+        "long": "segment_too_long",
+        "wide": "unsupported_sample_rate",
+        "anon": "missing_field",
+        "odd": "undecodable_audio",
+    }
+    assert all(letter.source_topic == AUDIO_SEGMENTS.name for letter in letters.values())
