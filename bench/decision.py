@@ -37,7 +37,7 @@ from rich.table import Table
 from fraudmesh.v1 import call_pb2, decision_pb2, decision_pb2_grpc, verdicts_pb2
 from loadtest.__main__ import resolve_model
 from loadtest.dataset import EVENTS, read_records
-from loadtest.mesh import Mesh, free_port
+from loadtest.mesh import Mesh, free_port, wait_serving
 from loadtest.pipeline import REPO_ROOT
 from services.common.grpcserver import start_server
 from services.decision.service import SERVICE_NAME
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     empty = multiprocessing.get_context("spawn").Process(target=serve_empty, args=(port,), daemon=True)
     empty.start()
-    time.sleep(2.0)
+    wait_serving(f"127.0.0.1:{port}")
     try:
         rows.append(measure("empty grpc.aio server", f"127.0.0.1:{port}", setups, args))
     finally:

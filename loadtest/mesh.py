@@ -98,20 +98,10 @@ class Mesh:
 
     def _wait_serving(self, name: str, port: int, service: str, timeout_s: float) -> None:
         process = self.processes[name]
-        deadline = time.monotonic() + timeout_s
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub: Any = health_pb2_grpc.HealthStub(channel)  # the typeshed stub lacks the methods
-            while time.monotonic() < deadline:
-                if not process.alive():
-                    raise MeshError(f"{name} exited at start:\n{process.tail()}")
-                try:
-                    reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.25)
-        raise MeshError(f"{name} was not SERVING within {timeout_s:.0f} s:\n{process.tail()}")
+        try:
+            wait_serving(f"127.0.0.1:{port}", service, timeout_s, process)
+        except TimeoutError:
+            raise MeshError(f"{name} was not SERVING within {timeout_s:.0f} s:\n{process.tail()}") from None
 
     def alive(self, name: str) -> bool:
         """True while the named service runs."""
@@ -125,3 +115,23 @@ class Mesh:
             if process is not None:
                 codes[name] = process.stop()
         return codes
+
+
+def wait_serving(
+    address: str, service: str = "", timeout_s: float = 120.0, process: ServiceProcess | None = None
+) -> None:
+    """Block until address reports SERVING on grpc.health.v1 (MeshError if process dies, TimeoutError)."""
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(address) as channel:
+        stub: Any = health_pb2_grpc.HealthStub(channel)  # the typeshed stub lacks the methods
+        while time.monotonic() < deadline:
+            if process is not None and not process.alive():
+                raise MeshError(f"{process.module} exited at start:\n{process.tail()}")
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    raise TimeoutError(f"{address} did not report SERVING within {timeout_s:.0f} s")

@@ -8,28 +8,13 @@ graceful drain.
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import multiprocessing
 import signal
 import sys
 
 from services.common.settings import SettingsError, load
-from services.common.telemetry import setup_telemetry
-from services.decision.service import serve
+from services.decision.service import run_worker
 from services.decision.settings import DecisionSettings
-
-
-def run_worker(index: int) -> None:
-    """One serving process (also the whole service when FRAUDMESH_WORKERS=1)."""
-    settings = load(DecisionSettings)
-    if index and settings.metrics_port:
-        settings = dataclasses.replace(settings, metrics_port=settings.metrics_port + index)
-    telemetry = setup_telemetry(settings)
-    try:
-        asyncio.run(serve(settings))
-    finally:
-        telemetry.shutdown()
 
 
 def main() -> int:

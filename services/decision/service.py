@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import json
 import logging
@@ -37,6 +38,8 @@ from services.common.grpcserver import ServerHandle, server_tls, start_server
 from services.common.phone import InvalidNumberError, normalize
 from services.common.pseudonym import Pseudonymizer
 from services.common.redisstore import make_async_redis
+from services.common.settings import load
+from services.common.telemetry import setup_telemetry
 from services.decision import lists, metrics
 from services.decision.audit import AuditPublisher
 from services.decision.decider import Decider
@@ -327,3 +330,15 @@ async def serve(settings: DecisionSettings) -> None:
     await stop.wait()
     log.info("draining")
     await running.stop(grace_s=5.0)
+
+
+def run_worker(index: int) -> None:
+    """One serving process (the whole service when FRAUDMESH_WORKERS=1); a spawn target, so importable."""
+    settings = load(DecisionSettings)
+    if index and settings.metrics_port:
+        settings = dataclasses.replace(settings, metrics_port=settings.metrics_port + index)
+    telemetry = setup_telemetry(settings)
+    try:
+        asyncio.run(serve(settings))
+    finally:
+        telemetry.shutdown()

@@ -22,11 +22,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load(OriginationSettings)
-        core = build(settings)
-    except (SettingsError, ConfigurationError) as exc:
+    except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2
     telemetry = setup_telemetry(settings)
+    try:
+        core = build(settings)
+    except ConfigurationError as exc:
+        print(exc, file=sys.stderr)
+        telemetry.shutdown()
+        return 2
     try:
         if args.role == "serve":
             asyncio.run(serve(settings))

@@ -30,7 +30,8 @@ from fraudmesh.v1 import (
     decision_pb2_grpc,
     events_pb2,
 )
-from loadtest.pipeline import end_offsets
+from loadtest.mesh import wait_serving
+from loadtest.pipeline import ServiceProcess, end_offsets
 from services.common.kafka import make_consumer
 from services.common.settings import load
 from services.common.topics import CALLS_SETUP
@@ -43,7 +44,7 @@ from services.origination.settings import OriginationSettings
 from services.scoring.model import Scorer
 from services.scoring.synthetic import generate
 from services.scoring.train import train
-from tests.integration.conftest import Stack
+from tests.integration.conftest import Stack, _free_port
 from tests.integration.origination_pki import HOME_X5U, Pki, build_pki, signed_setup
 
 pytestmark = pytest.mark.integration
@@ -52,22 +53,19 @@ TOKEN = secrets.token_hex(16)  # test-only admin token, made per run
 
 
 @pytest.fixture(scope="session")
-def scorer(tmp_path_factory: pytest.TempPathFactory) -> Scorer:
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small model trained on synthetic rows at test time (the shipped default is tested elsewhere)."""
-    folder = tmp_path_factory.mktemp("model")
+    folder = tmp_path_factory.mktemp("model") / "artifact"
     rows = generate(20_000, seed=3)
     train(
-        rows.X,
-        rows.y,
-        rows.t_ms,
-        rows.kinds,
-        folder / "artifact",
-        manifest={"test": True},
-        trees=40,
-        depth=4,
-        threads=1,
+        rows.X, rows.y, rows.t_ms, rows.kinds, folder, manifest={"test": True}, trees=40, depth=4, threads=1
     )
-    return Scorer.load(folder / "artifact")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def scorer(model_dir: Path) -> Scorer:
+    return Scorer.load(model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -369,3 +367,28 @@ async def test_audit_records_land_on_kafka(
     for record in found.values():
         assert record.decision.call_id == record.setup.call_id
         assert record.decision.model_version == scorer.version
+
+
+def test_two_worker_processes_share_the_port_and_drain_on_sigterm(stack: Stack, model_dir: Path) -> None:
+    port = _free_port()
+    env = {
+        **stack.env,
+        "FRAUDMESH_WORKERS": "2",
+        "FRAUDMESH_GRPC_PORT": str(port),
+        "FRAUDMESH_METRICS_PORT": "0",
+        "FRAUDMESH_MODEL_PATH": str(model_dir),
+        "FRAUDMESH_ORIGINATION_TARGET": "",
+        "FRAUDMESH_AUDIT_ENABLED": "false",
+    }
+    process = ServiceProcess(
+        "services.decision", env, REPO_ROOT / ".stack" / "logs" / f"decision-workers-{port}.log"
+    )
+    try:
+        wait_serving(f"127.0.0.1:{port}", process=process)
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub: Any = decision_pb2_grpc.DecisionServiceStub(channel)
+            replies = [stub.Decide(decision_pb2.DecideRequest(setup=call()), timeout=5.0) for _ in range(20)]
+        assert all(r.decision.model_version for r in replies)
+    finally:
+        code = process.stop()
+    assert code == 0, process.tail()
