@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -30,7 +31,7 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from fraudmesh.v1 import call_pb2, events_pb2, origination_pb2, verdicts_pb2
 from services.common import keys
@@ -89,7 +90,7 @@ class Decider:
         self.policies = policies
         self.scorer = scorer
         self.redis = redis
-        self._read_script = redis.register_script(READ_FEATURES)
+        self._read_sha = hashlib.sha1(READ_FEATURES.encode()).hexdigest()  # noqa: S324 - Redis's script id
         self.origination = origination
         self.audit = audit
         self.pseudonymize = Pseudonymizer(settings.pseudonym_key)
@@ -243,10 +244,19 @@ class Decider:
         list_key = keys.lists_key(pseudonym)
 
         async def round_trip() -> list[Any]:
-            async with self.redis.pipeline(transaction=False) as pipe:  # released even when cancelled
-                await self._read_script(keys=script_keys, args=args, client=pipe)
-                pipe.hmget(list_key, fields)
-                return await pipe.execute()
+            # EVALSHA straight into the pipeline: redis-py's Script objects would add a SCRIPT EXISTS
+            # round trip to every pipeline; the script is loaded at start and again after NOSCRIPT.
+            for attempt in (1, 2):
+                async with self.redis.pipeline(transaction=False) as pipe:  # released even when cancelled
+                    pipe.evalsha(self._read_sha, len(script_keys), *script_keys, *args)
+                    pipe.hmget(list_key, fields)
+                    try:
+                        return await pipe.execute()
+                    except NoScriptError:
+                        if attempt == 2:
+                            raise
+                        await self.load_scripts()
+            raise AssertionError("unreachable")
 
         results = await self._bounded("redis", round_trip, timeout_s, degraded)
         if results is None:
@@ -281,6 +291,10 @@ class Decider:
             metrics.DEPENDENCY_SECONDS.labels(name).observe(time.perf_counter() - started)
         breaker.success()
         return result
+
+    async def load_scripts(self) -> None:
+        """Load the feature-read script into Redis (at start, and after a Redis restart lost it)."""
+        await self.redis.script_load(READ_FEATURES)
 
     def _context_rules(self, tenant: str, region: str) -> ContextRules:
         rules = self._rules.get(tenant)

@@ -23,6 +23,7 @@ from typing import Any, Final
 import grpc
 import redis.asyncio as aioredis
 from google.protobuf.timestamp_pb2 import Timestamp
+from redis.exceptions import RedisError
 
 from fraudmesh.v1 import (
     admin_pb2,
@@ -283,6 +284,8 @@ async def start(settings: DecisionSettings, *, scorer: Scorer | None = None) -> 
         AuditPublisher(settings.kafka_bootstrap, settings.audit_queue_max) if settings.audit_enabled else None
     )
     decider = Decider(settings, policies, scorer, redis, stub, audit)
+    with contextlib.suppress(RedisError, OSError):
+        await decider.load_scripts()  # a Redis that is down now is handled per call (NOSCRIPT reloads)
     tasks = [asyncio.create_task(decider.write_recent(), name="recent-decisions")]
     if audit is not None:
         tasks.append(asyncio.create_task(audit.run(), name="audit-delivery"))
