@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import urllib.parse
 from pathlib import Path
 
 from services.scoring import synthetic
@@ -25,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     build.add_argument("--dataset", type=Path, required=True)
     build.add_argument("--out", type=Path, required=True, help="npz to write")
-    build.add_argument("--scratch-redis", default="redis://127.0.0.1:16379/15", help="a db this may wipe")
+    build.add_argument(
+        "--scratch-redis", help="a Redis db this may wipe (default: FRAUDMESH_REDIS_URL's server, db 15)"
+    )
     placeholder = commands.add_parser(
         "train-synthetic", help="train a PLACEHOLDER model on synthetic rows in seconds"
     )
@@ -92,12 +95,13 @@ def _build_features(args: argparse.Namespace) -> int:
         risky_ranges=settings.risky_ranges,
         utc_offset_hours=settings.utc_offset_hours,
     )
+    scratch = args.scratch_redis or urllib.parse.urlparse(settings.redis_url)._replace(path="/15").geturl()
     with Progress() as progress:
         task = progress.add_task("replaying the dataset through reputation", total=None)
         try:
             rows = build_sync(
                 args.dataset,
-                args.scratch_redis,
+                scratch,
                 settings,
                 rules,
                 lambda n: progress.update(task, completed=n),
@@ -108,7 +112,7 @@ def _build_features(args: argparse.Namespace) -> int:
     save_features(args.out, rows)
     print(
         f"wrote {args.out}: {len(rows.y):,} rows, {rows.y.mean():.1%} unwanted, "
-        f"built in {rows.manifest['build_s']} s"
+        f"built in {rows.manifest['build_s']} s ({rows.manifest['rows_per_s']:,} rows/s)"
     )
     return 0
 
