@@ -21,6 +21,8 @@ from services.scoring import artifact as artifact_io
 from services.scoring import kernels
 from services.scoring.artifact import Artifact
 
+DEFAULT_MODEL_PATH: Final[Path] = Path(__file__).resolve().parent / "default"
+"""The model shipped in the repository (trained on the simulator's default scenario; see its README)."""
 MODEL_SCORE: Final[str] = "MODEL_SCORE"
 TOP_REASONS: Final[int] = 3
 REASON_OF: Final[tuple[str, ...]] = tuple(f.reason or MODEL_SCORE for f in FEATURES)
