@@ -261,9 +261,7 @@ def _as_row(vector: Any) -> npt.NDArray[np.float32]:
         type(vector) is np.ndarray
         and vector.dtype is _F32
         and vector.shape == _ROW
-        and vector.flags.c_contiguous
-        and vector.flags.writeable
-        and vector.flags.aligned
+        and vector.flags.carray  # C-contiguous, aligned and writeable
     ):
         return vector
     row = np.ascontiguousarray(vector, dtype=np.float32)
