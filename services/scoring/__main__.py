@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import urllib.parse
@@ -30,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     build.add_argument("--dataset", type=Path, required=True)
     build.add_argument("--out", type=Path, required=True, help="npz to write")
+    build.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes preparing events (decode, verify, normalise) beside the one talking to Redis",
+    )
     build.add_argument(
         "--scratch-redis", help="a Redis db this may wipe (default: FRAUDMESH_REDIS_URL's server, db 15)"
     )
@@ -165,6 +172,7 @@ def _build_features(args: argparse.Namespace) -> int:
                 settings,
                 rules,
                 lambda n: progress.update(task, completed=n),
+                workers=args.workers,
             )
         except ScratchDatabaseError as exc:
             print(f"error: {exc}", file=sys.stderr)

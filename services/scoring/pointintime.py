@@ -6,7 +6,10 @@ read script the decision service uses (``featurestore``). Reads and folds of tho
 share one pipeline, queued in event order — the read of a call before its own fold and after every
 earlier event's — and Redis runs a pipeline's commands in the order sent, so every row holds exactly
 what production would have known at that moment: no second implementation of any feature, no
-leakage from the future, and one round trip per batch instead of two per call.
+leakage from the future, and one round trip per batch instead of two per call. The per-event work
+that needs no Redis (decoding, number normalisation, SHAKEN verification, context features, building
+the update) is a pure function of the event, so worker processes do it in order-preserving chunks
+while this process feeds Redis; the rows are identical with any number of workers.
 
 Origination features come from the origination core itself: its STIR/SHAKEN ``Verifier`` (at the
 call's own time, against the dataset's STI-CA and carrier chains, as a warm certificate cache) and
@@ -16,11 +19,15 @@ its caller-ID checks (``cli_findings`` is the number of findings).
 from __future__ import annotations
 
 import asyncio
+import itertools
+import multiprocessing
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import hiredis
 import numpy as np
@@ -28,7 +35,7 @@ import numpy.typing as npt
 import redis.asyncio as aioredis
 from cryptography import x509
 
-from fraudmesh.v1 import call_pb2
+from fraudmesh.v1 import call_pb2, dataset_pb2
 from loadtest.dataset import CALLS, EVENTS, Manifest, read_records
 from loadtest.stipki import ROOT_FILE, read_chains
 from services.common import features
@@ -45,6 +52,7 @@ from services.reputation.settings import ReputationSettings
 from services.scoring.train import FeatureSet
 
 BATCH_SETUPS: Final[int] = 1_000
+PREPARE_CHUNK: Final[int] = 2_000
 
 _SHAKEN: Final[int] = features.INDEX["shaken_status"]
 _ATTESTATION: Final[int] = features.INDEX["attestation"]
@@ -156,6 +164,111 @@ class _Batch:
         self._start()
 
 
+class Prepared(NamedTuple):
+    """One event after the work that needs no Redis: its fold and, for a setup, its row so far."""
+
+    time_ms: int
+    update: Update | None  # None: production would dead-letter the record (or it is not folded)
+    call_id: str = ""  # set for setups only
+    vector: bytes = b""  # the setup's float32 row with context and origination features filled
+    caller: str = ""  # pseudonym; '' when the calling number is unusable (no reputation read)
+    callee: str = ""
+
+
+class Preparer:
+    """Everything per event that is a pure function of the event: decode, normalise, pseudonymise,
+    context and origination features, the update to fold. Runs in worker processes."""
+
+    def __init__(self, settings: ReputationSettings, rules: ContextRules, pki: Path, start_s: float) -> None:
+        self.settings = settings
+        self.rules = rules
+        self.folding = Folding(settings)
+        self.origination = Origination(
+            verifier=Verifier(DatasetChains.load(pki, start_s), replay=None),
+            rules=TenantRules(rules.region, rules.home_ranges, rules.risky_ranges),
+            region=rules.region,
+        )
+
+    def prepare(self, raw: bytes) -> Prepared | None:
+        """The prepared form of one serialised DatasetRecord (None for records nothing folds)."""
+        record = dataset_pb2.DatasetRecord.FromString(raw)
+        kind = record.WhichOneof("record")
+        if kind == "setup":
+            return self._setup(record)
+        if kind in ("cdr", "complaint"):
+            to_update = self.folding.cdr if kind == "cdr" else self.folding.complaint
+            try:
+                update = to_update(getattr(record, kind).SerializeToString(), record.time_ms)
+            except Exception:  # production dead-letters these
+                return None
+            return Prepared(record.time_ms, update)
+        return None
+
+    def _setup(self, record: dataset_pb2.DatasetRecord) -> Prepared:
+        setup = record.setup.setup
+        region = self.settings.region_for(setup.tenant)
+        caller = _number(setup.calling_number, region)
+        callee = _number(setup.called_number, region)
+        vector = features.empty_vector()
+        fill_context(vector, setup, caller, callee, self.rules)
+        self.origination.fill(vector, setup)
+        caller_p = callee_p = ""
+        if caller is not None:
+            caller_p = self.folding.pseudonymize(caller.canonical)
+            callee_p = self.folding.pseudonymize(callee.canonical) if callee is not None else ""
+        try:
+            update: Update | None = self.folding.setup(record.setup.SerializeToString(), record.time_ms)
+        except Exception:  # production dead-letters these; the row still counts
+            update = None
+        return Prepared(record.time_ms, update, setup.call_id, vector.tobytes(), caller_p, callee_p)
+
+
+_PREPARER: Preparer | None = None
+
+
+def _start_worker(settings: ReputationSettings, rules: ContextRules, pki: Path, start_s: float) -> None:
+    global _PREPARER  # one Preparer per worker process
+    _PREPARER = Preparer(settings, rules, pki, start_s)
+
+
+def _prepare_chunk(chunk: list[bytes]) -> list[Prepared | None]:
+    assert _PREPARER is not None
+    return [_PREPARER.prepare(raw) for raw in chunk]
+
+
+async def _prepared(
+    dataset: Path,
+    preparer: Preparer,
+    settings: ReputationSettings,
+    rules: ContextRules,
+    start_s: float,
+    workers: int,
+) -> AsyncIterator[Prepared | None]:
+    """Every event of the dataset prepared, in file order; ``workers`` processes share the work."""
+    records = (record.SerializeToString() for record in read_records(dataset / EVENTS))
+    if workers <= 0:
+        for raw in records:
+            yield preparer.prepare(raw)
+        return
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(settings, rules, dataset / "pki", start_s),
+    ) as pool:
+        in_flight: deque[asyncio.Future[list[Prepared | None]]] = deque()
+        while True:
+            chunk = list(itertools.islice(records, PREPARE_CHUNK))
+            if chunk:
+                in_flight.append(asyncio.wrap_future(pool.submit(_prepare_chunk, chunk)))
+            if in_flight and (not chunk or len(in_flight) > 2 * workers):
+                for prepared in await in_flight.popleft():
+                    yield prepared
+            if not chunk and not in_flight:
+                return
+
+
 async def build(
     dataset: Path,
     scratch_url: str,
@@ -164,22 +277,22 @@ async def build(
     progress: Callable[[int], None] | None = None,
     *,
     batch_setups: int = BATCH_SETUPS,
+    workers: int = 0,
 ) -> FeatureSet:
-    """Replay ``dataset`` through reputation into the scratch database and collect one row per setup."""
+    """Replay ``dataset`` through reputation into the scratch database and collect one row per setup.
+
+    ``workers`` processes do the per-event work that needs no Redis (0: all in this process); the
+    rows are the same either way.
+    """
     client = scratch_client(scratch_url)
     db = int(client.connection_pool.connection_kwargs.get("db", 0))
     if db == 0:
         raise ScratchDatabaseError("refusing to wipe Redis database 0; give a dedicated scratch db, e.g. /15")
     manifest = Manifest.read(dataset)
+    start_s = manifest.start_ms / 1000
     await client.flushdb()
-    store = NumberStore(client)
-    batch = _Batch(client, store, client.register_script(READ_FEATURES))
-    folding = Folding(settings)
-    origination = Origination(
-        verifier=Verifier(DatasetChains.load(dataset / "pki", manifest.start_ms / 1000), replay=None),
-        rules=TenantRules(rules.region, rules.home_ranges, rules.risky_ranges),
-        region=rules.region,
-    )
+    batch = _Batch(client, NumberStore(client), client.register_script(READ_FEATURES))
+    preparer = Preparer(settings, rules, dataset / "pki", start_s)
     truth = {r.call_truth.call_id: r.call_truth for r in read_records(dataset / CALLS)}
     n = len(truth)
     X = np.full((n, features.WIDTH), np.nan, dtype=np.float32)  # noqa: N806
@@ -189,40 +302,26 @@ async def build(
     row = 0
     started, cpu_started = time.perf_counter(), time.process_time()
     try:
-        for step, record in enumerate(read_records(dataset / EVENTS)):
-            kind = record.WhichOneof("record")
-            if kind == "setup":
-                setup = record.setup.setup
-                region = settings.region_for(setup.tenant)
-                caller = _number(setup.calling_number, region)
-                callee = _number(setup.called_number, region)
-                vector = X[row]
-                fill_context(vector, setup, caller, callee, rules)
-                origination.fill(vector, setup)
-                if caller is not None:
-                    caller_p = folding.pseudonymize(caller.canonical)
-                    callee_p = folding.pseudonymize(callee.canonical) if callee is not None else ""
-                    await batch.read(row, caller_p, callee_p, record.time_ms)
-                call = truth[setup.call_id]
+        step = 0
+        async for event in _prepared(dataset, preparer, settings, rules, start_s, workers):
+            step += 1
+            if event is None:
+                continue
+            if event.call_id:
+                X[row] = np.frombuffer(event.vector, dtype=np.float32)
+                if event.caller:
+                    await batch.read(row, event.caller, event.callee, event.time_ms)
+                call = truth[event.call_id]
                 labels[row] = call.unwanted
-                times[row] = record.time_ms
+                times[row] = event.time_ms
                 kinds[row] = call.actor_kind
                 row += 1
-                try:
-                    await batch.fold(folding.setup(record.setup.SerializeToString(), record.time_ms))
-                except Exception:  # noqa: S112 - production dead-letters these; the row still counts
-                    continue
-                if len(batch.reads) >= batch_setups:
-                    await batch.flush(X)
-                    if progress is not None:
-                        progress(step)
-            elif kind in ("cdr", "complaint"):
-                message = getattr(record, kind)
-                to_update = folding.cdr if kind == "cdr" else folding.complaint
-                try:
-                    await batch.fold(to_update(message.SerializeToString(), record.time_ms))
-                except Exception:  # noqa: S112 - production dead-letters these
-                    continue
+            if event.update is not None:
+                await batch.fold(event.update)
+            if len(batch.reads) >= batch_setups:
+                await batch.flush(X)
+                if progress is not None:
+                    progress(step)
         await batch.flush(X)
     finally:
         await client.flushdb()
@@ -248,6 +347,7 @@ async def build(
             "rows_per_s": round(row / seconds) if seconds > 0 else 0,
             "cpu_s": round(cpu_seconds, 2),
             "origination": "origination core: SHAKEN Verifier at call time + caller-ID checks",
+            "workers": workers,
         },
     )
 
@@ -266,6 +366,8 @@ def build_sync(
     settings: ReputationSettings,
     rules: ContextRules,
     progress: Callable[[int], None] | None = None,
+    *,
+    workers: int = 0,
 ) -> FeatureSet:
     """``build`` for callers without an event loop."""
-    return asyncio.run(build(dataset, scratch_url, settings, rules, progress))
+    return asyncio.run(build(dataset, scratch_url, settings, rules, progress, workers=workers))

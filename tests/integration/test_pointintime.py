@@ -71,12 +71,14 @@ def test_rows_see_only_the_past(stack: Stack, dataset: Path) -> None:
     assert rows.manifest["schema_hash"] == features.SCHEMA_HASH
 
 
-def test_rows_do_not_depend_on_the_batch_size(stack: Stack, dataset: Path) -> None:
+def test_rows_do_not_depend_on_batch_size_or_workers(stack: Stack, dataset: Path) -> None:
     settings = ReputationSettings(pseudonym_key=stack.settings.pseudonym_key, tenant_regions=("demo-cn=CN",))
     url = scratch_url(stack, 14)
     one = asyncio.run(build(dataset, url, settings, RULES, batch_setups=1))
-    many = asyncio.run(build(dataset, url, settings, RULES, batch_setups=700))
+    many = asyncio.run(build(dataset, url, settings, RULES, batch_setups=700, workers=2))
     assert np.array_equal(one.X, many.X, equal_nan=True)
+    assert np.array_equal(one.y, many.y)
+    assert np.array_equal(one.t_ms, many.t_ms)
 
 
 def test_origination_features_come_from_the_verifier(stack: Stack, dataset: Path) -> None:
