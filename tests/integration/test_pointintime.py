@@ -53,21 +53,27 @@ def test_rows_see_only_the_past(stack: Stack, dataset: Path) -> None:
     assert np.all(np.diff(rows.t_ms) >= 0)
     setups = rows.X[:, features.INDEX["setups_total"]]
     cdrs = rows.X[:, features.INDEX["cdrs_total"]]
+    complaints = rows.X[:, features.INDEX["complaints_30d"]]
     presented = {c.call_id: c.presented_number for c in truth}
     earlier_setups: dict[str, int] = defaultdict(int)
     earlier_cdrs: dict[str, int] = defaultdict(int)
+    earlier_complaints: dict[str, int] = defaultdict(int)
     row = 0
     for record in read_records(dataset / EVENTS):
         kind = record.WhichOneof("record")
         if kind == "cdr":
             earlier_cdrs[presented[record.cdr.call_id]] += 1
+        elif kind == "complaint":
+            earlier_complaints[presented[record.complaint.call_id]] += 1
         elif kind == "setup":
             number = presented[record.setup.setup.call_id]
             assert setups[row] == earlier_setups[number], (row, number)
             assert cdrs[row] == earlier_cdrs[number], (row, number)
+            assert complaints[row] == earlier_complaints[number], (row, number)
             earlier_setups[number] += 1
             row += 1
     assert row == len(truth)
+    assert sum(earlier_complaints.values()) > 0
     assert rows.manifest["schema_hash"] == features.SCHEMA_HASH
 
 
