@@ -21,7 +21,7 @@ export FRAUDMESH_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 export FRAUDMESH_PSEUDONYM_KEY_FILE ?= $(STACK_DIR)/secrets/pseudonym.key
 export FRAUDMESH_TENANT_REGIONS ?= demo-cn=CN,demo-us=US
 
-.PHONY: help run model fuzz smoke bench-loadtest bench-reputation bench-origination bench-decision bench-scoring bench-audio test test-unit test-integration deps system-deps venv jars up down status topics \
+.PHONY: help run model model-default fuzz smoke bench-loadtest bench-reputation bench-origination bench-decision bench-scoring bench-audio test test-unit test-integration deps system-deps venv jars up down status topics \
         proto proto-check lint clean-data \
         operate-check helm-lint helm-render dashboards dashboards-check rules-test docker-lint
 
@@ -33,10 +33,16 @@ SCENARIO ?= ci
 run: up ## The main job: simulate $(SCENARIO) traffic, replay it through the mesh, verify, report
 	$(PY) -m loadtest run --scenario $(SCENARIO)
 
-model: up ## Train the scoring model on $(SCENARIO) traffic: generate, point-in-time features, train
-	test -f data/$(SCENARIO)/manifest.json || $(PY) -m loadtest generate --scenario $(SCENARIO) --out data/$(SCENARIO)
-	$(PY) -m services.scoring build-features --dataset data/$(SCENARIO) --out data/$(SCENARIO)/features.npz
-	$(PY) -m services.scoring train --features data/$(SCENARIO)/features.npz --out models/$(SCENARIO)
+MODEL_LEAD_IN_HOURS ?= 12
+
+model: up ## Train the scoring model on $(SCENARIO) traffic (after 12 h of history): generate, point-in-time features, train
+	test -f data/$(SCENARIO)-model/manifest.json || $(PY) -m loadtest generate --scenario $(SCENARIO) --lead-in-hours $(MODEL_LEAD_IN_HOURS) --out data/$(SCENARIO)-model
+	$(PY) -m services.scoring build-features --dataset data/$(SCENARIO)-model --out data/$(SCENARIO)-model/features.npz
+	$(PY) -m services.scoring train --features data/$(SCENARIO)-model/features.npz --out models/$(SCENARIO)
+
+model-default: ## Retrain the default model shipped in services/scoring/default/ from the default scenario
+	$(MAKE) model SCENARIO=default
+	$(PY) -m services.scoring ship --model models/default --out services/scoring/default
 
 FUZZ_RUNS ?= 2000000
 fuzz: venv ## Fuzz the Identity-header parser and verifier with atheris (FUZZ_RUNS cases; corpus in .stack/fuzz)

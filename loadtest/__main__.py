@@ -8,6 +8,7 @@ import dataclasses
 import sys
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -47,6 +48,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     scenario = load(args.scenario)
     if args.seed is not None:
         scenario = dataclasses.replace(scenario, seed=args.seed)
+    lead_in = getattr(args, "lead_in_hours", 0.0)
+    if lead_in:
+        scenario = dataclasses.replace(
+            scenario,
+            start=scenario.start - timedelta(hours=lead_in),
+            duration_hours=scenario.duration_hours + lead_in,
+        )
     console.print(f"simulating scenario [bold]{scenario.name}[/] (seed {scenario.seed}) ...")
     sim = simulate(scenario)
     calls = len(sim.calls)
@@ -55,6 +63,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         task = progress.add_task("writing events", total=calls * 2, rate="")
         manifest = write_dataset(sim, args.out, lambda step: progress.update(task, completed=step))
         progress.update(task, completed=calls * 2)
+    if lead_in:
+        manifest.generator["lead_in_hours"] = lead_in
+        manifest.write(args.out)
     total_s = manifest.generator["simulate_s"] + manifest.generator["write_s"]
     console.print(
         f"wrote {args.out}: {manifest.counts} in {total_s:.1f} s "
@@ -248,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     gen.add_argument("--out", type=Path, required=True)
     gen.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    gen.add_argument(
+        "--lead-in-hours",
+        type=float,
+        default=0.0,
+        help="also simulate this many hours before the scenario's start (training history for a model)",
+    )
     gen.set_defaults(func=cmd_generate)
     rep = sub.add_parser("replay", help="publish a dataset to Kafka (and Decide) in compressed time")
     rep.add_argument("--dataset", type=Path, required=True)

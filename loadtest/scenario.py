@@ -60,13 +60,17 @@ class Network:
         Carrier("ic-north", "N001", True, "A", ("+86130", "+86131", "+86186")),
         Carrier("ic-south", "S001", True, "A", ("+86133", "+86153", "+86189")),
     )
-    gateways: tuple[Carrier, ...] = (Carrier("gw-intl", "G001", False, "C"),)
+    gateways: tuple[Carrier, ...] = (
+        Carrier("gw-intl", "G001", False, "C"),
+        Carrier("gw-signed", "G002", True, "C"),
+    )
     voip_peers: tuple[Carrier, ...] = (
         Carrier("voip-signed", "V001", True, "C"),
         Carrier("voip-open", "V002", False, "C"),
     )
     virtual_ranges: tuple[str, ...] = ("+86170", "+86171", "+86165", "+86167")
     emergency_numbers: tuple[str, ...] = ("110", "119", "120", "122")
+    clock_skew_share: float = 0.003
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +87,7 @@ class Subscribers:
     answer_rate: float = 0.8
     mean_duration_s: float = 120.0
     fixed_line_share: float = 0.15
+    roaming_share: float = 0.03
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +101,8 @@ class BulkCallers:
     numbers_each: int = 1
     audience: int = 0
     automated: bool = False
+    attest: str = "A"
+    voip_share: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,9 +110,24 @@ class Legit:
     """The legitimate high-volume caller groups."""
 
     couriers: BulkCallers = BulkCallers(80, 120.0, 0.85, 25.0)
-    call_centres: BulkCallers = BulkCallers(6, 1500.0, 0.45, 150.0, numbers_each=4, audience=5000)
-    reminders: BulkCallers = BulkCallers(4, 800.0, 0.65, 30.0, audience=8000, automated=True)
-    bank_alerts: BulkCallers = BulkCallers(3, 200.0, 0.75, 60.0, numbers_each=2)
+    call_centres: BulkCallers = BulkCallers(
+        6, 1500.0, 0.45, 150.0, numbers_each=4, audience=5000, attest="B", voip_share=0.4
+    )
+    reminders: BulkCallers = BulkCallers(
+        4, 800.0, 0.65, 30.0, audience=8000, automated=True, attest="B", voip_share=0.5
+    )
+    bank_alerts: BulkCallers = BulkCallers(3, 200.0, 0.75, 60.0, numbers_each=2, attest="B", voip_share=0.1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Foreign:
+    """People abroad calling home subscribers they know, through international gateways."""
+
+    count: int = 5000
+    calls_per_day: float = 0.6
+    contacts: int = 3
+    answer_rate: float = 0.75
+    mean_duration_s: float = 300.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +146,7 @@ class Robocalls:
     complaint_share: float = 0.03
     complaint_delay_minutes: float = 90.0
     voip_share: float = 0.4
+    a_attested_share: float = 0.15
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +161,7 @@ class Spoofers:
     answer_rate: float = 0.3
     mean_duration_s: float = 40.0
     complaint_share: float = 0.05
+    signed_share: float = 0.3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,6 +202,7 @@ class Scenario:
     network: Network = Network()
     subscribers: Subscribers = Subscribers()
     legit: Legit = Legit()
+    foreign: Foreign = Foreign()
     robocalls: Robocalls = Robocalls()
     spoofers: Spoofers = Spoofers()
     impersonators: Impersonators = Impersonators()
@@ -253,6 +278,7 @@ def _check(scenario: Scenario) -> None:
         scenario.spoofers,
         scenario.impersonators,
         scenario.capture,
+        scenario.foreign,
         *(getattr(scenario.legit, f.name) for f in dataclasses.fields(scenario.legit)),
     ):
         for field in dataclasses.fields(section):
@@ -261,6 +287,13 @@ def _check(scenario: Scenario) -> None:
                 problems.append(f"{type(section).__name__}.{field.name} must not be negative")
             if (field.name.endswith(("_share", "_rate"))) and isinstance(value, float) and value > 1:
                 problems.append(f"{type(section).__name__}.{field.name} must be within [0, 1]")
+    for field in dataclasses.fields(scenario.legit):
+        if getattr(scenario.legit, field.name).attest not in {"A", "B", "C"}:
+            problems.append(f"legit.{field.name}.attest must be A, B or C")
+    if not 0.0 <= scenario.network.clock_skew_share <= 1.0:
+        problems.append("network.clock_skew_share must be within [0, 1]")
+    if scenario.foreign.count > 0 and scenario.foreign.contacts < 1:
+        problems.append("foreign.contacts must be at least 1")
     if scenario.duration_hours <= 0:
         problems.append("duration_hours must be positive")
     if scenario.subscribers.count < 10:

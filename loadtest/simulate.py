@@ -29,7 +29,7 @@ from loadtest.scenario import BulkCallers, Carrier, Scenario
 from loadtest.stipki import CarrierSpec, StiPki, build_pki
 
 I64 = npt.NDArray[np.int64]
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 K = dataset_pb2.ActorKind
 IN = common_pb2.IngressKind
@@ -72,6 +72,10 @@ HOUR_WEIGHTS_BUSINESS = np.array(
 )
 HOUR_WEIGHTS_FLAT = np.ones(24)
 
+# Valid mobile ranges abroad as (leading digits with country code, digits after them): the UK,
+# Taiwan, Singapore, Australia, Germany, France, the US (the exchange's first digit is 2-9).
+FOREIGN_RANGES = ((4479, 8), (8869, 8), (658, 7), (6141, 7), (4917, 9), (3367, 7), (12122, 6))
+
 COMPLAINT_CATEGORY = {
     K.ACTOR_KIND_ROBOCALL: events_pb2.COMPLAINT_CATEGORY_ROBOCALL,
     K.ACTOR_KIND_AI_IMPERSONATOR: events_pb2.COMPLAINT_CATEGORY_IMPERSONATION,
@@ -111,6 +115,7 @@ class Calls:
     true_caller: I64  # 0 when unknown or equal to the presented number
     complaint_delay_ms: I64  # -1 for no complaint
     honeypot: npt.NDArray[np.bool_]
+    iat_skew_s: I64  # how far the signer's clock is off (0 for almost every call)
 
     @staticmethod
     def concat(parts: Sequence[Calls]) -> Calls:
@@ -250,6 +255,11 @@ class _Builder:
             complains, self.rng.exponential(complaint_delay_minutes * 60_000, size=n).astype(np.int64) + 1, -1
         )
 
+        skewed = self.rng.random(n) < self.s.network.clock_skew_share
+        skew = np.where(
+            skewed, self.rng.integers(120, 900, size=n) * self.rng.choice(np.array([-1, 1]), size=n), 0
+        )
+
         def col(value: object, dtype: type) -> Any:
             return np.broadcast_to(np.asarray(value, dtype=dtype), (n,)).copy()
 
@@ -273,7 +283,25 @@ class _Builder:
             true_caller=col(true_caller, np.int64),
             complaint_delay_ms=delay,
             honeypot=np.zeros(n, np.bool_),
+            iat_skew_s=skew.astype(np.int64),
         )
+
+    def gateways(self) -> npt.NDArray[np.int64]:
+        """Indices of the international gateways (the VoIP peers when there are none)."""
+        net = self.s.network
+        return np.array([self.cidx[c.name] for c in net.gateways or net.voip_peers] or [0], dtype=np.int64)
+
+    def voip_peers(self) -> npt.NDArray[np.int64]:
+        """Indices of the VoIP peers (the home carrier when there are none)."""
+        return np.array([self.cidx[c.name] for c in self.s.network.voip_peers] or [0], dtype=np.int64)
+
+    def interconnects(self) -> npt.NDArray[np.int64]:
+        """Indices of the domestic interconnects (the home carrier when there are none)."""
+        return np.array([self.cidx[c.name] for c in self.s.network.interconnects] or [0], dtype=np.int64)
+
+    def pick(self, carriers: npt.NDArray[np.int64], n: int) -> npt.NDArray[np.int64]:
+        """One carrier of ``carriers`` per call, uniformly."""
+        return carriers[self.rng.integers(0, len(carriers), size=n)]
 
     def carrier_of_ranges(self, numbers: I64) -> npt.NDArray[np.int64]:
         """The home or interconnect carrier owning each mobile number's range (home when unknown)."""
@@ -351,21 +379,30 @@ class _Builder:
     ) -> Calls:
         on_net = pop.home[who]
         ingress = np.where(on_net, IN.INGRESS_KIND_ON_NET, IN.INGRESS_KIND_DOMESTIC_INTERCONNECT)
+        carrier = pop.carrier[who].astype(np.int64)
+        roaming = self.rng.random(len(who)) < self.s.subscribers.roaming_share
+        gateways = self.gateways()
+        carrier = np.where(roaming, gateways[self.rng.integers(0, len(gateways), size=len(who))], carrier)
+        ingress = np.where(roaming, INTERNATIONAL, ingress)
         return self.calls(
             t,
             pop.numbers[who],
             pop.numbers[callee],
             K.ACTOR_KIND_SUBSCRIBER,
             -(who + 1),
-            pop.carrier[who].astype(np.int64),
+            carrier,
             ingress,
-            1,
+            np.where(roaming, 3, 1),
             answer,
             self.s.subscribers.mean_duration_s,
         )
 
-    def bulk_calls(self, pop: Population, group: BulkCallers, kind: int, label: str, attest: int) -> Calls:
-        """Legitimate high-volume callers: couriers, call centres, reminders, bank alerts."""
+    def bulk_calls(self, pop: Population, group: BulkCallers, kind: int, label: str) -> Calls:
+        """Legitimate high-volume callers: couriers, call centres, reminders, bank alerts.
+
+        Their own carrier attests ``group.attest`` (enterprises on a PBX trunk get B), except the
+        ``voip_share`` handed over by VoIP peers (C or unsigned).
+        """
         if group.count == 0:
             return self._empty()
         home = pop.home_index
@@ -389,8 +426,11 @@ class _Builder:
             callee = pop.numbers[audiences[rows, self.rng.integers(0, audiences.shape[1], size=len(rows))]]
         else:
             callee = pop.numbers[self.rng.choice(home, size=len(rows))]
-        interconnects = [self.cidx[c.name] for c in self.s.network.interconnects] or [0]
-        carrier = np.asarray(interconnects)[self.rng.integers(0, len(interconnects), size=len(rows))]
+        n = len(rows)
+        via_voip = self.rng.random(n) < group.voip_share
+        carrier = np.where(via_voip, self.pick(self.voip_peers(), n), self.pick(self.interconnects(), n))
+        ingress = np.where(via_voip, VOIP, IN.INGRESS_KIND_DOMESTIC_INTERCONNECT)
+        attest = np.where(via_voip, 3, ATTEST.index(group.attest))
         actor = np.array([self.name(f"{label}-{i}") for i in range(group.count)], dtype=np.int64)[rows]
         script = voice = -1
         if group.automated:
@@ -403,7 +443,7 @@ class _Builder:
             kind,
             actor,
             carrier,
-            IN.INGRESS_KIND_DOMESTIC_INTERCONNECT,
+            ingress,
             attest,
             group.answer_rate,
             group.mean_duration_s,
@@ -449,7 +489,8 @@ class _Builder:
             np.asarray(interconnects)[self.rng.integers(0, len(interconnects), size=n)],
         )
         ingress = np.where(via_voip, IN.INGRESS_KIND_VOIP_PEER, IN.INGRESS_KIND_DOMESTIC_INTERCONNECT)
-        attest = np.where(via_voip, 3, 2)
+        complicit = self.rng.random(n) < rc.a_attested_share
+        attest = np.where(via_voip, 3, np.where(complicit, 1, 2))
         campaign = np.array([self.name(f"campaign-{c}") for c in range(rc.campaigns)], dtype=np.int64)[rows]
         script = np.array([self.name(f"script-campaign-{c}") for c in range(rc.campaigns)], dtype=np.int64)[
             rows
@@ -519,6 +560,13 @@ class _Builder:
             else:
                 caller = self.numbers_in(["+86100", "+86120", "+86125", "+86111", "+86140"], n)
             carrier = np.asarray(carriers)[self.rng.integers(0, len(carriers), size=n)]
+            calls_ingress = np.full(n, ingress, dtype=np.int64)
+            attest = np.full(n, 3, dtype=np.int64)
+            if ingress == IN.INGRESS_KIND_VOIP_PEER:
+                signed = self.rng.random(n) < sp.signed_share
+                carrier = np.where(signed, self.pick(self.interconnects(), n), carrier)
+                calls_ingress = np.where(signed, IN.INGRESS_KIND_DOMESTIC_INTERCONNECT, calls_ingress)
+                attest = np.where(signed, 2, attest)
             actor = np.array([self.name(f"spoofer-{label}-{i}") for i in range(count)], dtype=np.int64)[rows]
             parts.append(
                 self.calls(
@@ -528,8 +576,8 @@ class _Builder:
                     kind,
                     actor,
                     carrier,
-                    ingress,
-                    3,
+                    calls_ingress,
+                    attest,
                     sp.answer_rate,
                     sp.mean_duration_s,
                     spoofed=True,
@@ -537,6 +585,39 @@ class _Builder:
                 )
             )
         return Calls.concat(parts) if parts else self._empty()
+
+    def foreign_calls(self, pop: Population) -> Calls:
+        """People abroad calling the few home subscribers they know (family, friends, business).
+
+        They arrive over international gateways, unsigned or attested C, at any hour (other time
+        zones), and present valid foreign numbers.
+        """
+        fo = self.s.foreign
+        if fo.count == 0:
+            return self._empty()
+        table = np.array(FOREIGN_RANGES, dtype=np.int64)
+        which = self.rng.integers(0, len(table), size=fo.count)
+        digits = table[which, 1]
+        tails = (self.rng.random(fo.count) * (10.0**digits)).astype(np.int64)
+        numbers = table[which, 0] * 10**digits + tails
+        reachable = np.setdiff1d(pop.home_index, pop.honeypots)
+        known = self.rng.choice(reachable, size=(fo.count, fo.contacts))
+        rows, t = self.times(np.full(fo.count, fo.calls_per_day), HOUR_WEIGHTS_FLAT)
+        n = len(rows)
+        callee = pop.numbers[known[rows, self.rng.integers(0, fo.contacts, size=n)]]
+        actor = np.array([self.name(f"foreign-{i}") for i in range(fo.count)], dtype=np.int64)[rows]
+        return self.calls(
+            t,
+            numbers[rows],
+            callee,
+            K.ACTOR_KIND_SUBSCRIBER,
+            actor,
+            self.pick(self.gateways(), n),
+            INTERNATIONAL,
+            3,
+            fo.answer_rate,
+            fo.mean_duration_s,
+        )
 
     def impersonators(self, pop: Population) -> Calls:
         """Cloned-voice calls presenting a relative's number, in short bursts to one victim."""
@@ -553,6 +634,8 @@ class _Builder:
         burst = 1 + self.rng.poisson(max(im.calls_per_victim - 1, 0.0), size=len(rows))
         rep = np.repeat(np.arange(len(rows)), burst)
         t = t0[rep] + self.rng.integers(0, 20 * 60_000, size=len(rep))
+        inside = t < self.s.start_ms + self.s.duration_ms
+        rep, t = rep[inside], t[inside]
         open_carriers = [
             self.cidx[c.name] for c in (*self.s.network.gateways, *self.s.network.voip_peers) if not c.signs
         ]
@@ -623,10 +706,11 @@ def simulate(scenario: Scenario) -> Simulation:
     legit = scenario.legit
     parts = [
         b.subscriber_calls(pop),
-        b.bulk_calls(pop, legit.couriers, K.ACTOR_KIND_COURIER, "courier", 1),
-        b.bulk_calls(pop, legit.call_centres, K.ACTOR_KIND_CALL_CENTRE, "call-centre", 2),
-        b.bulk_calls(pop, legit.reminders, K.ACTOR_KIND_REMINDER, "reminder", 1),
-        b.bulk_calls(pop, legit.bank_alerts, K.ACTOR_KIND_BANK_ALERT, "bank", 1),
+        b.foreign_calls(pop),
+        b.bulk_calls(pop, legit.couriers, K.ACTOR_KIND_COURIER, "courier"),
+        b.bulk_calls(pop, legit.call_centres, K.ACTOR_KIND_CALL_CENTRE, "call-centre"),
+        b.bulk_calls(pop, legit.reminders, K.ACTOR_KIND_REMINDER, "reminder"),
+        b.bulk_calls(pop, legit.bank_alerts, K.ACTOR_KIND_BANK_ALERT, "bank"),
         b.robocalls(pop),
         b.spoofers(pop),
         b.impersonators(pop),
@@ -725,6 +809,7 @@ class _Emitter:
         self.synthetic = c.synthetic.tolist()
         self.spoofed = c.spoofed.tolist()
         self.true_caller = c.true_caller.tolist()
+        self.iat_skew = c.iat_skew_s.tolist()
         self._record = dataset_pb2.DatasetRecord()
 
     def _name(self, index: int) -> str:
@@ -747,7 +832,11 @@ class _Emitter:
         callee = self.callee[i]
         dest = str(-callee) if callee < 0 else str(callee)
         header: str = signer.identity_header(
-            str(self.caller[i]), [dest], self.t[i] // 1000, ATTEST[self.attest[i]], origid
+            str(self.caller[i]),
+            [dest],
+            self.t[i] // 1000 + self.iat_skew[i],
+            ATTEST[self.attest[i]],
+            origid,
         )
         return header
 

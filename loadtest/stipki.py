@@ -96,7 +96,7 @@ class SigningCarrier:
         """Hold the carrier's credentials and precompute the per-carrier parts of every header."""
         self.name = name
         self.ocn = ocn
-        self.x5u = f"https://cert.{name}.sti.sim.invalid/{ocn}.pem"
+        self.x5u = x5u_url(name, ocn)
         self.certificate = certificate
         self.chain_pem = chain_pem
         self._key = key
@@ -165,6 +165,23 @@ class StiPki:
             (folder / f"{carrier.name}.pem").write_bytes(carrier.chain_pem)
             lines.append(f"{carrier.x5u} {carrier.name}.pem")
         (folder / PREWARM_FILE).write_text("\n".join(lines) + "\n")
+
+
+def x5u_url(name: str, ocn: str) -> str:
+    """Where a simulated carrier's certificate chain would be fetched from (never resolvable)."""
+    return f"https://cert.{name}.sti.sim.invalid/{ocn}.pem"
+
+
+def read_chains(folder: Path) -> dict[str, list[x509.Certificate]]:
+    """The signing carriers' chains a dataset's ``pki/`` holds, by the x5u their PASSporTs name."""
+    chains: dict[str, list[x509.Certificate]] = {}
+    for path in sorted(folder.glob("*.pem")):
+        if path.name in (ROOT_FILE, INTERMEDIATE_FILE):
+            continue
+        certificates = x509.load_pem_x509_certificates(path.read_bytes())
+        for ocn in tnauthlist_spcs(certificates[0]):
+            chains[x5u_url(path.stem, ocn)] = certificates
+    return chains
 
 
 def build_pki(

@@ -184,17 +184,17 @@ class Decider:
         verdict: verdicts_pb2.OriginationVerdict | None,
         degraded: list[str],
     ) -> verdicts_pb2.Decision:
-        scored = self.scorer.score(vector, reasons=False)
-        action = policy.thresholds_for(setup.ingress_kind).action(scored.probability)
+        thresholds = policy.thresholds_for(setup.ingress_kind)
+        scored = self.scorer.score(vector, reasons_above=thresholds.label)  # reasons only where needed
+        action = thresholds.action(scored.probability)
         forced = [code for code in (verdict.reason_codes if verdict else ()) if code in policy.reason_actions]
         for code in forced:
             if SEVERITY[policy.reason_actions[code]] > SEVERITY[action]:
                 action = policy.reason_actions[code]
         reasons: list[str] = []
         if action != ALLOW:
-            reasons = list(dict.fromkeys([*forced, *self.scorer.score(vector).top_reasons]))[
-                :MAX_REASONS
-            ] or ["MODEL_SCORE"]
+            top = scored.top_reasons or self.scorer.score(vector).top_reasons
+            reasons = list(dict.fromkeys([*forced, *top]))[:MAX_REASONS] or ["MODEL_SCORE"]
             if SEVERITY[action] >= SEVERITY[CHALLENGE] and set(reasons) <= policy.never_sole_reasons:
                 action = LABEL
             if degraded and SEVERITY[action] > SEVERITY[policy.degraded_max_action]:

@@ -1,13 +1,19 @@
-"""Train scoring models: ``train`` from a features npz, ``train-synthetic`` for a placeholder model."""
+"""Scoring models: ``build-features`` from a dataset, ``train`` from a features npz, ``ship`` a trained
+model as the repository's default, ``train-synthetic`` for a placeholder model."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
+import urllib.parse
 from pathlib import Path
 
 from services.scoring import synthetic
+from services.scoring.artifact import ArtifactError
+from services.scoring.model import DEFAULT_MODEL_PATH, Scorer
 from services.scoring.train import TrainingError, load_features, train
 
 
@@ -25,7 +31,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     build.add_argument("--dataset", type=Path, required=True)
     build.add_argument("--out", type=Path, required=True, help="npz to write")
-    build.add_argument("--scratch-redis", default="redis://127.0.0.1:16379/15", help="a db this may wipe")
+    build.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes preparing events (decode, verify, normalise) beside the one talking to Redis",
+    )
+    build.add_argument(
+        "--scratch-redis", help="a Redis db this may wipe (default: FRAUDMESH_REDIS_URL's server, db 15)"
+    )
+    ship = commands.add_parser(
+        "ship", help="copy a trained model (without lightgbm.txt) to the default model's folder"
+    )
+    ship.add_argument("--model", type=Path, required=True, help="artifact folder written by train")
+    ship.add_argument("--out", type=Path, default=DEFAULT_MODEL_PATH)
     placeholder = commands.add_parser(
         "train-synthetic", help="train a PLACEHOLDER model on synthetic rows in seconds"
     )
@@ -40,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "build-features":
         return _build_features(args)
+    if args.command == "ship":
+        return _ship(args.model, args.out)
     options = {
         "trees": args.trees,
         "depth": args.depth,
@@ -71,6 +92,55 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+SHIPPED = ("model.npz", "model.json", "model_card.md")
+
+
+def _ship(model: Path, out: Path) -> int:
+    """Copy the files a fresh checkout needs to score (and the card with its plots) into ``out``."""
+    try:
+        scorer = Scorer.load(model, warm=False)
+    except (ArtifactError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for path in [*(model / name for name in SHIPPED), *sorted(model.glob("*.png"))]:
+        shutil.copy2(path, out / path.name)
+    meta = scorer.artifact.metadata
+    holdout = meta["metrics"]["holdout"]
+    strict = min(meta["metrics"]["operating_points"], key=lambda point: point["target_fp_rate"])
+    data = meta.get("training_data", {})
+    size = sum(p.stat().st_size for p in out.iterdir())
+    (out / "README.md").write_text(
+        "\n".join(
+            [
+                "# The default scoring model",
+                "",
+                "What `services.scoring.model.Scorer.load(DEFAULT_MODEL_PATH)` loads, so a fresh checkout",
+                "can score calls before any model is trained here. Not a production model: it learned",
+                "the simulator's traffic.",
+                "",
+                f"- version `{scorer.version}`, feature schema `{meta['schema_hash']}`, "
+                f"{meta['num_trees']} trees of depth ≤ {meta['max_depth']}, {size / 1024:.0f} KiB",
+                f"- trained on scenario `{data.get('scenario', '?')}` (seed {data.get('seed', '?')}), "
+                f"{data.get('rows', '?')} point-in-time rows; on the held-out window ROC AUC "
+                f"{holdout['roc_auc']:.4f}, recall {strict['recall']:.4f} at ≤ {strict['target_fp_rate']:g} "
+                f"legit false positives ({strict['legit_flagged']} of {strict['legit_total']} legit calls); "
+                "see [model_card.md](model_card.md)",
+                "- produced by `make model-default`, i.e. `make model SCENARIO=default` (generate with",
+                "  a 12 h lead-in, `build-features`, `train`) and then `python -m services.scoring ship",
+                "  --model models/default`; the LightGBM text model stays in `models/default/`.",
+                "- a test checks it loads, matches the current `SCHEMA_HASH` and scores; a schema change",
+                "  makes that test fail until the model is retrained and shipped again.",
+                "",
+            ]
+        )
+    )
+    print(f"shipped {scorer.version} to {out} ({size / 1024:.0f} KiB)")
+    return 0
+
+
 def _build_features(args: argparse.Namespace) -> int:
     """Point-in-time features for every call of a dataset (see services.scoring.pointintime)."""
     from rich.progress import Progress
@@ -92,15 +162,17 @@ def _build_features(args: argparse.Namespace) -> int:
         risky_ranges=settings.risky_ranges,
         utc_offset_hours=settings.utc_offset_hours,
     )
+    scratch = args.scratch_redis or urllib.parse.urlparse(settings.redis_url)._replace(path="/15").geturl()
     with Progress() as progress:
         task = progress.add_task("replaying the dataset through reputation", total=None)
         try:
             rows = build_sync(
                 args.dataset,
-                args.scratch_redis,
+                scratch,
                 settings,
                 rules,
                 lambda n: progress.update(task, completed=n),
+                workers=args.workers,
             )
         except ScratchDatabaseError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -108,7 +180,7 @@ def _build_features(args: argparse.Namespace) -> int:
     save_features(args.out, rows)
     print(
         f"wrote {args.out}: {len(rows.y):,} rows, {rows.y.mean():.1%} unwanted, "
-        f"built in {rows.manifest['build_s']} s"
+        f"built in {rows.manifest['build_s']} s ({rows.manifest['rows_per_s']:,} rows/s)"
     )
     return 0
 

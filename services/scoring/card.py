@@ -34,6 +34,7 @@ PLOTS: Final[dict[str, str]] = {
     "pr": "pr.png",
     "reliability": "reliability.png",
     "kinds": "kinds.png",
+    "scores": "scores.png",
     "importance": "importance.png",
 }
 TOP_FEATURES: Final[int] = 15
@@ -90,6 +91,7 @@ def write(out: Path, artifact: Artifact, *, holdout: Holdout, points: list[Any])
     _plot_pr(out / PLOTS["pr"], holdout)
     _plot_reliability(out / PLOTS["reliability"], holdout)
     _plot_kinds(out / PLOTS["kinds"], metrics["per_kind"], points)
+    _plot_scores(out / PLOTS["scores"], holdout, points)
     _plot_importance(out / PLOTS["importance"], metrics["importance"])
     path = out / CARD
     path.write_text(_markdown(artifact, points))
@@ -134,8 +136,7 @@ def _markdown(artifact: Artifact, points: list[Any]) -> str:
         "",
         "## Data",
         "",
-        "Split by setup time, no shuffling: train on the earliest ~70%, early-stop and calibrate on the next "
-        "~10%, hold out the last ~20%.",
+        _split_text(manifest),
         "",
         "| slice | rows | unwanted | from (UTC) | to (UTC) |",
         "|---|---:|---:|---:|---:|",
@@ -152,7 +153,8 @@ def _markdown(artifact: Artifact, points: list[Any]) -> str:
         f"{hold['rows']} calls, {hold['unwanted_share']:.2%} unwanted.",
         "",
         "Operating points: the threshold is chosen on the holdout's legit scores so at most the target share "
-        "of legit calls is flagged (score strictly above the threshold).",
+        "of legit calls is flagged (score strictly above the threshold). A rate is resolvable when the "
+        f"holdout's legit calls allow at least 10 false positives at it: {_resolution(points)}",
         "",
         "| target legit FP | probability threshold | recall | legit flagged | meaningful |",
         "|---:|---:|---:|---:|---|",
@@ -168,18 +170,23 @@ def _markdown(artifact: Artifact, points: list[Any]) -> str:
         "Share of each actor kind flagged at each operating point "
         "(for wanted kinds, their false-positive rate):",
         "",
-        "| kind | calls | unwanted | " + " | ".join(f"@{p.target_fp_rate:g}" for p in points) + " |",
-        "|---|---:|---:|" + "---:|" * len(points),
+        "| kind | calls | unwanted | ROC AUC vs all legit | "
+        + " | ".join(f"@{p.target_fp_rate:g}" for p in points)
+        + " |",
+        "|---|---:|---:|---:|" + "---:|" * len(points),
     ]
     for row in metrics["per_kind"]:
         shares = " | ".join(f"{v:.4%}" for v in row["flagged"])
-        lines.append(f"| {row['name']} | {row['calls']} | {row['unwanted_share']:.0%} | {shares} |")
+        auc = _fmt(row.get("roc_auc_vs_legit", math.nan))
+        lines.append(f"| {row['name']} | {row['calls']} | {row['unwanted_share']:.0%} | {auc} | {shares} |")
     agreement = metrics["reason_agreement"]
     lines += [
         "",
         f"![ROC]({PLOTS['roc']}) ![PR]({PLOTS['pr']})",
         "",
         f"![reliability]({PLOTS['reliability']}) ![kinds]({PLOTS['kinds']})",
+        "",
+        f"![scores by actor kind]({PLOTS['scores']})",
         "",
         "## Explanations",
         "",
@@ -198,6 +205,31 @@ def _markdown(artifact: Artifact, points: list[Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _split_text(manifest: dict[str, Any]) -> str:
+    """How the rows were split, in words (a held-out window, or shares of the rows)."""
+    if "holdout_from_ms" in manifest:
+        return (
+            "Split by setup time, no shuffling: every call from "
+            f"{_utc(int(manifest['holdout_from_ms']))} UTC on (the scenario's own window, after the lead-in "
+            "it was generated with) is held out; the calls before it train (earliest 7/8) and early-stop "
+            "and calibrate (last 1/8). Reputation state carries across the cut, as it would in production."
+        )
+    return (
+        "Split by setup time, no shuffling: train on the earliest ~70%, early-stop and calibrate on the next "
+        "~10%, hold out the last ~20%."
+    )
+
+
+def _resolution(points: list[Any]) -> str:
+    """Which operating points the holdout's size can resolve."""
+    parts = []
+    for p in points:
+        allowed = p.target_fp_rate * p.legit_total
+        verdict = "resolvable" if p.meaningful else "not resolvable, indicative only"
+        parts.append(f"{p.target_fp_rate:g} of {p.legit_total} legit calls = {allowed:.1f} calls ({verdict})")
+    return "; ".join(parts) + "."
 
 
 def _utc(ms: int) -> str:
@@ -278,6 +310,45 @@ def _plot_kinds(path: Path, kinds: list[dict[str, Any]], points: list[Any]) -> N
     ax.set_xlabel("share of the kind's calls flagged (log)")
     ax.set_title("Flagged share per actor kind on the holdout")
     ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="x")
+    fig.savefig(path, dpi=110)
+
+
+def _plot_scores(path: Path, holdout: Holdout, points: list[Any]) -> None:
+    """Distribution of the raw score (log-odds) per actor kind, with the operating points' thresholds.
+
+    The raw margin rather than the probability: calibrated scores of unwanted calls crowd into 1.0.
+    """
+    kinds = [int(k) for k in np.unique(holdout.kinds)]
+    unwanted = [bool(holdout.y[holdout.kinds == k].mean() > 0.5) for k in kinds]
+    fig = Figure(figsize=(8, 1.4 + 0.45 * len(kinds)), layout="constrained")
+    ax = fig.add_subplot()
+    parts = ax.violinplot(
+        [holdout.raw[holdout.kinds == k] for k in kinds],
+        orientation="horizontal",
+        showextrema=True,
+        showmedians=True,
+    )
+    bodies: Any = parts["bodies"]
+    for body, bad in zip(bodies, unwanted, strict=True):
+        body.set_facecolor("tab:red" if bad else "tab:blue")
+        body.set_alpha(0.5)
+    for p in points:
+        if math.isfinite(p.raw_threshold):
+            ax.axvline(p.raw_threshold, color="grey", linestyle="--", linewidth=0.8)
+            ax.annotate(
+                f"FP {p.target_fp_rate:g}", (p.raw_threshold, len(kinds) + 0.5), fontsize=7, rotation=90
+            )
+    ax.set_yticks(np.arange(1, len(kinds) + 1))
+    ax.set_yticklabels(
+        [
+            f"{kind_name(k)} ({'unwanted' if bad else 'legit'})"
+            for k, bad in zip(kinds, unwanted, strict=True)
+        ],
+        fontsize=8,
+    )
+    ax.set_xlabel("raw score (log-odds margin; thresholds of the operating points dashed)")
+    ax.set_title("Score distribution per actor kind on the holdout")
     ax.grid(alpha=0.3, axis="x")
     fig.savefig(path, dpi=110)
 

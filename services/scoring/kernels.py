@@ -27,8 +27,12 @@ Speed. ``pack`` rewrites each split, without changing its decision, into one com
 Reasons. ``explain_row`` attributes the raw score by path attribution (Saabas): walking the row's
 path, each split's feature is credited with the change in expected value (the data-weighted mean of
 the leaves below) from the node to the child taken; the bias is the root's expected value, and bias
-+ contributions equals the raw score by construction. That costs O(depth) per tree — the same walk
-as scoring — which fits the call-setup budget; exact Shapley values (TreeSHAP, O(leaves * depth^2)
++ contributions equals the raw score by construction. A leaf fixes its path, so ``pack`` stores,
+for every leaf, its path's (feature, change) pairs side by side: attributing a row is one
+contiguous read of ``depth`` pairs per tree at the leaves the scoring walk already found, with no
+second walk and no parent chasing. ``explain_row`` attributes only rows scoring above a threshold
+(the calls a policy will not simply allow), so the common call costs one walk. That costs O(depth)
+per tree, which fits the call-setup budget; exact Shapley values (TreeSHAP, O(leaves * depth^2)
 per tree) cost far more per call. Saabas over-credits splits near the root, which is acceptable for
 choosing which reason codes to show; the model card reports how often its top reason agrees with
 LightGBM's TreeSHAP (``pred_contrib``) on the holdout.
@@ -84,8 +88,16 @@ class Packed:
     nodes: npt.NDArray[Any]
     leaves: F64
     node_value: F64
+    path_feature: npt.NDArray[np.uint8]
+    path_delta: F64
+    bias: float
     depth: int
     num_trees: int
+
+    @property
+    def paths(self) -> tuple[npt.NDArray[np.uint8], F64, float]:
+        """The attribution arguments ``contributions_row`` and ``explain_row`` take after ``leaves``."""
+        return self.path_feature, self.path_delta, self.bias
 
 
 def round_down_f32(values: F64) -> F32:
@@ -146,14 +158,45 @@ def pack(forest: Forest) -> Packed:
             node_value[t * inner + position] = forest.value[node]
             stack.append((int(forest.right[node]), 2 * position + 2, level + 1))
             stack.append((int(forest.left[node]), 2 * position + 1, level + 1))
+    path_feature, path_delta = _leaf_paths(nodes, node_value, leaves, trees, depth)
+    bias = 0.0
+    for t in range(trees):
+        bias += float(node_value[t * inner]) if depth > 0 else float(leaves[t])
     return Packed(
         slots=slots.astype(np.int64),
         nodes=nodes,
         leaves=leaves,
         node_value=node_value,
+        path_feature=path_feature,
+        path_delta=path_delta,
+        bias=bias,
         depth=depth,
         num_trees=trees,
     )
+
+
+def _leaf_paths(
+    nodes: npt.NDArray[Any], node_value: F64, leaves: F64, trees: int, depth: int
+) -> tuple[npt.NDArray[np.uint8], F64]:
+    """Each padded leaf's path from the bottom up: the feature of each split and the change it made.
+
+    Entry ``(t * 2**depth + leaf) * depth + level`` is the split ``level + 1`` steps above the leaf.
+    """
+    inner, width = (1 << depth) - 1, 1 << depth
+    levels = max(depth, 1)
+    feature = np.zeros((trees, width, levels), dtype=np.uint8)
+    delta = np.zeros((trees, width, levels), dtype=np.float64)
+    position = np.arange(width) + inner
+    value = leaves.reshape(trees, width)
+    node_feature = nodes["feature"].reshape(trees, inner) if depth > 0 else np.zeros((trees, 0), np.uint8)
+    node_values = node_value.reshape(trees, inner) if depth > 0 else np.zeros((trees, 0))
+    for level in range(depth):
+        position = (position - 1) >> 1
+        parent = node_values[:, position]
+        feature[:, :, level] = node_feature[:, position]
+        delta[:, :, level] = value - parent
+        value = parent
+    return feature.reshape(-1), delta.reshape(-1)
 
 
 def _fill_leaf(
@@ -372,56 +415,74 @@ def calibrate_batch(raw: Any, a: float, b: float) -> Any:
     return out
 
 
-@nb.njit(cache=True, nogil=True)
-def contributions_row(
-    row: Any, slots: Any, nodes: Any, leaves: Any, node_value: Any, depth: int, out: Any
-) -> float:
-    """Saabas contributions of one row into ``out`` (WIDTH features, bias last); returns the raw score.
+@nb.njit(cache=True, nogil=True, inline="always")
+def _attribute(positions: Any, path_feature: Any, path_delta: Any, bias: float, depth: int, out: Any) -> None:
+    """Saabas contributions from each tree's leaf position into ``out`` (WIDTH features, bias last).
 
-    The walk records each tree's leaf; the path back to the root is then replayed from the leaf's
-    position alone (the parent of complete-tree node i is (i - 1) // 2), with no dependent loads.
-    Each tree level adds into its own row of accumulators, so consecutive additions to the same
-    feature do not wait on each other. ``out`` is overwritten; its sum equals the raw score up to
-    float64 rounding.
+    Each tree's path is one contiguous run of (feature, change) pairs. Each level adds into its own
+    row of accumulators, so consecutive additions to the same feature do not wait on each other.
     """
-    x = np.empty(slots.shape[0], np.float32)
-    _expand(row, slots, x, 0)
+    levels_n = max(depth, 1)
+    inner = np.uintp((1 << depth) - 1)
     width = np.uintp(1 << depth)
-    trees = leaves.shape[0] // (1 << depth)
-    positions = np.empty(trees, np.uintp)
-    total = _walk(x, nodes, leaves, depth, positions)
-    inner = width - np.uintp(1)
+    levels = np.zeros(levels_n * WIDTH, np.float64)
     stride = np.uintp(WIDTH)
-    levels = np.zeros(max(depth, 1) * WIDTH, np.float64)
-    bias = 0.0
-    one = np.uintp(1)
-    for t in range(trees):
-        i = positions[t]
-        b = np.uintp(t) * inner
-        value = leaves[np.uintp(t) * width + i - inner]
+    run = np.uintp(levels_n)
+    for t in range(positions.shape[0]):
+        at = (np.uintp(t) * width + positions[t] - inner) * run
         row = np.uintp(0)
-        for _ in range(depth):
-            i = (i - one) >> one
-            parent = node_value[b + i]
-            levels[row + np.uintp(nodes[b + i]["feature"])] += value - parent
-            value = parent
+        for level in range(depth):
+            k = at + np.uintp(level)
+            levels[row + np.uintp(path_feature[k])] += path_delta[k]
             row += stride
-        bias += value
     for f in range(WIDTH):
         total_f = 0.0
-        for level in range(max(depth, 1)):
+        for level in range(levels_n):
             total_f += levels[level * WIDTH + f]
         out[f] = total_f
     out[WIDTH] = bias
+
+
+@nb.njit(cache=True, nogil=True)
+def contributions_row(
+    row: Any,
+    slots: Any,
+    nodes: Any,
+    leaves: Any,
+    path_feature: Any,
+    path_delta: Any,
+    bias: float,
+    depth: int,
+    out: Any,
+) -> float:
+    """Saabas contributions of one row into ``out`` (WIDTH features, bias last); returns the raw score.
+
+    The walk records each tree's leaf; the leaf's stored path then gives its contributions. ``out``
+    is overwritten; its sum equals the raw score up to float64 rounding.
+    """
+    x = np.empty(slots.shape[0], np.float32)
+    _expand(row, slots, x, 0)
+    positions = np.empty(leaves.shape[0] // (1 << depth), np.uintp)
+    total = _walk(x, nodes, leaves, depth, positions)
+    _attribute(positions, path_feature, path_delta, bias, depth, out)
     return total
 
 
 @nb.njit(cache=True, nogil=True)
-def contributions_batch(matrix: Any, slots: Any, nodes: Any, leaves: Any, node_value: Any, depth: int) -> Any:
+def contributions_batch(
+    matrix: Any,
+    slots: Any,
+    nodes: Any,
+    leaves: Any,
+    path_feature: Any,
+    path_delta: Any,
+    bias: float,
+    depth: int,
+) -> Any:
     """Saabas contributions of every row: shape (n, WIDTH + 1), bias in the last column."""
     out = np.empty((matrix.shape[0], WIDTH + 1), np.float64)
     for r in range(matrix.shape[0]):
-        contributions_row(matrix[r], slots, nodes, leaves, node_value, depth, out[r])
+        contributions_row(matrix[r], slots, nodes, leaves, path_feature, path_delta, bias, depth, out[r])
     return out
 
 
@@ -447,19 +508,29 @@ def explain_row(
     slots: Any,
     nodes: Any,
     leaves: Any,
-    node_value: Any,
+    path_feature: Any,
+    path_delta: Any,
+    bias: float,
     depth: int,
     a: float,
     b: float,
     reason_id: Any,
+    raw_above: float,
 ) -> tuple[float, float, int, int, int]:
     """Raw score, calibrated probability and the ids of the (up to) three top distinct reasons.
 
     ``reason_id[f]`` is feature f's reason; reasons are taken in order of each one's largest
     positive feature contribution (-1 fills when fewer than three features raised the score).
+    Only a raw score above ``raw_above`` is explained (-inf: always); below it all three are -1.
     """
+    x = np.empty(slots.shape[0], np.float32)
+    _expand(row, slots, x, 0)
+    positions = np.empty(leaves.shape[0] // (1 << depth), np.uintp)
+    raw = _walk(x, nodes, leaves, depth, positions)
+    if not raw > raw_above:
+        return raw, calibrate(raw, a, b), -1, -1, -1
     contrib = np.empty(WIDTH + 1, np.float64)
-    raw = contributions_row(row, slots, nodes, leaves, node_value, depth, contrib)
+    _attribute(positions, path_feature, path_delta, bias, depth, contrib)
     first = _top_reason(contrib, reason_id, -1, -1)
     second = -1 if first < 0 else _top_reason(contrib, reason_id, first, -1)
     third = -1 if second < 0 else _top_reason(contrib, reason_id, first, second)

@@ -121,10 +121,26 @@ class Split:
     holdout: I64
 
 
-def split_by_time(t_ms: I64, train: float = TRAIN_SHARE, calibration: float = CALIBRATION_SHARE) -> Split:
-    """Earliest ``train`` share, next ``calibration`` share, the rest held out; equal times never straddle."""
+def split_by_time(
+    t_ms: I64,
+    train: float = TRAIN_SHARE,
+    calibration: float = CALIBRATION_SHARE,
+    *,
+    holdout_from_ms: int | None = None,
+) -> Split:
+    """Earliest ``train`` share, next ``calibration`` share, the rest held out; equal times never straddle.
+
+    With ``holdout_from_ms`` every row from that moment on is held out (a whole simulated day, say),
+    and the rows before it are split between training and calibration in the same proportion.
+    """
     order = np.argsort(t_ms, kind="stable")
     times = t_ms[order]
+    if holdout_from_ms is not None:
+        cut_at = int(np.searchsorted(times, holdout_from_ms, side="left"))
+        before = split_by_time(
+            times[:cut_at], train / (train + calibration), calibration / (train + calibration)
+        )
+        return Split(train=order[before.train], calibration=order[before.calibration], holdout=order[cut_at:])
     n = len(order)
 
     def cut(share: float) -> int:
@@ -239,14 +255,20 @@ def per_kind(
 ) -> list[dict[str, Any]]:
     """For each actor kind on the holdout: calls, unwanted share, share flagged at each threshold."""
     rows = []
+    legit = ~y
     for kind in np.unique(kinds):
         mask = kinds == kind
+        unwanted = mask & y
+        versus = unwanted | legit
         rows.append(
             {
                 "kind": int(kind),
                 "name": card.kind_name(int(kind)),
                 "calls": int(mask.sum()),
                 "unwanted_share": float(y[mask].mean()),
+                "roc_auc_vs_legit": float(roc_auc_score(y[versus], raw[versus]))
+                if unwanted.any() and legit.any()
+                else math.nan,
                 "flagged": [float((raw[mask] > p.raw_threshold).mean()) for p in points],
             }
         )
@@ -308,12 +330,19 @@ def train(
     early_stopping: int = 50,
     seed: int = 7,
     threads: int = 2,
+    holdout_from_ms: int | None = None,
     console: Console | None = None,
 ) -> TrainResult:
-    """Train on the earliest 70%, early-stop and calibrate on the next 10%, evaluate on the last 20%."""
+    """Train on the earliest 70%, early-stop and calibrate on the next 10%, evaluate on the last 20%.
+
+    ``holdout_from_ms`` (default: the features manifest's, set for datasets with a lead-in) holds out
+    everything from then on instead, and splits the rows before it 7:1.
+    """
     features = FeatureSet(X=X, y=y, t_ms=t_ms, kinds=kinds, manifest=manifest)
     console = console or Console(stderr=True)
-    split = split_by_time(features.t_ms)
+    if holdout_from_ms is None and "holdout_from_ms" in manifest:
+        holdout_from_ms = int(manifest["holdout_from_ms"])
+    split = split_by_time(features.t_ms, holdout_from_ms=holdout_from_ms)
     for name, idx in (("train", split.train), ("calibration", split.calibration), ("holdout", split.holdout)):
         labels = features.y[idx]
         if len(idx) == 0 or labels.all() or not labels.any():

@@ -181,14 +181,18 @@ def test_a_spray_of_random_numbers_stays_bounded(
         producer.send(call_setup(number, fresh_cn_mobile()))
     producer.flush()
     client = redis.Redis.from_url(stack.settings.redis_url)
-    last = Pseudonymizer(stack.settings.pseudonym_key)(sprayed[-1])
-    wait_for(lambda: client.exists(keys.number_key(last)) == 1, "the spray folded in", reputation_worker)
+    pseudonymize = Pseudonymizer(stack.settings.pseudonym_key)
+    sample = random.sample(sprayed, 20)
+    # partitions progress independently: wait for every sampled number, not just the last one sent
+    sampled_keys = [keys.number_key(pseudonymize(number)) for number in [*sample, sprayed[-1]]]
+    wait_for(
+        lambda: client.exists(*sampled_keys) == len(sampled_keys), "the spray folded in", reputation_worker
+    )
     assert series() == before
     info = client.info("memory")
     assert info["maxmemory"] > 0
     assert info["used_memory"] < info["maxmemory"]
-    pseudonymize = Pseudonymizer(stack.settings.pseudonym_key)
-    for number in random.sample(sprayed, 20):
+    for number in sample:
         pseudonym = pseudonymize(number)
         written = [keys.number_key(pseudonym), keys.window_key(pseudonym), keys.outbound_key(pseudonym)]
         for key in written:

@@ -216,7 +216,7 @@ def test_contributions_sum_to_raw_and_match_the_reference(name: str) -> None:
     _, forest, packed = model(name)
     x = adversarial_rows(forest, ROWS // 10, seed=4)
     contributions = kernels.contributions_batch(
-        x, packed.slots, packed.nodes, packed.leaves, packed.node_value, packed.depth
+        x, packed.slots, packed.nodes, packed.leaves, *packed.paths, packed.depth
     )
     raw = kernel_raw(packed, x)
     assert np.allclose(contributions.sum(axis=1), raw, rtol=1e-12, atol=1e-12)
@@ -228,7 +228,7 @@ def test_bias_is_lightgbm_treeshap_expected_value() -> None:
     trained, _, packed = model("nan")
     x = training_data(20, seed=9)[0]
     ours = kernels.contributions_batch(
-        x, packed.slots, packed.nodes, packed.leaves, packed.node_value, packed.depth
+        x, packed.slots, packed.nodes, packed.leaves, *packed.paths, packed.depth
     )
     theirs = np.asarray(trained.predict(x, pred_contrib=True))
     assert np.allclose(ours[:, WIDTH], theirs[:, WIDTH], rtol=1e-9, atol=1e-9)
@@ -243,12 +243,26 @@ def test_explain_row_returns_reasons_of_the_largest_positive_contributions() -> 
             packed.slots,
             packed.nodes,
             packed.leaves,
-            packed.node_value,
+            *packed.paths,
             packed.depth,
             1.0,
             0.0,
             reason_id,
+            -math.inf,
         )
+        above = kernels.explain_row(
+            row,
+            packed.slots,
+            packed.nodes,
+            packed.leaves,
+            *packed.paths,
+            packed.depth,
+            1.0,
+            0.0,
+            reason_id,
+            raw,
+        )
+        assert above == (raw, probability, -1, -1, -1)
         contributions = reference_contributions(forest, row)[:WIDTH]
         assert raw == kernels.raw_row(row, packed.slots, packed.nodes, packed.leaves, packed.depth)
         assert probability == pytest.approx(1.0 / (1.0 + math.exp(-raw)), rel=1e-12)
@@ -293,7 +307,7 @@ def test_any_row_scores_like_lightgbm(row: F32) -> None:
         assert got == expected
         contributions = np.empty(WIDTH + 1)
         total = kernels.contributions_row(
-            row, packed.slots, packed.nodes, packed.leaves, packed.node_value, packed.depth, contributions
+            row, packed.slots, packed.nodes, packed.leaves, *packed.paths, packed.depth, contributions
         )
         assert total == expected
         assert math.isclose(float(contributions.sum()), expected, rel_tol=1e-12, abs_tol=1e-12)

@@ -89,3 +89,30 @@ def test_vectors_are_checked_and_converted(folder: Path) -> None:
     with pytest.raises(ValueError, match="shape"):
         scorer.score_batch(np.zeros((3, WIDTH + 1), dtype=np.float32))
     assert scorer.score_batch(np.zeros((0, WIDTH), dtype=np.float32)).raw.shape == (0,)
+
+
+def test_reasons_only_above_the_threshold(folder: Path) -> None:
+    _, forest, _ = model("nan")
+    scorer = Scorer.load(folder)
+    cold = Scorer.load(folder, warm=False)
+    rows = adversarial_rows(forest, 60, seed=13)
+    cut = float(np.median(scorer.score_batch(rows).probability))
+    for row in rows:
+        full = scorer.score(row)
+        gated = scorer.score(row, reasons_above=cut)
+        assert (gated.raw, gated.probability) == (full.raw, full.probability)
+        assert gated.top_reasons == (full.top_reasons if full.probability > cut else [])
+        assert cold.score(row) == full
+    assert scorer.score(rows[0], reasons_above=0.0) == scorer.score(rows[0])
+    assert scorer.score(rows[0], reasons_above=1.0).top_reasons == []
+
+
+def test_readonly_and_unaligned_rows_are_copied(folder: Path) -> None:
+    scorer = Scorer.load(folder)
+    row = empty_vector()
+    frozen = row.copy()
+    frozen.flags.writeable = False
+    assert scorer.score(frozen) == scorer.score(row)
+    buffer = np.zeros(WIDTH * 4 + 1, dtype=np.uint8)
+    unaligned = np.frombuffer(buffer[1:].tobytes(), dtype=np.float32)
+    assert scorer.score(unaligned).raw == scorer.score(np.zeros(WIDTH, np.float32)).raw

@@ -129,7 +129,7 @@ def test_robocall_pools_rotate(sim: Simulation) -> None:
 def test_contacts_dominate_subscriber_calls(sim: Simulation) -> None:
     pop = sim.population
     c = sim.calls
-    subs = np.flatnonzero(c.kind == K.ACTOR_KIND_SUBSCRIBER)
+    subs = np.flatnonzero((c.kind == K.ACTOR_KIND_SUBSCRIBER) & (c.actor < 0))  # people abroad are not in it
     index_of = {int(n): i for i, n in enumerate(pop.numbers)}
     hits = 0
     for i in subs:
@@ -205,7 +205,7 @@ def test_signed_setups_verify_with_the_generated_chain(sim: Simulation, dataset:
         intermediate.verify_directly_issued_by(root)
         chain[carrier.x5u] = leaf
     truth = {r.call_truth.call_id: r.call_truth for r in read_records(dataset / CALLS)}
-    signed = unsigned = 0
+    signed = unsigned = skewed = 0
     for record in read_records(dataset / EVENTS):
         if record.WhichOneof("record") != "setup":
             continue
@@ -219,10 +219,14 @@ def test_signed_setups_verify_with_the_generated_chain(sim: Simulation, dataset:
         claims = _verify(setup.identity_headers[0], chain, root)
         call = truth[setup.call_id]
         assert "+" + str(claims["orig"]["tn"]) == call.presented_number  # type: ignore[index]
-        assert claims["iat"] == setup.event_time.seconds
+        # A signer's clock is occasionally minutes off (network.clock_skew_share): stale PASSporTs.
+        drift = abs(int(claims["iat"]) - setup.event_time.seconds)  # type: ignore[call-overload]
+        assert drift == 0 or 120 <= drift < 900
+        skewed += drift > 0
         assert claims["attest"] in {"A", "B", "C"}
     assert signed > 0
     assert unsigned > 0
+    assert skewed < 0.02 * signed / 7 + 3
 
 
 def test_unsigned_carriers_never_sign(sim: Simulation) -> None:
@@ -274,3 +278,39 @@ def test_manifest_describes_the_files(dataset: Path) -> None:
     assert json.loads((dataset / "manifest.json").read_text())["seed"] == manifest.seed
     for pem in (dataset / "pki").glob("*.pem"):
         assert b"PRIVATE KEY" not in pem.read_bytes()
+
+
+def _status(sim: Simulation, rows: np.ndarray) -> Counter[str]:
+    """How calls arrive: the attestation they carry ('-' when their carrier does not sign)."""
+    c = sim.calls
+    signs = np.array([carrier.signs for carrier in sim.carriers])
+    return Counter("-" if not signs[c.carrier[i]] else "-ABC"[c.attest[i]] for i in rows)
+
+
+def test_legit_traffic_is_not_all_a_attested(sim: Simulation) -> None:
+    c = sim.calls
+    legit = ~np.isin(c.kind, [*UNWANTED_KINDS, K.ACTOR_KIND_EMERGENCY])
+    intl = np.flatnonzero(legit & (c.ingress == common_pb2.INGRESS_KIND_INTERNATIONAL_GATEWAY))
+    assert _status(sim, intl).keys() == {"-", "C"}
+    roaming = intl[c.kind[intl] == K.ACTOR_KIND_SUBSCRIBER]
+    domestic = [n for n in c.caller[roaming].tolist() if n // 10**11 == 86]
+    foreign = [n for n in c.caller[roaming].tolist() if n // 10**11 != 86]
+    assert domestic, "roaming subscribers present their own domestic numbers over the gateway"
+    assert foreign, "people abroad call home subscribers they know"
+    for number in foreign[:100]:
+        assert normalize(f"+{number}", "CN").valid
+    centres = np.flatnonzero(c.kind == K.ACTOR_KIND_CALL_CENTRE)
+    arrivals = _status(sim, centres)
+    assert arrivals["B"] > 0
+    assert arrivals["A"] == 0
+    assert np.any(c.ingress[centres] == common_pb2.INGRESS_KIND_VOIP_PEER)
+
+
+def test_some_unwanted_traffic_carries_good_attestation(sim: Simulation) -> None:
+    c = sim.calls
+    robo = _status(sim, np.flatnonzero(c.kind == K.ACTOR_KIND_ROBOCALL))
+    assert robo["A"] > 0.05 * sum(robo.values())
+    spoofers = np.isin(c.kind, [K.ACTOR_KIND_NEIGHBOR_SPOOFER, K.ACTOR_KIND_ONNET_SPOOFER])
+    signed = _status(sim, np.flatnonzero(spoofers))
+    assert signed["B"] > 0
+    assert signed["C"] > 0
