@@ -107,7 +107,7 @@ def fraud_view(all_sections: tuple[Section, ...]) -> Dashboard:
     return Dashboard(
         uid="fraudmesh-fraud",
         title="fraudmesh / Fraud",
-        description="Fraud signals across the mesh: complaints, audio verdicts and (with decision) actions.",
+        description="Fraud across the mesh: actions and reasons, spoofed caller IDs, campaigns, complaints.",
         rows=tuple(Row(s.title, s.fraud) for s in all_sections if s.fraud),
         links=("fraudmesh",),
     )

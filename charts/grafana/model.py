@@ -16,6 +16,7 @@ GRID_WIDTH = 24
 NAMESPACE_MATCHER = 'namespace=~"$namespace"'
 
 PanelKind = Literal["timeseries", "stat"]
+StatText = Literal["auto", "value", "name", "value_and_name"]
 
 
 def sel(metric: str, *matchers: str) -> str:
@@ -53,6 +54,7 @@ class Panel:
     thresholds: tuple[Threshold, ...] = ()
     stacked: bool = False
     decimals: int | None = None
+    text_mode: StatText = "auto"  # stat panels: "name" shows the legend (e.g. a version label)
 
     def to_json(self, panel_id: int, x: int, y: int) -> dict[str, Any]:
         """Grafana's JSON for this panel at grid position (x, y)."""
@@ -87,7 +89,7 @@ class Panel:
                 "graphMode": "area",
                 "justifyMode": "auto",
                 "orientation": "auto",
-                "textMode": "auto",
+                "textMode": self.text_mode,
             }
         return {
             "id": panel_id,

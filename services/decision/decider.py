@@ -13,6 +13,11 @@ Order of precedence, each step failing open:
    CHALLENGE/BLOCK on side signals alone, caps degraded decisions, and applies shadow mode.
 5. The decision is queued for the audit topic and the caller's recent-decisions list, off the call
    path. Any exception anywhere answers ALLOW, degraded, with ``DECISION_ERROR``.
+
+Tracing: ``decision.decide`` spans the whole decision (the audit record carries its context to
+Kafka), with ``decision.verify`` (the Verify RPC, context in its metadata) and
+``decision.features`` (the Redis round trip) as children, created only when the decision is
+sampled. Attributes only when sampled, and never a number.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 import redis.asyncio as aioredis
+from opentelemetry import trace
+from opentelemetry.context import Context
 from redis.exceptions import NoScriptError, RedisError
 
 from fraudmesh.v1 import call_pb2, events_pb2, origination_pb2, verdicts_pb2
@@ -41,6 +48,7 @@ from services.common.features import empty_vector
 from services.common.featurestore import READ_FEATURES, ReputationRead, fill, parse, read_request
 from services.common.phone import InvalidNumberError, NormalizedNumber, is_emergency, normalize
 from services.common.pseudonym import Pseudonymizer
+from services.common.tracing import child_span, outgoing_metadata
 from services.decision import lists, metrics
 from services.decision.audit import AuditPublisher
 from services.decision.policy import ALLOW, BLOCK, CHALLENGE, LABEL, SEVERITY, Policy, PolicyStore
@@ -49,6 +57,7 @@ from services.origination.callerid import is_withheld, presented_caller
 from services.scoring.model import Scorer
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("fraudmesh.decision")
 T = TypeVar("T")
 
 ACTION_NAMES: Final = {ALLOW: "ALLOW", LABEL: "LABEL", CHALLENGE: "CHALLENGE", BLOCK: "BLOCK"}
@@ -111,12 +120,36 @@ class Decider:
     # ---- the call path -------------------------------------------------------------------
 
     async def decide(
-        self, setup: call_pb2.CallSetup, time_remaining_s: float | None = None, *, record: bool = True
+        self,
+        setup: call_pb2.CallSetup,
+        time_remaining_s: float | None = None,
+        *,
+        record: bool = True,
+        parent: Context | None = None,
     ) -> Outcome:
         """Decide one call; never raises (an internal error answers ALLOW, degraded).
 
-        ``record=False`` skips the audit and redress records (the start-up warm-up call).
+        ``record=False`` skips the audit and redress records (the start-up warm-up call);
+        ``parent`` is the caller's trace context, if it sent one.
         """
+        with tracer.start_as_current_span(
+            "decision.decide", context=parent, kind=trace.SpanKind.SERVER
+        ) as span:
+            outcome = await self._answer(setup, time_remaining_s, record)
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "fraudmesh.tenant": setup.tenant,
+                        "fraudmesh.action": ACTION_NAMES.get(outcome.decision.action, "UNSPECIFIED"),
+                        "fraudmesh.degraded": outcome.decision.degraded,
+                        "fraudmesh.degraded_reasons": list(outcome.decision.degraded_reasons),
+                    }
+                )
+            return outcome
+
+    async def _answer(
+        self, setup: call_pb2.CallSetup, time_remaining_s: float | None, record: bool
+    ) -> Outcome:
         started = time.perf_counter()
         policy = self.policies.current()
         region = self.settings.region_for(setup.tenant)
@@ -217,12 +250,19 @@ class Decider:
         if self.origination is None:
             return None
         stub = self.origination
-        reply = await self._bounded(
-            "origination",
-            lambda: stub.Verify(origination_pb2.VerifyRequest(setup=setup), timeout=max(timeout_s, 0.0005)),
-            timeout_s,
-            degraded,
-        )
+        with child_span(tracer, "decision.verify", trace.SpanKind.CLIENT) as span:
+            reply = await self._bounded(
+                "origination",
+                lambda: stub.Verify(
+                    origination_pb2.VerifyRequest(setup=setup),
+                    timeout=max(timeout_s, 0.0005),
+                    metadata=outgoing_metadata(),
+                ),
+                timeout_s,
+                degraded,
+            )
+            if reply is None and span.is_recording():
+                span.set_status(trace.StatusCode.ERROR, degraded[-1])
         return None if reply is None else reply.verdict
 
     async def _lookup(
@@ -258,7 +298,10 @@ class Decider:
                         await self.load_scripts()
             raise AssertionError("unreachable")
 
-        results = await self._bounded("redis", round_trip, timeout_s, degraded)
+        with child_span(tracer, "decision.features", trace.SpanKind.CLIENT) as span:
+            results = await self._bounded("redis", round_trip, timeout_s, degraded)
+            if results is None and span.is_recording():
+                span.set_status(trace.StatusCode.ERROR, degraded[-1])
         if results is None:
             return None
         return Lookup(parse(results[0]), lists.ListStatus.of(results[1], now_ms))

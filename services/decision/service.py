@@ -23,6 +23,7 @@ from typing import Any, Final
 import grpc
 import redis.asyncio as aioredis
 from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry.context import Context
 from redis.exceptions import RedisError
 
 from fraudmesh.v1 import (
@@ -41,6 +42,7 @@ from services.common.pseudonym import Pseudonymizer
 from services.common.redisstore import make_async_redis
 from services.common.settings import load
 from services.common.telemetry import setup_telemetry
+from services.common.tracing import incoming_context
 from services.decision import lists, metrics
 from services.decision.audit import AuditPublisher
 from services.decision.decider import Decider
@@ -76,21 +78,23 @@ class DecisionServicer(decision_pb2_grpc.DecisionServiceServicer):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "DecideRequest.setup with a call_id is required"
             )
-        return await self._answer(request.setup, context.time_remaining())
+        parent = incoming_context(context.invocation_metadata())
+        return await self._answer(request.setup, context.time_remaining(), parent)
 
     async def DecideStream(  # noqa: N802 - generated name
         self,
         request_iterator: AsyncIterator[decision_pb2.DecideRequest],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[decision_pb2.DecideResponse]:
+        # Each decision on a stream is its own trace: stream metadata would make one huge trace.
         async for request in request_iterator:
             setup = request.setup if request.HasField("setup") else call_pb2.CallSetup()
-            yield await self._answer(setup, None)
+            yield await self._answer(setup, None, None)
 
     async def _answer(
-        self, setup: call_pb2.CallSetup, remaining: float | None
+        self, setup: call_pb2.CallSetup, remaining: float | None, parent: Context | None
     ) -> decision_pb2.DecideResponse:
-        outcome = await self._decider.decide(setup, remaining)
+        outcome = await self._decider.decide(setup, remaining, parent=parent)
         response = decision_pb2.DecideResponse(decision=outcome.decision)
         if outcome.origination is not None:
             response.origination.CopyFrom(outcome.origination)

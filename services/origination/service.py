@@ -10,6 +10,9 @@ for a neighbor-spoofing finding, the caller's history, pipelined together behind
    memory when Redis is slow or down, marked degraded);
 3. run the caller-ID consistency checks; a neighbor-spoofing finding is dropped when the caller has
    a call history older than ``neighbor_history_days`` (real neighbours call; spoofers are new).
+
+Tracing: ``origination.verify`` is a child of the caller's span (W3C context in the RPC metadata),
+``origination.replay`` the bounded Redis round trip inside it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 
 import grpc
 import redis.asyncio as aioredis
+from opentelemetry import trace
 from redis.exceptions import RedisError
 
 from fraudmesh.v1 import common_pb2, origination_pb2, origination_pb2_grpc, verdicts_pb2
@@ -34,6 +38,7 @@ from services.common.breaker import BreakerState, CircuitBreaker
 from services.common.grpcserver import ServerHandle, start_server
 from services.common.pseudonym import Pseudonymizer
 from services.common.redisstore import make_async_redis
+from services.common.tracing import child_span, incoming_context
 from services.origination import metrics
 from services.origination.callerid import check_caller_id, load_dno
 from services.origination.certs import CachedChain, ChainValidator, Revocations, load_trust_anchors
@@ -46,6 +51,7 @@ from services.origination.stats import RulesByTenant
 from services.origination.verdict import origination_verdict
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("fraudmesh.origination")
 
 SERVICE_NAME = origination_pb2.DESCRIPTOR.services_by_name["OriginationService"].full_name
 NEIGHBOR = "NEIGHBOR_SPOOFING"
@@ -117,7 +123,8 @@ class Origination:
                 if replay_needed
                 else _fresh()
             )
-            (new, replay_fallback), established = await asyncio.gather(replay, history)
+            with child_span(tracer, "origination.replay", trace.SpanKind.CLIENT):
+                (new, replay_fallback), established = await asyncio.gather(replay, history)
             if replay_fallback and replay_needed:
                 causes.append("replay_store")
             if not new:
@@ -181,16 +188,28 @@ class OriginationServicer(origination_pb2_grpc.OriginationServiceServicer):
         started = time.perf_counter()
         if not request.HasField("setup"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "VerifyRequest.setup is required")
-        try:
-            verdict = await self._core.verify(request.setup)
-        except Exception:  # never fail a call because of a bug here: answer unverified and degraded
-            log.exception("verification raised; answering degraded")
-            metrics.DEGRADED.labels("error").inc()
-            verdict = verdicts_pb2.OriginationVerdict(
-                shaken_status=verdicts_pb2.SHAKEN_STATUS_UNSPECIFIED,
-                reason_codes=["DEGRADED_ORIGINATION"],
-                degraded=True,
-            )
+        parent = incoming_context(context.invocation_metadata())
+        with tracer.start_as_current_span(
+            "origination.verify", context=parent, kind=trace.SpanKind.SERVER
+        ) as span:
+            try:
+                verdict = await self._core.verify(request.setup)
+            except Exception:  # never fail a call because of a bug here: answer unverified and degraded
+                log.exception("verification raised; answering degraded")
+                metrics.DEGRADED.labels("error").inc()
+                verdict = verdicts_pb2.OriginationVerdict(
+                    shaken_status=verdicts_pb2.SHAKEN_STATUS_UNSPECIFIED,
+                    reason_codes=["DEGRADED_ORIGINATION"],
+                    degraded=True,
+                )
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "fraudmesh.tenant": request.setup.tenant,
+                        "fraudmesh.shaken_status": _STATUS_NAMES.get(verdict.shaken_status, "unspecified"),
+                        "fraudmesh.degraded": verdict.degraded,
+                    }
+                )
         metrics.VERIFY_SECONDS.observe(time.perf_counter() - started)
         return origination_pb2.VerifyResponse(verdict=verdict)
 

@@ -4,6 +4,10 @@ Each agent takes events in batches (``noack_take``), turns each into an update o
 folds the batch in one Redis round trip, and only then acknowledges the events — so a crash or a
 rebalance redelivers them and the idempotent scripts count them once. Every record ends in exactly
 one place: applied, recognised as a duplicate, or dead-lettered with its reason.
+
+A record that carries a trace context (e.g. decision's audit record) gets a ``reputation.fold``
+span, child of the producer's span, from decode to the end of the batch's Redis write; records
+without one cost no span work.
 """
 
 from __future__ import annotations
@@ -147,17 +151,21 @@ def build_app(settings: ReputationSettings) -> faust.App:
         async for batch in batches:
             events: list[EventT[bytes]] = list(batch)  # noack_take yields the events themselves
             updates: list[Update] = []
+            spans: list[tuple[trace.Span, int | None]] = []  # (span, index in updates or None)
             now = time.time()
             for event in events:
                 lag.observe(max(0.0, now - event.message.timestamp))
                 parent = extract_trace_context(event.message.headers)
                 if trace.get_current_span(parent).get_span_context().is_valid:
-                    with tracer.start_as_current_span("reputation.fold", context=parent):
+                    span = tracer.start_span("reputation.fold", context=parent, kind=trace.SpanKind.CONSUMER)
+                    with trace.use_span(span):
                         update = await _to_update(event, topic, to_update)
+                    spans.append((span, len(updates) if update is not None else None))
                 else:
                     update = await _to_update(event, topic, to_update)
                 if update is not None:
                     updates.append(update)
+            applied: list[bool] = []
             if updates:
                 started = time.perf_counter()
                 applied = await store.apply(updates)
@@ -165,6 +173,10 @@ def build_app(settings: ReputationSettings) -> faust.App:
                 metrics.BATCH_SIZE.labels(topic.name).observe(len(updates))
                 for ok in applied:
                     metrics.EVENTS.labels(topic.name, "applied" if ok else "duplicate").inc()
+            for span, index in spans:
+                outcome = "dead_lettered" if index is None else "applied" if applied[index] else "duplicate"
+                span.set_attributes({"messaging.destination.name": topic.name, "fraudmesh.outcome": outcome})
+                span.end()
             for event in events:
                 await stream.ack(event)
 

@@ -190,6 +190,32 @@ Templates iterate: range $name, $c := include "fraudmesh.components" . | fromYam
 - name: FRAUDMESH_TLS_SERVER_CA_FILE
   value: /var/run/secrets/fraudmesh/tls-client/ca.crt
 {{- end }}
+{{- if $c.model }}
+- name: FRAUDMESH_MODEL_PATH
+  value: {{ required "model.path is required for a component with model: true" $root.Values.model.path | quote }}
+{{- end }}
+{{- if $c.sti }}
+{{- $anchors := list }}
+{{- range $file := $root.Values.sti.trustAnchors.files }}
+{{- $anchors = append $anchors (printf "/etc/fraudmesh/sti/%s" $file) }}
+{{- end }}
+- name: FRAUDMESH_STI_TRUST_ANCHORS
+  value: {{ required "sti.trustAnchors.files must name at least one PEM key" (join "," $anchors) | quote }}
+{{- with $root.Values.sti.x5uAllowHosts }}
+- name: FRAUDMESH_X5U_ALLOW_HOSTS
+  value: {{ join "," . | quote }}
+{{- end }}
+{{- if $root.Values.sti.prewarm }}
+- name: FRAUDMESH_X5U_PREWARM_FILE
+  value: /etc/fraudmesh/config/x5u-prewarm.txt
+{{- end }}
+{{- end }}
+{{- if and $c.admin $root.Values.admin.existingSecret }}
+- name: FRAUDMESH_ADMIN_PORT
+  value: {{ $root.Values.admin.port | quote }}
+- name: FRAUDMESH_ADMIN_TOKEN_FILE
+  value: /var/run/secrets/fraudmesh/admin/{{ $root.Values.admin.key }}
+{{- end }}
 {{- $env := merge (deepCopy (default dict $c.env)) (deepCopy (default dict $root.Values.env)) }}
 {{- range $key := keys $env | sortAlpha }}
 - name: {{ $key }}
