@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import subprocess
 import sys
 import tempfile
@@ -251,7 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         empty.terminate()
     model = resolve_model(None, REPO_ROOT / "reports" / "placeholder-model")
     for workers in (int(w) for w in args.workers.split(",")):
-        mesh = Mesh.start(args.dataset / "pki", model, {"FRAUDMESH_WORKERS": str(workers)})
+        bootstrap = os.environ.get("FRAUDMESH_KAFKA_BOOTSTRAP", "")
+        mesh = Mesh.start(
+            args.dataset / "pki", model, {"FRAUDMESH_WORKERS": str(workers)}, bootstrap=bootstrap
+        )
         try:
             rows.append(measure(f"Decide, {workers} decision process(es)", mesh.decide_address, setups, args))
         finally:

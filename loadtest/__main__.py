@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
+import secrets
 import sys
 import time
 from collections import Counter
@@ -16,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from loadtest import report
 from loadtest.dataset import CALLS, Manifest, read_records
-from loadtest.mesh import Mesh, MeshError
+from loadtest.mesh import Mesh, MeshError, fresh_group
 from loadtest.pipeline import REPO_ROOT, ServiceProcess
 from loadtest.replay import ReplayConfig, ReplayError, ReplayStats, replay
 from loadtest.scenario import ScenarioError, load
@@ -127,8 +129,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     and publishes the audit record that reputation folds back in); CDRs and complaints go to Kafka.
     With ``--kafka-only`` setups go straight to Kafka and only reputation runs.
     """
-    settings = load_settings(CommonSettings)
+    # A pseudonym key of its own (test-only, never stored) isolates this run's Redis state from
+    # earlier runs of the same numbers, so "exactly its call count" stays exact on a reused stack.
+    run_key = secrets.token_hex(32)
+    settings = load_settings(CommonSettings, {**os.environ, "FRAUDMESH_PSEUDONYM_KEY": run_key})
     pseudonymize = Pseudonymizer(settings.pseudonym_key)
+    run_env = {"FRAUDMESH_PSEUDONYM_KEY": run_key}
     ensure_topics(settings.kafka_bootstrap)
     dataset = args.data / args.scenario
     if cmd_generate(argparse.Namespace(scenario=args.scenario, out=dataset, seed=None)) != 0:
@@ -137,13 +143,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         mesh = Mesh()
         mesh.processes["reputation"] = ServiceProcess(
             "services.reputation",
-            {"FRAUDMESH_METRICS_PORT": "0"},
+            {"FRAUDMESH_METRICS_PORT": "0", **run_env, **fresh_group(settings.kafka_bootstrap)},
             REPO_ROOT / ".stack" / "logs" / "reputation-run.log",
         )
     else:
         model = resolve_model(args.model, args.reports / "placeholder-model")
         console.print(f"starting the mesh (reputation, origination, decision; model {model}) ...")
-        mesh = Mesh.start(dataset / "pki", model)
+        mesh = Mesh.start(dataset / "pki", model, run_env, bootstrap=settings.kafka_bootstrap)
     try:
         config = ReplayConfig(
             bootstrap=settings.kafka_bootstrap,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +20,12 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from loadtest.pipeline import REPO_ROOT, ServiceProcess
+from loadtest.pipeline import REPO_ROOT, ServiceProcess, start_group_at_end
 from loadtest.stipki import PREWARM_FILE, ROOT_FILE
+from services.common.topics import AUDIO_VERDICTS, CALLS_CDR, CALLS_SETUP, COMPLAINTS
 
 LOGS = REPO_ROOT / ".stack" / "logs"
+REPUTATION_TOPICS = (CALLS_SETUP, CALLS_CDR, COMPLAINTS, AUDIO_VERDICTS)
 
 
 class MeshError(RuntimeError):
@@ -45,9 +48,18 @@ class Mesh:
 
     @classmethod
     def start(
-        cls, pki: Path, model: Path, extra_env: Mapping[str, str] | None = None, timeout_s: float = 180.0
+        cls,
+        pki: Path,
+        model: Path,
+        extra_env: Mapping[str, str] | None = None,
+        timeout_s: float = 180.0,
+        bootstrap: str = "",
     ) -> Mesh:
-        """Start reputation, origination and decision; wait until the gRPC services are SERVING."""
+        """Start reputation, origination and decision; wait until the gRPC services are SERVING.
+
+        With ``bootstrap`` set, reputation consumes in a consumer group of its own that starts at
+        the topics' current end, so records earlier runs and tests left behind are not its work.
+        """
         mesh = cls()
         # Replay runs every service, Kafka, Redis and the client on one small machine: sub-deadlines
         # and breakers get more room than in production, so the report measures the model and
@@ -60,7 +72,7 @@ class Mesh:
         }
         origination_port, decision_port = free_port(), free_port()
         try:
-            mesh._spawn("reputation", "services.reputation", common)
+            mesh._spawn("reputation", "services.reputation", {**common, **fresh_group(bootstrap)})
             mesh._spawn(
                 "origination",
                 "services.origination",
@@ -115,6 +127,16 @@ class Mesh:
             if process is not None:
                 codes[name] = process.stop()
         return codes
+
+
+def fresh_group(bootstrap: str, prefix: str = "fraudmesh-reputation-run") -> dict[str, str]:
+    """FRAUDMESH_APP_ID of a new reputation consumer group committed at the end of its topics."""
+    if not bootstrap:
+        return {}
+    app_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    for topic in REPUTATION_TOPICS:
+        start_group_at_end(bootstrap, app_id, topic)
+    return {"FRAUDMESH_APP_ID": app_id}
 
 
 def wait_serving(
