@@ -264,6 +264,25 @@ class Running:
         await self.decider.redis.aclose()
 
 
+def origination_channel(settings: DecisionSettings) -> grpc.aio.Channel | None:
+    """The channel to origination: mutual TLS when the client TLS files are set, else plaintext.
+
+    round_robin spreads calls over every address the target resolves to (a headless Service's
+    pods), instead of gRPC's default of sticking to the first.
+    """
+    if not settings.origination_target:
+        return None
+    options = [("grpc.lb_policy_name", "round_robin")]
+    if not settings.tls_server_ca_file:
+        return grpc.aio.insecure_channel(settings.origination_target, options=options)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=Path(settings.tls_server_ca_file).read_bytes(),
+        private_key=Path(settings.tls_client_key_file).read_bytes(),
+        certificate_chain=Path(settings.tls_client_cert_file).read_bytes(),
+    )
+    return grpc.aio.secure_channel(settings.origination_target, credentials, options=options)
+
+
 async def start(settings: DecisionSettings, *, scorer: Scorer | None = None) -> Running:
     """Load, warm, start the servers and report SERVING."""
     scorer = scorer if scorer is not None else Scorer.load(model_path(settings))
@@ -282,7 +301,7 @@ async def start(settings: DecisionSettings, *, scorer: Scorer | None = None) -> 
     )
     metrics.POLICY_INFO.labels(policies.policy.version).set(1)
     redis = make_async_redis(settings)
-    channel = grpc.aio.insecure_channel(settings.origination_target) if settings.origination_target else None
+    channel = origination_channel(settings)
     stub = origination_pb2_grpc.OriginationServiceStub(channel) if channel is not None else None
     audit = (
         AuditPublisher(settings.kafka_bootstrap, settings.audit_queue_max) if settings.audit_enabled else None

@@ -19,6 +19,10 @@ class DecisionSettings(CommonSettings):
     metrics_port: int = 9101
     # The switch's budget is the client deadline; these cap each dependency inside it.
     origination_target: str = "127.0.0.1:50052"
+    # mTLS to origination: the CA that signed its server certificate, and this client's identity.
+    tls_server_ca_file: str = ""
+    tls_client_cert_file: str = ""
+    tls_client_key_file: str = ""
     origination_timeout_s: float = 0.004
     features_timeout_s: float = 0.004
     deadline_margin_s: float = 0.0005
@@ -48,6 +52,12 @@ class DecisionSettings(CommonSettings):
                 problems.append(f"{env_name(name)}: must be positive")
         if self.breaker_failures < 1 or self.audit_queue_max < 1 or self.recent_decisions_queue_max < 1:
             problems.append("breaker and queue sizes must be at least 1")
+        client_tls = (self.tls_server_ca_file, self.tls_client_cert_file, self.tls_client_key_file)
+        if any(client_tls) and not all(client_tls):
+            problems.append(
+                f"{env_name('tls_server_ca_file')}, {env_name('tls_client_cert_file')} and "
+                f"{env_name('tls_client_key_file')} must be set together (or none, for plaintext)"
+            )
         if self.admin_token is not None and len(self.admin_token.reveal()) < 16:
             problems.append(f"{env_name('admin_token')}: must be at least 16 bytes")
         if problems:

@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 from fraudmesh.v1 import common_pb2, origination_pb2, origination_pb2_grpc, verdicts_pb2
 from services.common import keys
 from services.common.breaker import BreakerState, CircuitBreaker
-from services.common.grpcserver import ServerHandle, start_server
+from services.common.grpcserver import ServerHandle, server_tls, start_server
 from services.common.pseudonym import Pseudonymizer
 from services.common.redisstore import make_async_redis
 from services.common.tracing import child_span, incoming_context
@@ -352,6 +352,8 @@ async def start(
         [SERVICE_NAME],
         [(origination_pb2_grpc.add_OriginationServiceServicer_to_server, OriginationServicer(core))],
         max_concurrent_rpcs=settings.max_concurrent_rpcs,
+        tls=server_tls(settings),
+        health_port=settings.grpc_health_port or None,
     )
     await handle.set_serving(True)
     log.info("origination serving", extra={"port": handle.port, "certificates": len(core.cache)})

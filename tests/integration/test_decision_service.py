@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 import pytest
 from confluent_kafka import TopicPartition
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from fraudmesh.v1 import (
     admin_pb2,
@@ -46,6 +47,7 @@ from services.scoring.synthetic import generate
 from services.scoring.train import train
 from tests.integration.conftest import Stack, _free_port
 from tests.integration.origination_pki import HOME_X5U, Pki, build_pki, signed_setup
+from tests.unit.test_grpcserver_tls import _ca, _issue
 
 pytestmark = pytest.mark.integration
 ALLOW, LABEL, BLOCK = common_pb2.ACTION_ALLOW, common_pb2.ACTION_LABEL, common_pb2.ACTION_BLOCK
@@ -392,3 +394,55 @@ def test_two_worker_processes_share_the_port_and_drain_on_sigterm(stack: Stack, 
     finally:
         code = process.stop()
     assert code == 0, process.tail()
+
+
+async def test_decision_reaches_origination_only_with_its_client_certificate(
+    stack: Stack, scorer: Scorer, policy_file: Path, pki: Pki, tmp_path: Path
+) -> None:
+    mesh_ca = _ca("fraudmesh test mesh CA")
+    server, client = _issue(mesh_ca, "origination", server=True), _issue(mesh_ca, "decision", server=False)
+    stranger = _issue(_ca("some other CA"), "decision", server=False)
+    files = {}
+    for name, data in {
+        "ca.pem": mesh_ca[0].public_bytes(Encoding.PEM),
+        "server.pem": server.cert,
+        "server.key": server.key,
+        "client.pem": client.cert,
+        "client.key": client.key,
+        "stranger.pem": stranger.cert,
+        "stranger.key": stranger.key,
+    }.items():
+        (tmp_path / name).write_bytes(data)
+        files[name] = str(tmp_path / name)
+    origination_env = {
+        **stack.env,
+        "FRAUDMESH_GRPC_PORT": "0",
+        "FRAUDMESH_STI_TRUST_ANCHORS": str(pki.anchor_file),
+        "FRAUDMESH_TLS_CERT_FILE": files["server.pem"],
+        "FRAUDMESH_TLS_KEY_FILE": files["server.key"],
+        "FRAUDMESH_TLS_CLIENT_CA_FILE": files["ca.pem"],
+    }
+    origination_settings = load(OriginationSettings, origination_env)
+    handle, core = await start_origination(origination_settings, build_origination(origination_settings))
+    target = f"localhost:{handle.port}"
+    try:
+        verdicts = {}
+        for who in ("client", "stranger"):
+            settings = decision_settings(
+                stack,
+                policy_file,
+                target,
+                FRAUDMESH_TLS_SERVER_CA_FILE=files["ca.pem"],
+                FRAUDMESH_TLS_CLIENT_CERT_FILE=files[f"{who}.pem"],
+                FRAUDMESH_TLS_CLIENT_KEY_FILE=files[f"{who}.key"],
+                FRAUDMESH_AUDIT_ENABLED="false",
+            )
+            async with running(settings, scorer) as (_server, stub, _admin):
+                verdicts[who] = await decide(stub, call())
+    finally:
+        await handle.stop(0.5)
+        await core.redis.aclose()
+    assert verdicts["client"].HasField("origination")
+    assert not verdicts["client"].decision.degraded, verdicts["client"].decision.degraded_reasons
+    assert not verdicts["stranger"].HasField("origination"), "a client certificate from another CA is refused"
+    assert "ORIGINATION_UNAVAILABLE" in verdicts["stranger"].decision.degraded_reasons
