@@ -70,6 +70,7 @@ class DecisionServicer(decision_pb2_grpc.DecisionServiceServicer):
 
     def __init__(self, decider: Decider) -> None:
         self._decider = decider
+        self._pending: set[asyncio.Future[Any]] = set()
 
     async def Decide(  # noqa: N802 - generated name
         self, request: decision_pb2.DecideRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -94,7 +95,12 @@ class DecisionServicer(decision_pb2_grpc.DecisionServiceServicer):
     async def _answer(
         self, setup: call_pb2.CallSetup, remaining: float | None, parent: Context | None
     ) -> decision_pb2.DecideResponse:
-        outcome = await self._decider.decide(setup, remaining, parent=parent)
+        # Shielded: when the switch's deadline passes first, gRPC cancels this handler, but the call
+        # still happened (the switch failed open), so the decision completes and its audit record lands.
+        task = asyncio.ensure_future(self._decider.decide(setup, remaining, parent=parent))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        outcome = await asyncio.shield(task)
         response = decision_pb2.DecideResponse(decision=outcome.decision)
         if outcome.origination is not None:
             response.origination.CopyFrom(outcome.origination)

@@ -347,9 +347,14 @@ async def test_audit_records_land_on_kafka(
 ) -> None:
     settings = decision_settings(stack, policy_file, "")
     setups = [call() for _ in range(5)]
+    late = call()  # the switch gives up before the answer: the call still happened, so it is audited
     async with running(settings, scorer) as (_server, stub, _admin):
         for setup in setups:
             await decide(stub, setup)
+        with contextlib.suppress(grpc.aio.AioRpcError):  # usually DEADLINE_EXCEEDED; either way audited
+            await decide(stub, late, deadline_s=0.001)
+        await asyncio.sleep(0.5)
+    setups.append(late)
     wanted = {s.call_id for s in setups}
     found: dict[str, events_pb2.CallSetupEvent] = {}
     consumer = make_consumer(stack.settings.kafka_bootstrap, f"it-audit-{uuid.uuid4().hex[:8]}")
