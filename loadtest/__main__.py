@@ -304,7 +304,12 @@ def main(argv: list[str] | None = None) -> int:
         "--kafka-only", action="store_true", help="setups straight to Kafka; only reputation runs"
     )
     run.add_argument("--model", type=Path, default=None, help="model artifact (default: the shipped one)")
-    run.add_argument("--decide-timeout-ms", type=float, default=250.0, help="client deadline per Decide")
+    run.add_argument(
+        "--decide-timeout-ms",
+        type=float,
+        default=1000.0,
+        help="client deadline per Decide (generous: the run checks decisions; latency is measured)",
+    )
     run.add_argument(
         "--concurrency", type=int, default=4, help="Decide calls in flight (a switch's trunk group)"
     )
