@@ -82,6 +82,7 @@ async def origination_port(stack: Stack, pki: Pki) -> AsyncIterator[int]:
         "FRAUDMESH_GRPC_PORT": "0",
         "FRAUDMESH_STI_TRUST_ANCHORS": str(pki.anchor_file),
         "FRAUDMESH_X5U_PREWARM_FILE": str(pki.prewarm_file),
+        "FRAUDMESH_REPLAY_TIMEOUT_S": "0.5",  # logic, not timing, is under test here
     }
     settings = load(OriginationSettings, env)
     handle, core = await start_origination(settings, build_origination(settings))
