@@ -163,12 +163,12 @@ Templates iterate: range $name, $c := include "fraudmesh.components" . | fromYam
 {{- define "fraudmesh.componentEnv" -}}
 {{- $root := index . 0 -}}{{- $c := index . 1 -}}
 - name: FRAUDMESH_METRICS_BIND
-  value: "0.0.0.0"
+  value: {{ $root.Values.listenAddress | quote }}
 - name: FRAUDMESH_METRICS_PORT
   value: {{ $c.metricsPort | quote }}
 {{- if eq $c.kind "grpc" }}
 - name: FRAUDMESH_GRPC_BIND
-  value: "0.0.0.0"
+  value: {{ $root.Values.listenAddress | quote }}
 - name: FRAUDMESH_GRPC_PORT
   value: {{ $c.grpcPort | quote }}
 {{- end }}
