@@ -356,6 +356,8 @@ wait_kafka() { # pid fresh(0|1) server.log-offset stdout.log-offset
   local deadline=$((SECONDS + KAFKA_START_TIMEOUT))
   while :; do
     if ! is_ours kafka "$1"; then
+      # Just forked, not yet exec'd into java: its arguments are still the subshell's.
+      if kill -0 "$1" 2>/dev/null && ((SECONDS < deadline)); then sleep 0.05; continue; fi
       rm -f "$KAFKA_PIDFILE"
       tail_log "$KAFKA_LOG" 40 "$3"
       tail_log "$KAFKA_STDOUT" 40 "$4"
@@ -381,6 +383,8 @@ wait_redis() { # pid redis.log-offset stdout.log-offset
   local deadline=$((SECONDS + REDIS_START_TIMEOUT))
   while :; do
     if ! is_ours redis "$1"; then
+      # Just forked, not yet exec'd into redis-server: its arguments are still the subshell's.
+      if kill -0 "$1" 2>/dev/null && ((SECONDS < deadline)); then sleep 0.05; continue; fi
       rm -f "$REDIS_PIDFILE"
       tail_log "$REDIS_LOG" 40 "$2"
       tail_log "$REDIS_STDOUT" 40 "$3"
