@@ -6,6 +6,7 @@ the services exactly as a switch, mediation and an operator would: through Kafka
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -144,6 +145,19 @@ def read_dead_letters(
     return found
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the launching process dies, so no worker outlives a killed run.
+
+    A stray worker left consuming in its own group would keep writing to the shared Redis and skew
+    the next run's results.
+    """
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class ServiceProcess:
     """A fraudmesh service run as its own OS process (``python -m services.<name>``)."""
 
@@ -158,6 +172,7 @@ class ServiceProcess:
             cwd=REPO_ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
 
     def alive(self) -> bool:

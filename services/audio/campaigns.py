@@ -6,8 +6,9 @@ to that recording's callers within the discovery window; once ``min_callers`` di
 played it, the recording becomes a campaign — its id derived from the recording's number and
 first-seen time (stable, never reassigned), its postings copied to the campaign tier, its first
 members logged as pseudonyms. A match that reaches past the recording's known span (a callee who
-answered earlier or stayed longer) extends the recording's timeline with the new part. Operators
-seed known scam recordings straight into the campaign tier.
+answered earlier or stayed longer) extends the recording's timeline with the new part. Parts of
+one recording discovered apart merge into the oldest campaign once the same numbers play them.
+Operators seed known scam recordings straight into the campaign tier.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 MIN_HASHES = 40
 EXTEND_FRAMES = int(2 * fpr.FRAMES_PER_S)
 MEMBER_CAP = 10_000
+MAX_MERGE_HOPS = 8
+OVERLAP_SAMPLE = 1_000  # the most recent members compared when two campaigns may be one
+MIN_SHARED_NUMBERS = 3
+COMPARABLE_VOTES = 2  # a match with less than half the best match's votes is a shared phrase
 COUNTER_TTL_S = 400 * 86_400
 
 
@@ -109,37 +114,49 @@ class CampaignTracker:
             recording = await self._new_recording(fp, t_ms, day_tier(t_ms))
             await self._add_caller(recording, caller, t_ms)
             return CampaignResult("new", recordings=(recording,))
+        # A much weaker alignment beside a strong one is a phrase the two recordings share (the same
+        # TTS voice reading the same sentence), not evidence that they are one recording.
+        top = max(m.votes for m in matches)
         live: list[tuple[fpr.Match, dict[bytes, bytes]]] = []
         for m in matches:
+            if m.votes * COMPARABLE_VOTES < top:
+                continue
             info = await self._client.hgetall(keys.recording_key(m.recording, "info"))
             if info:  # else the recording's metadata expired before its last postings
                 await self._add_caller(m.recording, caller, t_ms)
                 await self._extend(m, fp, info)
                 live.append((m, info))
         best = max(m.coverage for m in matches)
+        recordings = tuple(m.recording for m, _ in live)
         if not live:
             return CampaignResult("candidate", (), best)
-        # Parts of one recording first heard separately (callees who answered at different points)
-        # are joined by a segment that spans them: they share the oldest part's campaign.
-        live.sort(key=lambda pair: int(pair[1].get(b"first_seen_ms", b"0")))
-        existing = list(dict.fromkeys(i[b"campaign"].decode() for _, i in live if i.get(b"campaign")))
-        outcome = "campaign" if existing else "candidate"
-        campaign = existing[0] if existing else ""
+        held = [await self._resolve(i[b"campaign"].decode()) for _, i in live if i.get(b"campaign")]
+        outcome = "campaign" if held else "candidate"
+        campaign = held[0] if held else ""  # the best-aligned recording's campaign
         if not campaign:
             callers: set[bytes] = set()
             for m, _ in live:
                 callers.update(await self._client.zrange(keys.recording_key(m.recording, "callers"), 0, -1))
             if len(callers) >= self.rules.min_callers:
-                campaign = await self._promote(live[0][0].recording, live[0][1], t_ms)
+                m, info = min(live, key=lambda pair: int(pair[1].get(b"first_seen_ms", b"0")))
+                campaign = await self._resolve(await self._promote(m.recording, info, t_ms))
                 outcome = "discovered"
-        if campaign:
-            for m, info in live:
-                if not info.get(b"campaign"):
-                    await self._adopt(m.recording, campaign)
-        campaigns = tuple(dict.fromkeys([*existing, campaign] if campaign else existing))
-        for cid in campaigns:
-            await self._add_member(cid, caller, t_ms)
-        return CampaignResult(outcome, campaigns, best, tuple(m.recording for m, _ in live))
+        if not campaign:
+            return CampaignResult(outcome, (), best, recordings)
+        # A segment spanning a campaign's part and parts heard apart hands the campaign to them.
+        for m, info in live:
+            if not info.get(b"campaign"):
+                await self._adopt(m.recording, campaign)
+        await self._add_member(campaign, caller, t_ms)
+        # Parts discovered apart as campaigns of their own are one campaign once the same numbers
+        # play them: the newer merge into the oldest. (A segment matching two campaigns does not merge
+        # them: a shared sentence would be enough for that.)
+        merged = await self._same_numbers(campaign, caller, outcome == "discovered")
+        canonical = (await self._oldest_first([campaign, *merged]))[0]
+        others = [c for c in [campaign, *merged] if c != canonical]
+        for other in others:
+            await self._merge(other, canonical)
+        return CampaignResult(outcome, (canonical, *others), best, recordings)
 
     async def seed(self, audio: Audio, campaign_id: str, label: str, t_ms: int) -> int:
         """Index a known scam recording straight into the campaign tier as ``campaign_id``."""
@@ -275,12 +292,86 @@ class CampaignTracker:
             await self._add_member(campaign_id, member, first_seen_ms)
 
     async def _add_member(self, campaign_id: str, caller: str, t_ms: int) -> None:
+        await self._add_members(campaign_id, {caller: t_ms})
+
+    async def _add_members(self, campaign_id: str, members: dict[str, int]) -> None:
+        """Add numbers (pseudonym → last heard) to a campaign and the campaign to their own sets."""
+        if not members:
+            return
         key = keys.audio_campaign_key(campaign_id, "members")
+        ttl = self.index.campaign_ttl_s
         pipe = self._client.pipeline(transaction=False)
-        pipe.zadd(key, {caller: t_ms})
+        pipe.zadd(key, members)
         pipe.zremrangebyrank(key, 0, -MEMBER_CAP - 1)
-        pipe.expire(key, self.index.campaign_ttl_s)
+        pipe.expire(key, ttl)
+        for member in members:
+            pipe.sadd(keys.audio_member_campaigns_key(member), campaign_id)
+            pipe.expire(keys.audio_member_campaigns_key(member), ttl)
         await pipe.execute()
+
+    async def _resolve(self, campaign_id: str) -> str:
+        """The campaign ``campaign_id`` was merged into (following merges), or itself."""
+        for _ in range(MAX_MERGE_HOPS):
+            if not campaign_id:
+                return campaign_id
+            into = await self._client.hget(keys.audio_campaign_key(campaign_id, "info"), "merged_into")
+            if not into:
+                return campaign_id
+            campaign_id = into.decode()
+        return campaign_id
+
+    async def _oldest_first(self, campaign_ids: list[str]) -> list[str]:
+        """Distinct campaigns, oldest first (ties by id), so every worker picks the same survivor."""
+        unique = list(dict.fromkeys(c for c in campaign_ids if c))
+        pipe = self._client.pipeline(transaction=False)
+        for cid in unique:
+            pipe.hget(keys.audio_campaign_key(cid, "info"), "first_seen_ms")
+        seen = await pipe.execute()
+        order = sorted(zip(unique, seen, strict=True), key=lambda p: (int(p[1] or 0), p[0]))
+        return [cid for cid, _ in order]
+
+    async def _same_numbers(self, campaign: str, caller: str, discovered: bool) -> list[str]:
+        """Other campaigns played by the same numbers as ``campaign`` (at least half of the smaller).
+
+        Checked for the caller's other campaigns on every segment, and for every member's when the
+        campaign was just discovered, so a part discovered apart joins as soon as the overlap shows.
+        """
+        numbers = [caller]
+        if discovered:
+            numbers = [
+                m.decode()
+                for m in await self._client.zrange(keys.audio_campaign_key(campaign, "members"), 0, -1)
+            ]
+        pipe = self._client.pipeline(transaction=False)
+        for number in numbers[:MEMBER_CAP]:
+            pipe.smembers(keys.audio_member_campaigns_key(number))
+        others = {await self._resolve(c.decode()) for held in await pipe.execute() for c in held}
+        others.discard(campaign)
+        return [other for other in sorted(others) if await self._overlapping(campaign, other)]
+
+    async def _overlapping(self, a: str, b: str) -> bool:
+        """Whether at least half of the smaller campaign's recent numbers also played the other."""
+        recent = [
+            set(await self._client.zrange(keys.audio_campaign_key(cid, "members"), -OVERLAP_SAMPLE, -1))
+            for cid in (a, b)
+        ]
+        smaller = min(len(members) for members in recent)
+        shared = len(recent[0] & recent[1])
+        return smaller > 0 and shared >= max(MIN_SHARED_NUMBERS, (smaller + 1) // 2)
+
+    async def _merge(self, campaign: str, into: str) -> None:
+        """Merge ``campaign`` into the older ``into``: its members join, its id points there."""
+        info_key = keys.audio_campaign_key(campaign, "info")
+        if not await self._client.hsetnx(info_key, "merged_into", into):
+            return
+        members = await self._client.zrange(
+            keys.audio_campaign_key(campaign, "members"), 0, -1, withscores=True
+        )
+        await self._add_members(into, {m.decode(): int(score) for m, score in members})
+        log.info(
+            "audio campaigns merged",
+            extra={"campaign_id": campaign, "merged_into": into, "members": len(members)},
+        )
 
     async def _extend(self, match: fpr.Match, fp: fpr.Fingerprint, info: dict[bytes, bytes]) -> None:
         """Index the part of a matching segment that lies outside the recording's known span."""

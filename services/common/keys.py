@@ -53,6 +53,16 @@ def campaign_members_key(campaign_id: str) -> str:
     return f"{PREFIX}:{{camp:{opaque_id(campaign_id)}}}:members"
 
 
+def campaign_numbers_key(campaign_id: str) -> str:
+    """Capped zset of the pseudonyms linked to one campaign (newest kept), told its size as it grows."""
+    return f"{PREFIX}:{{camp:{opaque_id(campaign_id)}}}:numbers"
+
+
+def campaign_meta_key(campaign_id: str) -> str:
+    """Hash of one campaign's linking state: ``told`` (size last told to its numbers), ``into``."""
+    return f"{PREFIX}:{{camp:{opaque_id(campaign_id)}}}:meta"
+
+
 def seen_key(pseudonym: str, stream: str, tenant: str, event_id: str) -> str:
     """Idempotency marker: this event (e.g. a setup's call id) was already folded in."""
     return f"{PREFIX}:{{{pseudonym}}}:seen:{stream}:{opaque_id(tenant + chr(0) + event_id)}"
@@ -126,6 +136,11 @@ def recording_counter_key() -> str:
 def audio_campaign_key(campaign_id: str, what: str) -> str:
     """One audio campaign: ``info`` (hash: first seen, origin, recording) or ``members`` (zset)."""
     return f"{PREFIX}:{{acamp:{opaque_id(campaign_id)}}}:{what}"
+
+
+def audio_member_campaigns_key(pseudonym: str) -> str:
+    """Set of the audio campaigns a number played (the audio service's own view, for merging)."""
+    return f"{PREFIX}:{{{pseudonym}}}:acamp"
 
 
 def audio_campaign_index_key() -> str:

@@ -57,6 +57,8 @@ def compile_script(body: str, retention: Retention) -> str:
         "NUMBER_TTL": retention.number_ttl_s,
         "RELATIONSHIP_CAP": retention.relationship_cap,
         "ACTIVE_TTL": retention.active_ttl_s,
+        "CAMPAIGN_NUMBERS_CAP": retention.campaign_numbers_cap,
+        "TELL_EVERY_UP_TO": retention.tell_every_up_to,
         "HLL_1H_TTL": windows.hll_ttl_s(DISTINCT_1H),
         "HLL_24H_TTL": windows.hll_ttl_s(DISTINCT_24H),
         "SHORT_CALL_MS": windows.SHORT_CALL_MS,
@@ -130,19 +132,47 @@ redis.call('EXPIRE', KEYS[3], NUMBER_TTL)
 return 1
 """
 
-# KEYS: campaign members HLL; ARGV: number digest. Returns the campaign's size.
+# KEYS: campaign members HLL, numbers zset, meta; ARGV: (number digest, pseudonym) pairs.
+# Returns {'into', campaign} when the campaign was merged into another (link there instead), else
+# {'size', size, numbers to tell...}: the campaign's numbers are told its size each time it grows
+# while small, then at every quarter of growth, so an early member never reads a stale small size.
 LINK_BODY = """
-redis.call('PFADD', KEYS[1], ARGV[1])
-redis.call('EXPIRE', KEYS[1], NUMBER_TTL)
-return redis.call('PFCOUNT', KEYS[1])
+local into = redis.call('HGET', KEYS[3], 'into')
+if into then return {'into', into} end
+local now = redis.call('TIME')[1]
+for i = 1, #ARGV, 2 do
+  redis.call('PFADD', KEYS[1], ARGV[i])
+  redis.call('ZADD', KEYS[2], now, ARGV[i + 1])
+end
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -CAMPAIGN_NUMBERS_CAP - 1)
+local size = redis.call('PFCOUNT', KEYS[1])
+local told = tonumber(redis.call('HGET', KEYS[3], 'told') or '0')
+local out = {'size', tostring(size)}
+if size > told and (size <= TELL_EVERY_UP_TO or size >= told * 1.25) then
+  redis.call('HSET', KEYS[3], 'told', size)
+  for _, number in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do out[#out + 1] = number end
+end
+for i = 1, 3 do redis.call('EXPIRE', KEYS[i], NUMBER_TTL) end
+return out
 """
 
-# KEYS: num; ARGV: campaign size
+# KEYS: the merged campaign's numbers zset and meta; ARGV: the campaign it was merged into.
+# Marks the merge (links of the old id go to the new one from now on) and returns its numbers.
+MERGE_BODY = """
+redis.call('HSET', KEYS[2], 'into', ARGV[1])
+redis.call('EXPIRE', KEYS[2], NUMBER_TTL)
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+"""
+
+# KEYS: num; ARGV: campaign size. Only numbers reputation still holds (their hash has a TTL).
 RAISE_BODY = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local held = tonumber(redis.call('HGET', KEYS[1], 'campaign_numbers') or '0')
 if tonumber(ARGV[1]) > held then redis.call('HSET', KEYS[1], 'campaign_numbers', ARGV[1]) end
 return 1
 """
+
+MAX_MERGE_HOPS = 8
 
 
 @dataclass(frozen=True)
@@ -153,6 +183,8 @@ class Retention:
     number_ttl_s: int = 35 * 86_400
     relationship_cap: int = 2000
     active_ttl_s: int = 86_400
+    campaign_numbers_cap: int = 10_000
+    tell_every_up_to: int = 64
 
 
 @dataclass(frozen=True)
@@ -230,6 +262,7 @@ class NumberStore:
         self._complaint = script(COMPLAINT_BODY)
         self._verdict = script(VERDICT_BODY)
         self._link = script(LINK_BODY)
+        self._merge = script(MERGE_BODY)
         self._raise = script(RAISE_BODY)
 
     async def _queue(self, pipe: Any, update: Update) -> int:
@@ -339,22 +372,52 @@ class NumberStore:
         return applied
 
     async def _link_campaigns(self, verdicts: Sequence[VerdictUpdate]) -> None:
-        """Add each number to its campaigns' member sets and copy the campaign size onto the number."""
-        pairs = [(v, cid) for v in verdicts for cid in v.campaign_ids]
-        if not pairs:
-            return
-        pipe = self._client.pipeline(transaction=False)
-        for verdict, cid in pairs:
-            await self._link(
-                keys=[keys.campaign_members_key(cid)],
-                args=[keys.digest(verdict.caller)],
-                client=pipe,
-            )
-        sizes = await pipe.execute()
-        pipe = self._client.pipeline(transaction=False)
-        for (verdict, _cid), size in zip(pairs, sizes, strict=True):
-            await self._raise(keys=[keys.number_key(verdict.caller)], args=[size], client=pipe)
-        await pipe.execute()
+        """Link each number to its campaign and tell the campaign's numbers its size as it grows.
+
+        A verdict's first campaign id is the one its recording belongs to; further ids are campaigns
+        the audio service found to be the same one and merged into the first: their numbers join it
+        and links to their ids go to it from now on.
+        """
+        links: list[tuple[str, list[str]]] = []
+        for verdict in verdicts:
+            if not verdict.campaign_ids:
+                continue
+            first, *merged = verdict.campaign_ids
+            links.append((first, [verdict.caller]))
+            for other in merged:
+                if other != first:
+                    numbers = await self._merge(
+                        keys=[keys.campaign_numbers_key(other), keys.campaign_meta_key(other)],
+                        args=[first],
+                    )
+                    links.append((first, [n.decode() for n in numbers]))
+        for _ in range(MAX_MERGE_HOPS):
+            if not links:
+                return
+            pipe = self._client.pipeline(transaction=False)
+            for campaign, numbers in links:
+                await self._link(
+                    keys=[
+                        keys.campaign_members_key(campaign),
+                        keys.campaign_numbers_key(campaign),
+                        keys.campaign_meta_key(campaign),
+                    ],
+                    args=[part for n in numbers for part in (keys.digest(n), n)],
+                    client=pipe,
+                )
+            replies = await pipe.execute()
+            pipe = self._client.pipeline(transaction=False)
+            redirected: list[tuple[str, list[str]]] = []
+            for (_campaign, numbers), reply in zip(links, replies, strict=True):
+                kind, value, *told = (part.decode() for part in reply)
+                if kind == "into":
+                    redirected.append((value, numbers))
+                    continue
+                for number in dict.fromkeys([*numbers, *told]):
+                    await self._raise(keys=[keys.number_key(number)], args=[int(value)], client=pipe)
+            await pipe.execute()
+            links = redirected
+        log.warning("campaign merges form a chain too long to follow", extra={"links": len(links)})
 
 
 def now_ms() -> int:

@@ -189,6 +189,47 @@ def test_campaign_risk_reaches_a_freshly_rotated_number(
     assert newest.campaigns == 1
 
 
+def test_early_members_read_the_size_the_campaign_grew_to(
+    clients: tuple[NumberStore, FeatureReader], loop: asyncio.AbstractEventLoop
+) -> None:
+    """The first number of a campaign reads its current size, not the size when it was linked."""
+    store, reader = clients
+    campaign = f"campaign-{uuid.uuid4().hex[:8]}"
+    pool = [fresh() for _ in range(12)]
+    for i, number in enumerate(pool):
+        loop.run_until_complete(
+            store.apply([VerdictUpdate(number, "t", f"seg-{campaign}-{i}", None, None, (campaign,))])
+        )
+    sizes = [loop.run_until_complete(reader.read(n, "", T0)).campaign_numbers for n in pool]
+    assert sizes == [12] * 12
+
+
+def test_a_merged_campaign_hands_its_numbers_to_the_older_one(
+    clients: tuple[NumberStore, FeatureReader], loop: asyncio.AbstractEventLoop
+) -> None:
+    """Parts discovered apart: once a verdict names both, every number reads the joined size."""
+    store, reader = clients
+    older, newer = (f"campaign-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    first, second = [fresh() for _ in range(4)], [fresh() for _ in range(3)]
+
+    def verdict(number: str, tag: str, ids: tuple[str, ...]) -> None:
+        loop.run_until_complete(store.apply([VerdictUpdate(number, "t", f"seg-{tag}", None, None, ids)]))
+
+    for i, number in enumerate(first):
+        verdict(number, f"{older}-{i}", (older,))
+    for i, number in enumerate(second):
+        verdict(number, f"{newer}-{i}", (newer,))
+    joiner = fresh()
+    verdict(joiner, "join", (older, newer))
+    late = fresh()
+    verdict(late, "late", (newer,))  # a verdict still naming the merged id links to the older one
+    for number in [*first, *second, joiner, late]:
+        assert loop.run_until_complete(reader.read(number, "", T0)).campaign_numbers == 9
+    assert loop.run_until_complete(
+        store.apply([VerdictUpdate(late, "t", "seg-late", None, None, (newer,))])
+    ) == [False]
+
+
 def test_every_key_expires_and_none_holds_a_number(
     stack: Stack, clients: tuple[NumberStore, FeatureReader], loop: asyncio.AbstractEventLoop
 ) -> None:
@@ -208,7 +249,10 @@ def test_every_key_expires_and_none_holds_a_number(
     written = list(plain.scan_iter(match=f"fm:v1:{{{a}}}:*", count=100_000)) + list(
         plain.scan_iter(match=f"fm:v1:{{{b}}}:*", count=100_000)
     )
-    written += [keys.campaign_members_key("campaign-z").encode()]
+    written += [
+        key("campaign-z").encode()
+        for key in (keys.campaign_members_key, keys.campaign_numbers_key, keys.campaign_meta_key)
+    ]
     assert len(written) >= 8
     for key in written:
         assert plain.ttl(key) > 0, key

@@ -395,7 +395,9 @@ class AudioVerdict(_message.Message):
     def event_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def campaign_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """campaigns whose recording this segment matched"""
+        """The campaign whose recording this segment played, then any campaigns this segment showed to be
+        the same one (parts discovered apart), which the audio service merged into the first.
+        """
 
     @_builtins.property
     def reason_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
