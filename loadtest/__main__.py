@@ -151,7 +151,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     render: _AudioRender | None = None
     if capture.audio and not args.no_audio:
         render = _AudioRender(dataset, Manifest.read(dataset).seed, capture.max_audio_segments)
-    audio = render is not None and bool(render.chosen)
+    audio_env: dict[str, str] | None = None
+    audio_store: Any = None
+    if render is not None and render.chosen:
+        audio_url, audio_store = audiorun.fresh_audio_store(settings)
+        audio_env = {"FRAUDMESH_REDIS_URL": audio_url}
     if args.kafka_only:
         mesh = Mesh()
         mesh.processes["reputation"] = ServiceProcess(
@@ -159,13 +163,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             {"FRAUDMESH_METRICS_PORT": "0", **run_env, **fresh_group(settings.kafka_bootstrap)},
             REPO_ROOT / ".stack" / "logs" / "reputation-run.log",
         )
-        if audio:
-            mesh.start_audio({"FRAUDMESH_METRICS_PORT": "0", **run_env}, settings.kafka_bootstrap)
+        if audio_env is not None:
+            mesh.start_audio(
+                {"FRAUDMESH_METRICS_PORT": "0", **run_env, **audio_env}, settings.kafka_bootstrap
+            )
     else:
         model = resolve_model(args.model, args.reports / "placeholder-model")
-        audio_note = ", audio" if audio else ""
+        audio_note = ", audio" if audio_env is not None else ""
         console.print(f"starting the mesh (reputation, origination, decision{audio_note}; model {model}) ...")
-        mesh = Mesh.start(dataset / "pki", model, run_env, bootstrap=settings.kafka_bootstrap, audio=audio)
+        mesh = Mesh.start(
+            dataset / "pki", model, run_env, bootstrap=settings.kafka_bootstrap, audio_env=audio_env
+        )
     verdicts: dict[str, events_pb2.AudioVerdict] = {}
     published: dict[str, str] = {}  # segment id → call id
     folded = 0
@@ -173,7 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         rendered = render.wait() if render is not None else {}
         published = {sid: render.call_ids[sid] for sid in rendered} if render is not None else {}
         verdicts_since = end_offsets(settings.kafka_bootstrap, AUDIO_VERDICTS)
-        campaigns_before = audiorun.campaign_index(make_sync_redis(settings))
+        campaigns_before = audiorun.campaign_index(audio_store) if audio_store is not None else set()
         config = ReplayConfig(
             bootstrap=settings.kafka_bootstrap,
             pseudonymize=pseudonymize,
@@ -231,6 +239,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             verdicts,
             folded,
             make_sync_redis(settings),
+            audio_store,
             pseudonymize,
             campaigns_before,
         )

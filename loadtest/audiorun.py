@@ -2,15 +2,21 @@
 
 The main job publishes rendered segments (``loadtest.audio.attach``) and then asks three places what
 became of them: audio.verdicts.v1 (one verdict per segment, read from the offsets before the
-replay), the audio service's campaign index in Redis (campaigns that did not exist before the run
-were discovered by it; a rerun on the same stack re-finds the earlier run's campaigns instead), and
-reputation's per-number state read through FeatureReader with the run's pseudonymiser (how many of
-each simulated campaign's numbers ended up linked). The figures go to ``audio.json`` beside the
-dataset for the report; only "segments published but no verdicts" is a failure.
+replay), the audio service's campaign index (campaigns that did not exist before the run were
+discovered by it), and reputation's per-number state read through FeatureReader with the run's
+pseudonymiser (how many of each simulated campaign's numbers ended up linked). The figures go to
+``audio.json`` beside the dataset for the report; only "segments published but no verdicts" is a
+failure.
+
+The run's audio worker keeps its fingerprint index and campaigns in a Redis database of its own
+(``AUDIO_DB`` on the same local server), emptied at the start of the run: a rerun replays the same
+audio from numbers with new pseudonyms, so a shared index would see every earlier run's recording
+"played by another caller" and turn people's conversations into campaigns after a few reruns.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -19,6 +25,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from confluent_kafka import KafkaError, TopicPartition
 
@@ -30,7 +37,19 @@ from services.common.featurestore import FeatureReader
 from services.common.kafka import make_consumer
 from services.common.phone import InvalidNumberError, normalize
 from services.common.pseudonym import Pseudonymizer
+from services.common.redisstore import make_sync_redis
+from services.common.settings import CommonSettings
 from services.common.topics import AUDIO_VERDICTS
+
+AUDIO_DB = 15
+
+
+def fresh_audio_store(settings: CommonSettings) -> tuple[str, Any]:
+    """The URL of the run's own (just emptied) audio database, and a client on it."""
+    url = urlparse(settings.redis_url)._replace(path=f"/{AUDIO_DB}").geturl()
+    client = make_sync_redis(dataclasses.replace(settings, redis_url=url))
+    client.flushdb()
+    return url, client
 
 
 def campaign_index(client: Any) -> set[str]:
@@ -135,6 +154,7 @@ def summarise(
     verdicts: Mapping[str, events_pb2.AudioVerdict],
     folded: int,
     client: Any,
+    audio_client: Any,
     pseudonymize: Pseudonymizer,
     known_before: set[str],
 ) -> dict[str, Any]:
@@ -195,7 +215,7 @@ def summarise(
     false_links = Counter(
         kind for number, kind in kind_of.items() if number in linked and number not in campaign_members
     )
-    now_known = campaign_index(client)
+    now_known = campaign_index(audio_client)
     return {
         "segments_published": len(published),
         "verdicts": len(verdicts),

@@ -55,13 +55,13 @@ class Mesh:
         extra_env: Mapping[str, str] | None = None,
         timeout_s: float = 180.0,
         bootstrap: str = "",
-        audio: bool = False,
+        audio_env: Mapping[str, str] | None = None,
     ) -> Mesh:
         """Start reputation, origination and decision (and audio); wait until gRPC is SERVING.
 
         With ``bootstrap`` set, reputation (and audio) consume in consumer groups of their own that
         start at the topics' current end, so records earlier runs and tests left behind are not
-        their work.
+        their work. With ``audio_env`` (extra variables for it) the audio worker runs too.
         """
         mesh = cls()
         # Replay runs every service, Kafka, Redis and the client on one small machine: sub-deadlines
@@ -76,8 +76,8 @@ class Mesh:
         origination_port, decision_port = free_port(), free_port()
         try:
             mesh._spawn("reputation", "services.reputation", {**common, **fresh_group(bootstrap)})
-            if audio:
-                mesh.start_audio(common, bootstrap)
+            if audio_env is not None:
+                mesh.start_audio({**common, **audio_env}, bootstrap)
             mesh._spawn(
                 "origination",
                 "services.origination",

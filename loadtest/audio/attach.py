@@ -34,7 +34,7 @@ from loadtest.dataset import read_records
 from services.audio.segments import encode_pcmu
 from services.common.topics import AUDIO_SEGMENTS
 
-RECORDING_SENTENCES = 12  # ≈ 45 s at 165 wpm: longer than the longest crop
+RECORDING_SENTENCES = 8  # ≈ 35-40 s: longer than the longest crop, like a typical robocall message
 CONVERSATION_S = (6.0, 15.0)
 CAMPAIGN_VOICE = re.compile(r"tts-campaign-(\d+)")
 
