@@ -311,8 +311,7 @@ def _print_audio(figures: dict[str, Any]) -> None:
     discovered = figures["audio_campaigns_discovered_this_run"]
     console.print(
         f"audio campaigns: {len(discovered)} discovered this run, "
-        f"{len(figures['audio_campaigns_matched'])} matched by this run's segments "
-        f"({len(figures['audio_campaigns_known_before'])} known from earlier runs)"
+        f"{len(figures['audio_campaigns_matched'])} matched by this run's segments"
     )
     for name, row in figures["simulated_campaigns"].items():
         console.print(

@@ -1360,8 +1360,9 @@ def _audio_section(dataset: Path) -> list[str]:
             ],
         ),
         f"Audio campaigns: {len(audio['audio_campaigns_discovered_this_run'])} discovered during this run, "
-        f"{len(audio['audio_campaigns_matched'])} matched by its segments "
-        f"({len(audio['audio_campaigns_known_before'])} already known from earlier runs on this stack).",
+        f"{len(audio['audio_campaigns_matched'])} matched by its segments. A number is linked only by a "
+        "verdict after its campaign was discovered (the audio service keeps no raw numbers to back-fill "
+        "earlier callers), and one recording first heard in separate parts can become several campaigns.",
         "",
         *_table(
             [
