@@ -27,6 +27,7 @@ from services.common.topics import AUDIO_SEGMENTS, AUDIO_VERDICTS, CALLS_CDR, CA
 
 LOGS = REPO_ROOT / ".stack" / "logs"
 REPUTATION_TOPICS = (CALLS_SETUP, CALLS_CDR, COMPLAINTS, AUDIO_VERDICTS)
+AUDIO_NICE = 10
 
 
 class MeshError(RuntimeError):
@@ -110,13 +111,20 @@ class Mesh:
         mesh.decide_address = f"127.0.0.1:{decision_port}"
         return mesh
 
-    def _spawn(self, name: str, module: str, env: Mapping[str, str], args: list[str] | None = None) -> None:
-        self.processes[name] = ServiceProcess(module, env, LOGS / f"{name}-run.log", args or [])
+    def _spawn(
+        self, name: str, module: str, env: Mapping[str, str], args: list[str] | None = None, nice: int = 0
+    ) -> None:
+        self.processes[name] = ServiceProcess(module, env, LOGS / f"{name}-run.log", args or [], nice)
 
     def start_audio(self, env: Mapping[str, str], bootstrap: str) -> None:
-        """Start the audio worker in a fresh consumer group at the end of audio.segments.v1."""
+        """Start the audio worker in a fresh consumer group at the end of audio.segments.v1.
+
+        It runs at a lower CPU priority (nice 10): on a small machine it would otherwise take cores
+        from Decide during the replay; its backlog is worked off after (verdicts are not on the
+        call-setup path).
+        """
         group = fresh_group(bootstrap, "fraudmesh-audio-run", (AUDIO_SEGMENTS,))
-        self._spawn("audio", "services.audio", {**env, **group})
+        self._spawn("audio", "services.audio", {**env, **group}, nice=AUDIO_NICE)
 
     def _wait_serving(self, name: str, port: int, service: str, timeout_s: float) -> None:
         process = self.processes[name]

@@ -147,7 +147,9 @@ def read_dead_letters(
 class ServiceProcess:
     """A fraudmesh service run as its own OS process (``python -m services.<name>``)."""
 
-    def __init__(self, module: str, env: Mapping[str, str], log_path: Path, args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, module: str, env: Mapping[str, str], log_path: Path, args: Sequence[str] = (), nice: int = 0
+    ) -> None:
         self.module = module
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,6 +161,8 @@ class ServiceProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+        if nice:  # lower priority, set before the interpreter starts threads (they inherit it)
+            os.setpriority(os.PRIO_PROCESS, self.process.pid, nice)
 
     def alive(self) -> bool:
         """True while the process runs."""
