@@ -10,16 +10,20 @@ import secrets
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from loadtest import report
-from loadtest.dataset import CALLS, Manifest, read_records
+from fraudmesh.v1 import events_pb2
+from loadtest import audiorun, report
+from loadtest.audio import attach
+from loadtest.dataset import AUDIO_RUN, CALLS, EVENTS, Manifest, read_records
 from loadtest.mesh import Mesh, MeshError, fresh_group
-from loadtest.pipeline import REPO_ROOT, ServiceProcess
+from loadtest.pipeline import REPO_ROOT, ServiceProcess, end_offsets
 from loadtest.replay import ReplayConfig, ReplayError, ReplayStats, replay
 from loadtest.scenario import ScenarioError, load
 from loadtest.simulate import simulate, write_dataset
@@ -28,7 +32,7 @@ from services.common.pseudonym import Pseudonymizer
 from services.common.redisstore import make_sync_redis
 from services.common.settings import CommonSettings, SettingsError
 from services.common.settings import load as load_settings
-from services.common.topics import ensure_topics
+from services.common.topics import AUDIO_VERDICTS, ensure_topics
 
 console = Console(stderr=True)
 MAX_DECIDE_ERROR_SHARE = 0.01  # client deadlines missed under CPU contention; more fails the run
@@ -91,6 +95,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         decide=args.decide,
         decide_timeout_s=args.decide_timeout_ms / 1000,
         concurrency=args.concurrency,
+        audio=_AudioRender(args.dataset, manifest.seed, args.max_audio_segments).wait() if args.audio else {},
     )
     total = sum(
         v for k, v in manifest.counts.items() if k in {"setups", "cdrs", "complaints", "audio_segments"}
@@ -113,6 +118,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"{stats.simulated_s / 3600:.2f} simulated hours; stopped by {stats.stopped_by}"
     )
     console.print(f"  published: {stats.published}")
+    if stats.skipped_audio:
+        console.print(f"  audio metadata without rendered audio (not published): {stats.skipped_audio:,}")
     if args.decide:
         console.print(f"  decided: {stats.decided:,}; errors: {stats.decide_errors or 'none'}")
     if stats.unkeyable:
@@ -137,8 +144,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_env = {"FRAUDMESH_PSEUDONYM_KEY": run_key}
     ensure_topics(settings.kafka_bootstrap)
     dataset = args.data / args.scenario
+    capture = load(args.scenario).capture
     if cmd_generate(argparse.Namespace(scenario=args.scenario, out=dataset, seed=None)) != 0:
         return 1
+    (dataset / AUDIO_RUN).unlink(missing_ok=True)
+    render: _AudioRender | None = None
+    if capture.audio and not args.no_audio:
+        render = _AudioRender(dataset, Manifest.read(dataset).seed, capture.max_audio_segments)
+    audio_env: dict[str, str] | None = None
+    audio_store: Any = None
+    if render is not None and render.chosen:
+        audio_url, audio_store = audiorun.fresh_audio_store(settings)
+        audio_env = {"FRAUDMESH_REDIS_URL": audio_url}
     if args.kafka_only:
         mesh = Mesh()
         mesh.processes["reputation"] = ServiceProcess(
@@ -146,11 +163,25 @@ def cmd_run(args: argparse.Namespace) -> int:
             {"FRAUDMESH_METRICS_PORT": "0", **run_env, **fresh_group(settings.kafka_bootstrap)},
             REPO_ROOT / ".stack" / "logs" / "reputation-run.log",
         )
+        if audio_env is not None:
+            mesh.start_audio(
+                {"FRAUDMESH_METRICS_PORT": "0", **run_env, **audio_env}, settings.kafka_bootstrap
+            )
     else:
         model = resolve_model(args.model, args.reports / "placeholder-model")
-        console.print(f"starting the mesh (reputation, origination, decision; model {model}) ...")
-        mesh = Mesh.start(dataset / "pki", model, run_env, bootstrap=settings.kafka_bootstrap)
+        audio_note = ", audio" if audio_env is not None else ""
+        console.print(f"starting the mesh (reputation, origination, decision{audio_note}; model {model}) ...")
+        mesh = Mesh.start(
+            dataset / "pki", model, run_env, bootstrap=settings.kafka_bootstrap, audio_env=audio_env
+        )
+    verdicts: dict[str, events_pb2.AudioVerdict] = {}
+    published: dict[str, str] = {}  # segment id → call id
+    folded = 0
     try:
+        rendered = render.wait() if render is not None else {}
+        published = {sid: render.call_ids[sid] for sid in rendered} if render is not None else {}
+        verdicts_since = end_offsets(settings.kafka_bootstrap, AUDIO_VERDICTS)
+        campaigns_before = audiorun.campaign_index(audio_store) if audio_store is not None else set()
         config = ReplayConfig(
             bootstrap=settings.kafka_bootstrap,
             pseudonymize=pseudonymize,
@@ -160,6 +191,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             decide=mesh.decide_address,
             decide_timeout_s=args.decide_timeout_ms / 1000,
             concurrency=args.concurrency,
+            audio=rendered,
         )
         with _progress() as progress:
             where = "Decide + Kafka" if mesh.decide_address else "Kafka"
@@ -176,16 +208,43 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         if mesh.decide_address:
             console.print(f"  decided: {stats.decided:,}; errors: {stats.decide_errors or 'none'}")
+        if stats.audio_segments:
+            console.print(f"  audio segments published: {stats.audio_segments:,}")
         expected = Counter(r.call_truth.presented_number for r in read_records(dataset / CALLS))
         matched, waited = _wait_for_reputation(
             settings, pseudonymize, expected, mesh.processes["reputation"], args.timeout
         )
+        if stats.audio_segments:
+            started = time.monotonic()
+            verdicts = audiorun.read_verdicts(
+                settings.kafka_bootstrap, verdicts_since, published, args.timeout, lambda: mesh.alive("audio")
+            )
+            folded = audiorun.wait_folded(
+                make_sync_redis(settings), pseudonymize, verdicts.values(), settings.default_region, 60.0
+            )
+            console.print(
+                f"audio: {len(verdicts):,}/{stats.audio_segments:,} verdicts back, {folded:,} folded by "
+                f"reputation ({time.monotonic() - started:.1f} s after reputation caught up)"
+            )
     finally:
         codes = mesh.stop()
     console.print(
         f"reputation: {matched:,}/{len(expected):,} caller numbers hold exactly their call count in Redis "
         f"({waited:.1f} s after the replay finished)"
     )
+    if stats.audio_segments:
+        audio_figures = audiorun.summarise(
+            dataset,
+            published,
+            verdicts,
+            folded,
+            make_sync_redis(settings),
+            audio_store,
+            pseudonymize,
+            campaigns_before,
+        )
+        audiorun.write(dataset, audio_figures)
+        _print_audio(audio_figures)
     unclean = {name: code for name, code in codes.items() if code != 0}
     if unclean:
         console.print(f"[red]services did not stop cleanly: {unclean}")
@@ -201,7 +260,66 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"[{colour}]Decide errors: {stats.decide_errors} "
             f"(tolerated: {MAX_DECIDE_ERROR_SHARE:.0%} of calls)"
         )
-    return code or (0 if matched == len(expected) and not unclean and not decide_failed else 1)
+    audio_broken = stats.audio_segments > 0 and not verdicts
+    if audio_broken:
+        console.print(
+            f"[red]{stats.audio_segments:,} audio segments were published but no verdict came back: "
+            f"the audio path is broken (see {REPO_ROOT / '.stack' / 'logs' / 'audio-run.log'})"
+        )
+    ok = matched == len(expected) and not unclean and not decide_failed and not audio_broken
+    return code or (0 if ok else 1)
+
+
+class _AudioRender:
+    """Renders captured calls' audio in the background (one process per core, e.g. while the mesh
+    starts); ``wait`` shows a progress bar until it is done."""
+
+    def __init__(self, dataset: Path, seed: int, limit: int) -> None:
+        captured = attach.captured(dataset / EVENTS)
+        self.captured = len(captured)
+        self.chosen = attach.choose(captured, limit, seed)
+        self.call_ids = {m.segment.segment_id: m.segment.call_id for m in self.chosen}
+        self.done = 0
+        self.workers = os.cpu_count() or 1
+        self.started = time.monotonic()
+        pool = ThreadPoolExecutor(1)
+        self._future = pool.submit(attach.render_all, self.chosen, seed, self.workers, self._count)
+        pool.shutdown(wait=False)
+
+    def _count(self, done: int) -> None:
+        self.done = done
+
+    def wait(self) -> dict[str, bytes]:
+        """The rendered segments (encoded AudioSegments by segment id)."""
+        with _progress() as progress:
+            task = progress.add_task("rendering audio", total=len(self.chosen), rate="")
+            while not self._future.done():
+                progress.update(task, completed=self.done)
+                time.sleep(0.2)
+            progress.update(task, completed=self.done)
+        rendered = self._future.result()
+        console.print(
+            f"rendered audio for {len(rendered):,} of {self.captured:,} captured calls in "
+            f"{time.monotonic() - self.started:.1f} s ({self.workers} processes, "
+            f"{len(attach.engine_voices())} voices)"
+        )
+        return rendered
+
+
+def _print_audio(figures: dict[str, Any]) -> None:
+    """The run's audio figures in a few lines (all of them are in audio.json and the report)."""
+    discovered = figures["audio_campaigns_discovered_this_run"]
+    console.print(
+        f"audio campaigns: {len(discovered)} discovered this run, "
+        f"{len(figures['audio_campaigns_matched'])} matched by this run's segments"
+    )
+    for name, row in figures["simulated_campaigns"].items():
+        console.print(
+            f"  {name}: {row['numbers_linked']}/{row['numbers_with_audio']} numbers with audio linked "
+            f"(of {row['numbers']} numbers it used) → {len(row['audio_campaigns'])} audio campaign(s)"
+        )
+    if figures["false_links_by_kind"]:
+        console.print(f"  linked numbers outside any simulated campaign: {figures['false_links_by_kind']}")
 
 
 def resolve_model(given: Path | None, placeholder: Path) -> Path:
@@ -282,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--decide", default="", help="DecisionService address on loopback, e.g. 127.0.0.1:50051")
     rep.add_argument("--decide-timeout-ms", type=float, default=50.0)
     rep.add_argument("--concurrency", type=int, default=64)
+    rep.add_argument("--audio", action="store_true", help="render and publish audio for captured calls")
+    rep.add_argument("--max-audio-segments", type=int, default=300, help="with --audio: at most this many")
     rep.set_defaults(func=cmd_replay)
     rpt = sub.add_parser("report", help="detection quality and latency report with plots")
     rpt.add_argument("--dataset", type=Path, required=True)
@@ -302,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--max-seconds", type=float, default=900.0)
     run.add_argument(
         "--kafka-only", action="store_true", help="setups straight to Kafka; only reputation runs"
+    )
+    run.add_argument(
+        "--no-audio", action="store_true", help="publish no audio even if the scenario's capture.audio is on"
     )
     run.add_argument("--model", type=Path, default=None, help="model artifact (default: the shipped one)")
     run.add_argument(

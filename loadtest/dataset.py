@@ -3,7 +3,8 @@
 A dataset is a folder with ``events.fmds`` (setups, CDRs, complaints, audio metadata in simulated
 time order — what the Kafka topics would carry), ``calls.fmds`` (CallTruth per call),
 ``numbers.fmds`` (NumberTruth per presented number) and ``manifest.json`` (scenario, seed, counts,
-sha256 of every file, schema and generator versions). Replay adds ``outcomes.fmds``.
+sha256 of every file, schema and generator versions). Replay adds ``outcomes.fmds``; the main job
+adds ``audio.json`` when it published audio.
 The trainer and the report read the same files; an operator's labelled data in this format trains
 the model the same way.
 """
@@ -27,6 +28,7 @@ EVENTS = "events" + SUFFIX
 CALLS = "calls" + SUFFIX
 NUMBERS = "numbers" + SUFFIX
 OUTCOMES = "outcomes" + SUFFIX
+AUDIO_RUN = "audio.json"  # what the main job's audio segments became (loadtest.audiorun)
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 

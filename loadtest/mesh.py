@@ -1,10 +1,11 @@
-"""The whole mesh as local processes for the main job: reputation, origination and decision.
+"""The whole mesh as local processes for the main job: reputation, origination, decision (and audio).
 
 Each service runs as its own process (``python -m services.<name>``) against the local Kafka and
 Redis, configured only through FRAUDMESH_* variables as in a deployment, with two differences a
 replay needs: ``FRAUDMESH_CLOCK_SOURCE=event`` (recorded PASSporTs and reputation windows live in
 the simulated past) and origination pre-seeded with the simulated PKI (its x5u hosts do not exist).
-``Mesh.start`` returns once both gRPC services report SERVING on grpc.health.v1.
+``Mesh.start`` returns once both gRPC services report SERVING on grpc.health.v1. The audio worker
+runs only when the replay publishes audio segments.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from loadtest.pipeline import REPO_ROOT, ServiceProcess, start_group_at_end
 from loadtest.stipki import PREWARM_FILE, ROOT_FILE
-from services.common.topics import AUDIO_VERDICTS, CALLS_CDR, CALLS_SETUP, COMPLAINTS
+from services.common.topics import AUDIO_SEGMENTS, AUDIO_VERDICTS, CALLS_CDR, CALLS_SETUP, COMPLAINTS, Topic
 
 LOGS = REPO_ROOT / ".stack" / "logs"
 REPUTATION_TOPICS = (CALLS_SETUP, CALLS_CDR, COMPLAINTS, AUDIO_VERDICTS)
+AUDIO_NICE = 10
 
 
 class MeshError(RuntimeError):
@@ -54,11 +56,13 @@ class Mesh:
         extra_env: Mapping[str, str] | None = None,
         timeout_s: float = 180.0,
         bootstrap: str = "",
+        audio_env: Mapping[str, str] | None = None,
     ) -> Mesh:
-        """Start reputation, origination and decision; wait until the gRPC services are SERVING.
+        """Start reputation, origination and decision (and audio); wait until gRPC is SERVING.
 
-        With ``bootstrap`` set, reputation consumes in a consumer group of its own that starts at
-        the topics' current end, so records earlier runs and tests left behind are not its work.
+        With ``bootstrap`` set, reputation (and audio) consume in consumer groups of their own that
+        start at the topics' current end, so records earlier runs and tests left behind are not
+        their work. With ``audio_env`` (extra variables for it) the audio worker runs too.
         """
         mesh = cls()
         # Replay runs every service, Kafka, Redis and the client on one small machine: sub-deadlines
@@ -73,6 +77,8 @@ class Mesh:
         origination_port, decision_port = free_port(), free_port()
         try:
             mesh._spawn("reputation", "services.reputation", {**common, **fresh_group(bootstrap)})
+            if audio_env is not None:
+                mesh.start_audio({**common, **audio_env}, bootstrap)
             mesh._spawn(
                 "origination",
                 "services.origination",
@@ -105,8 +111,20 @@ class Mesh:
         mesh.decide_address = f"127.0.0.1:{decision_port}"
         return mesh
 
-    def _spawn(self, name: str, module: str, env: Mapping[str, str], args: list[str] | None = None) -> None:
-        self.processes[name] = ServiceProcess(module, env, LOGS / f"{name}-run.log", args or [])
+    def _spawn(
+        self, name: str, module: str, env: Mapping[str, str], args: list[str] | None = None, nice: int = 0
+    ) -> None:
+        self.processes[name] = ServiceProcess(module, env, LOGS / f"{name}-run.log", args or [], nice)
+
+    def start_audio(self, env: Mapping[str, str], bootstrap: str) -> None:
+        """Start the audio worker in a fresh consumer group at the end of audio.segments.v1.
+
+        It runs at a lower CPU priority (nice 10): on a small machine it would otherwise take cores
+        from Decide during the replay; its backlog is worked off after (verdicts are not on the
+        call-setup path).
+        """
+        group = fresh_group(bootstrap, "fraudmesh-audio-run", (AUDIO_SEGMENTS,))
+        self._spawn("audio", "services.audio", {**env, **group}, nice=AUDIO_NICE)
 
     def _wait_serving(self, name: str, port: int, service: str, timeout_s: float) -> None:
         process = self.processes[name]
@@ -122,19 +140,21 @@ class Mesh:
     def stop(self) -> dict[str, int]:
         """Stop every service (decision first, so its audit queue drains into a live Kafka)."""
         codes = {}
-        for name in ("decision", "origination", "reputation"):
+        for name in ("decision", "origination", "audio", "reputation"):
             process = self.processes.get(name)
             if process is not None:
                 codes[name] = process.stop()
         return codes
 
 
-def fresh_group(bootstrap: str, prefix: str = "fraudmesh-reputation-run") -> dict[str, str]:
-    """FRAUDMESH_APP_ID of a new reputation consumer group committed at the end of its topics."""
+def fresh_group(
+    bootstrap: str, prefix: str = "fraudmesh-reputation-run", topics: Sequence[Topic] = REPUTATION_TOPICS
+) -> dict[str, str]:
+    """FRAUDMESH_APP_ID of a new consumer group committed at the end of its topics (reputation's)."""
     if not bootstrap:
         return {}
     app_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    for topic in REPUTATION_TOPICS:
+    for topic in topics:
         start_group_at_end(bootstrap, app_id, topic)
     return {"FRAUDMESH_APP_ID": app_id}
 

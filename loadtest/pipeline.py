@@ -161,7 +161,9 @@ def _die_with_parent() -> None:
 class ServiceProcess:
     """A fraudmesh service run as its own OS process (``python -m services.<name>``)."""
 
-    def __init__(self, module: str, env: Mapping[str, str], log_path: Path, args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, module: str, env: Mapping[str, str], log_path: Path, args: Sequence[str] = (), nice: int = 0
+    ) -> None:
         self.module = module
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,6 +176,8 @@ class ServiceProcess:
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,
         )
+        if nice:  # lower priority, set before the interpreter starts threads (they inherit it)
+            os.setpriority(os.PRIO_PROCESS, self.process.pid, nice)
 
     def alive(self) -> bool:
         """True while the process runs."""

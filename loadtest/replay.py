@@ -5,7 +5,9 @@ bounded by an event count and a wall-clock limit and stops by itself. With ``dec
 loopback address only) every setup goes to DecisionService.Decide — which publishes the audit record
 itself — and the answers are written to ``outcomes.fmds`` for the report; without it, setups go
 straight to calls.setup.v1, so replay works before the decision service exists. CDRs and complaints
-always go to their topics. Audio metadata carries no audio yet and is not published.
+always go to their topics. Audio metadata carries no audio: segments rendered beforehand
+(``loadtest.audio.attach``, passed in ``ReplayConfig.audio``) go to audio.segments.v1 in their
+place; the rest are skipped.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import ipaddress
 import json
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +29,7 @@ from loadtest.dataset import EVENTS, OUTCOMES, RecordWriter, read_records
 from services.common.kafka import inject_trace_headers, make_producer
 from services.common.phone import InvalidNumberError, normalize
 from services.common.pseudonym import Pseudonymizer
-from services.common.topics import CALLS_CDR, CALLS_SETUP, COMPLAINTS, Topic
+from services.common.topics import AUDIO_SEGMENTS, CALLS_CDR, CALLS_SETUP, COMPLAINTS, Topic
 
 REPLAY_RECORD = "replay.json"
 PUBLISHED = {"setup": CALLS_SETUP, "cdr": CALLS_CDR, "complaint": COMPLAINTS}
@@ -59,6 +61,7 @@ class ReplayStats:
     decided: int = 0
     decide_errors: dict[str, int] = field(default_factory=dict)
     skipped_audio: int = 0
+    audio_segments: int = 0
     unkeyable: int = 0
     wall_s: float = 0.0
     simulated_s: float = 0.0
@@ -83,6 +86,7 @@ class ReplayConfig:
     decide: str = ""
     decide_timeout_s: float = 0.05
     concurrency: int = 64
+    audio: Mapping[str, bytes] = field(default_factory=dict)  # segment id → encoded AudioSegment
 
 
 def _key_for(number: str, region: str, pseudonymize: Pseudonymizer) -> bytes | None:
@@ -160,20 +164,27 @@ async def replay(
                 task.add_done_callback(in_flight.discard)
                 continue
             topic: Topic | None = PUBLISHED.get(kind or "")
-            if topic is None:
-                stats.skipped_audio += 1
+            if kind == "audio":
+                rendered = config.audio.get(record.audio.segment.segment_id)
+                if rendered is None:
+                    stats.skipped_audio += 1
+                    continue
+                topic, number, value = AUDIO_SEGMENTS, record.audio.segment.calling_number, rendered
+                stats.audio_segments += 1
+            elif topic is not None:
+                message = getattr(record, kind or "")
+                number = (
+                    message.setup.calling_number
+                    if kind == "setup"
+                    else (message.reported_number if kind == "complaint" else message.calling_number)
+                )
+                value = topic.codec().encode(message)
+            else:
                 continue
-            message = getattr(record, kind or "")
-            number = (
-                message.setup.calling_number
-                if kind == "setup"
-                else (message.reported_number if kind == "complaint" else message.calling_number)
-            )
             key = _key_for(number, config.default_region, config.pseudonymize)
             if key is None:
                 stats.unkeyable += 1
                 key = b""
-            value = topic.codec().encode(message)
             while True:
                 try:
                     producer.produce(topic.name, key=key or None, value=value, headers=inject_trace_headers())
@@ -216,6 +227,8 @@ def _write_run_record(dataset: Path, config: ReplayConfig, stats: ReplayStats) -
         "published": stats.published,
         "decided": stats.decided,
         "decide_errors": stats.decide_errors,
+        "audio_segments": stats.audio_segments,
+        "skipped_audio": stats.skipped_audio,
         "unkeyable": stats.unkeyable,
     }
     (dataset / REPLAY_RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")

@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fraudmesh.v1 import common_pb2, dataset_pb2
-from loadtest.dataset import CALLS, NUMBERS, OUTCOMES, DatasetError, Manifest, read_records
+from loadtest.dataset import AUDIO_RUN, CALLS, NUMBERS, OUTCOMES, DatasetError, Manifest, read_records
 
 matplotlib.use("Agg")
 
@@ -1315,6 +1315,85 @@ def _numbers_section(stats: _NumberStats, calls: _Calls) -> list[str]:
     return lines
 
 
+def _fmt_score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _audio_section(dataset: Path) -> list[str]:
+    """What the run's audio became (audio.json, written by the main job when it published audio)."""
+    path = dataset / AUDIO_RUN
+    if not path.exists():
+        return []
+    audio = json.loads(path.read_text())
+    lines = [
+        "## Audio",
+        "",
+        f"{_fmt_int(audio['segments_published'])} segments rendered at replay time and published to "
+        f"audio.segments.v1; {_fmt_int(audio['verdicts'])} verdicts came back on audio.verdicts.v1, "
+        f"{_fmt_int(audio['verdicts_folded_by_reputation'])} of them folded in by reputation. Every voice "
+        "is TTS, the simulated people's too (no real speech offline): synthetic-voice scores here do not "
+        "measure the detector.",
+        "",
+        *_table(
+            [
+                "caller kind",
+                "segments",
+                "verdicts",
+                "campaign-linked",
+                "bot scored",
+                "mean bot",
+                "synthetic scored",
+                "mean synthetic",
+            ],
+            [
+                [
+                    kind,
+                    _fmt_int(row["segments"]),
+                    _fmt_int(row["verdicts"]),
+                    _fmt_int(row["campaign_linked"]),
+                    _fmt_int(row["bot_scored"]),
+                    _fmt_score(row["bot_mean"]),
+                    _fmt_int(row["synthetic_scored"]),
+                    _fmt_score(row["synthetic_mean"]),
+                ]
+                for kind, row in audio["by_kind"].items()
+            ],
+        ),
+        f"Audio campaigns: {len(audio['audio_campaigns_discovered_this_run'])} discovered during this run, "
+        f"{len(audio['audio_campaigns_matched'])} matched by its segments. A number is linked only by a "
+        "verdict after its campaign was discovered (the audio service keeps no raw numbers to back-fill "
+        "earlier callers), and one recording first heard in separate parts can become several campaigns.",
+        "",
+        *_table(
+            [
+                "simulated campaign",
+                "numbers used",
+                "numbers with audio",
+                "linked in reputation",
+                "audio campaigns",
+            ],
+            [
+                [
+                    name,
+                    _fmt_int(row["numbers"]),
+                    _fmt_int(row["numbers_with_audio"]),
+                    _fmt_int(row["numbers_linked"]),
+                    ", ".join(row["audio_campaigns"]) or "none",
+                ]
+                for name, row in audio["simulated_campaigns"].items()
+            ],
+        ),
+    ]
+    false_links = audio["false_links_by_kind"]
+    lines += [
+        "Numbers linked to an audio campaign outside any simulated campaign: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(false_links.items())) if false_links else "none")
+        + " (reminders share one fixed recording: five or more reminder numbers make a false campaign).",
+        "",
+    ]
+    return lines
+
+
 def _notes(calls: _Calls, outcomes: _Outcomes | None) -> list[str]:
     notes = []
     if calls.duplicates:
@@ -1388,6 +1467,7 @@ def build_report(dataset: Path, out: Path, *, plots: bool = True) -> ReportSumma
             "",
             *_image("flagged_over_time.png", "Flagged over time", written, skipped),
         ]
+    lines += _audio_section(dataset)
     if numbers is not None:
         lines += _numbers_section(numbers, calls)
     lines += _notes(calls, outcomes)

@@ -147,6 +147,7 @@ class Robocalls:
     complaint_delay_minutes: float = 90.0
     voip_share: float = 0.4
     a_attested_share: float = 0.15
+    honeypot_share: float = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,10 +186,13 @@ class Emergency:
 
 @dataclasses.dataclass(frozen=True)
 class Capture:
-    """Which calls produce audio-segment metadata (media taps and honeypots)."""
+    """Which calls produce audio-segment metadata (media taps and honeypots), and whether replay
+    renders audio for them and publishes it to the audio service."""
 
     tap_share: float = 0.02
     honeypots: int = 50
+    audio: bool = False
+    max_audio_segments: int = 300
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,6 +302,8 @@ def _check(scenario: Scenario) -> None:
         problems.append("duration_hours must be positive")
     if scenario.subscribers.count < 10:
         problems.append("subscribers.count must be at least 10")
+    if scenario.capture.audio and scenario.capture.max_audio_segments < 1:
+        problems.append("capture.max_audio_segments must be at least 1 when capture.audio is true")
     if scenario.robocalls.active_numbers > scenario.robocalls.pool_size:
         problems.append("robocalls.active_numbers must not exceed robocalls.pool_size")
     carriers = [scenario.network.home, *scenario.network.interconnects, *scenario.network.gateways]

@@ -470,7 +470,7 @@ class _Builder:
         position = (slot * rc.active_numbers + self.rng.integers(0, rc.active_numbers, size=n)) % rc.pool_size
         caller = pools[rows, position]
         home = pop.home_index
-        to_honeypot = self.rng.random(n) < 0.01
+        to_honeypot = self.rng.random(n) < rc.honeypot_share
         callee_idx = np.where(
             to_honeypot & (len(pop.honeypots) > 0),
             pop.honeypots[self.rng.integers(0, max(len(pop.honeypots), 1), size=n)]

@@ -40,6 +40,24 @@ def _place(track: Audio, clip: Audio, at: int) -> int:
     return end
 
 
+def callee_voice_name() -> str:
+    """The voice every constructed callee speaks with (flite when installed, else espeak)."""
+    return "flite:kal" if voices.available("flite") else "espeak:en-us+f2"
+
+
+def callee_over_recording(samples: int, rng: np.random.Generator, reply_seed: int) -> Audio:
+    """A callee's leg while a recording plays: short replies every few seconds, never answered."""
+    callee = np.zeros(samples, dtype=np.float32)
+    voice = callee_voice_name()
+    at = int(rng.uniform(1.0, 3.0) * RATE)
+    k = 0
+    while at < samples - RATE:
+        end = _place(callee, voices.render(voices.reply(reply_seed * 31 + k), voice), at)
+        at = end + int(rng.uniform(1.5, 4.0) * RATE)
+        k += 1
+    return callee
+
+
 def conversation(
     bot: bool, rng: np.random.Generator, script_seed: int, voice: str = "espeak:en-us", seconds: float = 20.0
 ) -> tuple[Audio, Audio]:
@@ -47,18 +65,12 @@ def conversation(
     n = int(seconds * RATE)
     caller = np.zeros(n, dtype=np.float32)
     callee = np.zeros(n, dtype=np.float32)
-    callee_voice = "flite:kal" if voices.available("flite") else "espeak:en-us+f2"
+    callee_voice = callee_voice_name()
     sentences = [s for s in re.split(r"(?<=[.?!])\s+", voices.script(script_seed, sentences=8)) if s]
     if bot:
         recording = voices.render(" ".join(sentences), voice)
         _place(caller, recording, int(rng.uniform(0.2, 1.0) * RATE))
-        at = int(rng.uniform(1.0, 3.0) * RATE)
-        k = 0
-        while at < n - RATE:
-            end = _place(callee, voices.render(voices.reply(script_seed * 31 + k), callee_voice), at)
-            at = end + int(rng.uniform(1.5, 4.0) * RATE)
-            k += 1
-        return caller, callee
+        return caller, callee_over_recording(n, rng, script_seed)
     at = int(rng.uniform(0.2, 1.0) * RATE)
     for k, sentence in enumerate(sentences):
         if at >= n - RATE:

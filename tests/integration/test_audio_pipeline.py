@@ -4,24 +4,29 @@ A campaign recording is played to 50 callees from 10 rotating numbers through th
 simulator (random answer points, noise, μ-law, packet loss, small speed changes). The audio worker
 must discover the campaign, reputation must link its numbers, and a later call from an unseen
 number must read as a member of a large campaign. The same voice reading another script must not
-join it; bad segments go to dlq.audio.v1; a segment delivered twice counts once.
+join it; bad segments go to dlq.audio.v1; a segment delivered twice counts once. Replay renders a
+simulated dataset's captured calls and publishes them; the worker answers each with a verdict.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 import redis
 
 from fraudmesh.v1 import events_pb2
-from loadtest.audio import calls, voices
+from loadtest import audiorun
+from loadtest.audio import attach, calls, voices
 from loadtest.audio.phoneline import LineCondition
+from loadtest.dataset import EVENTS, RecordWriter, read_records
 from loadtest.pipeline import (
     REPO_ROOT,
     ServiceProcess,
@@ -30,11 +35,14 @@ from loadtest.pipeline import (
     read_dead_letters,
     start_group_at_end,
 )
+from loadtest.replay import ReplayConfig, replay
+from loadtest.scenario import load
+from loadtest.simulate import simulate, write_dataset
 from services.common import keys
 from services.common.featurestore import FeatureReader
 from services.common.phone import normalize
 from services.common.pseudonym import Pseudonymizer
-from services.common.topics import AUDIO_SEGMENTS, dead_letter_topic
+from services.common.topics import AUDIO_SEGMENTS, AUDIO_VERDICTS, dead_letter_topic
 
 from .conftest import Stack, Worker, _free_port
 from .test_reputation_pipeline import fresh_cn_mobile, wait_for
@@ -219,3 +227,41 @@ def test_bad_segments_are_dead_lettered_with_reasons(
         "odd": "undecodable_audio",
     }
     assert all(letter.source_topic == AUDIO_SEGMENTS.name for letter in letters.values())
+
+
+def test_replay_publishes_rendered_segments_that_the_worker_turns_into_verdicts(
+    audio_worker: Worker, stack: Stack, pseudonymize: Pseudonymizer, tmp_path: Path
+) -> None:
+    simulated = tmp_path / "ci"
+    write_dataset(simulate(load("ci")), simulated)
+    records = [r for r in read_records(simulated / EVENTS) if r.WhichOneof("record") == "audio"]
+    robocalls = [r for r in records if r.audio.script_id][:2]
+    people = [r for r in records if not r.audio.script_id][:2]
+    unrendered = next(r for r in records if r not in robocalls + people)
+    dataset = tmp_path / "audio-only"
+    dataset.mkdir()
+    with RecordWriter(dataset / EVENTS) as events:
+        for record in sorted([*robocalls, *people, unrendered], key=lambda r: r.time_ms):
+            events.write(record)
+    rendered = {
+        r.audio.segment.segment_id: AUDIO_SEGMENTS.codec().encode(attach.attach(r.audio, 7))
+        for r in robocalls + people
+    }
+    since = end_offsets(stack.settings.kafka_bootstrap, AUDIO_VERDICTS)
+    config = ReplayConfig(
+        bootstrap=stack.settings.kafka_bootstrap, pseudonymize=pseudonymize, speed=0, audio=rendered
+    )
+    stats = asyncio.run(replay(dataset, config))
+    assert stats.audio_segments == len(rendered) == 4
+    assert stats.published == {AUDIO_SEGMENTS.name: 4}
+    assert stats.skipped_audio == 1
+    verdicts = audiorun.read_verdicts(
+        stack.settings.kafka_bootstrap, since, rendered, 120, audio_worker.process.alive
+    )
+    assert set(verdicts) == set(rendered), audio_worker.process.tail()
+    for record in robocalls + people:
+        verdict = verdicts[record.audio.segment.segment_id]
+        assert verdict.calling_number == record.audio.segment.calling_number
+        assert verdict.call_id == record.audio.segment.call_id
+        two_legs = record.audio.segment.source == events_pb2.AUDIO_SOURCE_MEDIA_TAP
+        assert verdict.HasField("bot_behaviour_score") or not two_legs

@@ -33,6 +33,12 @@ def test_defaults_fill_what_a_file_leaves_out() -> None:
         ({"robocalls": {"pool_size": 5, "active_numbers": 10}}, "must not exceed"),
         ({"start": "2026-11-02T00:00:00"}, "needs a UTC offset"),
         ({"duration_hours": -1}, "duration_hours must be positive"),
+        (
+            {"capture": {"audio": True, "max_audio_segments": 0}},
+            r"capture\.max_audio_segments must be at least 1",
+        ),
+        ({"capture": {"audio": "yes"}}, r"scenario\.capture\.audio: expected bool"),
+        ({"robocalls": {"honeypot_share": 2.0}}, r"honeypot_share must be within \[0, 1\]"),
         ({"network": {"gateways": [{"name": "home", "ocn": "X001"}]}}, "carrier names must be unique"),
         (
             {
