@@ -44,9 +44,9 @@ from services.common.topics import AUDIO_VERDICTS
 AUDIO_DB = 15
 
 
-def fresh_audio_store(settings: CommonSettings) -> tuple[str, Any]:
+def fresh_audio_store(settings: CommonSettings, db: int = AUDIO_DB) -> tuple[str, Any]:
     """The URL of the run's own (just emptied) audio database, and a client on it."""
-    url = urlparse(settings.redis_url)._replace(path=f"/{AUDIO_DB}").geturl()
+    url = urlparse(settings.redis_url)._replace(path=f"/{db}").geturl()
     client = make_sync_redis(dataclasses.replace(settings, redis_url=url))
     client.flushdb()
     return url, client

@@ -1360,9 +1360,10 @@ def _audio_section(dataset: Path) -> list[str]:
             ],
         ),
         f"Audio campaigns: {len(audio['audio_campaigns_discovered_this_run'])} discovered during this run, "
-        f"{len(audio['audio_campaigns_matched'])} matched by its segments. A number is linked only by a "
-        "verdict after its campaign was discovered (the audio service keeps no raw numbers to back-fill "
-        "earlier callers), and one recording first heard in separate parts can become several campaigns.",
+        f"{len(audio['audio_campaigns_matched'])} matched by its segments. A number is linked by its own "
+        "verdicts from the campaign's discovery on, and by the discovering verdict if its audio was heard "
+        "before (within the discovery window); numbers whose audio was never captured stay unlinked, and "
+        "one recording first heard in separate parts can become several campaigns.",
         "",
         *_table(
             [

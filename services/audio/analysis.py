@@ -68,6 +68,7 @@ class Analyzer:
             calling_number=segment.calling_number,
             event_time=stamp,
             campaign_ids=list(campaign.campaign_ids),
+            earlier_member_pseudonyms=list(campaign.earlier_members),
             campaign_match_score=campaign.score,
             reason_codes=reasons,
             detector_version=self.version,

@@ -34,6 +34,7 @@ MEMBER_CAP = 10_000
 MAX_MERGE_HOPS = 8
 OVERLAP_SAMPLE = 1_000  # the most recent members compared when two campaigns may be one
 MIN_SHARED_NUMBERS = 3
+MAX_EARLIER_MEMBERS = 1_000  # back-filled on discovery (callers within the window, usually a few)
 COMPARABLE_VOTES = 2  # a match with less than half the best match's votes is a shared phrase
 COUNTER_TTL_S = 400 * 86_400
 
@@ -57,6 +58,7 @@ class CampaignResult:
     campaign_ids: tuple[str, ...] = ()
     score: float = 0.0
     recordings: tuple[int, ...] = field(default_factory=tuple)
+    earlier_members: tuple[str, ...] = ()  # on discovery: the numbers heard playing it before
 
 
 def campaign_id_for(recording: int, first_seen_ms: int) -> str:
@@ -133,8 +135,8 @@ class CampaignTracker:
         held = [await self._resolve(i[b"campaign"].decode()) for _, i in live if i.get(b"campaign")]
         outcome = "campaign" if held else "candidate"
         campaign = held[0] if held else ""  # the best-aligned recording's campaign
+        callers: set[bytes] = set()
         if not campaign:
-            callers: set[bytes] = set()
             for m, _ in live:
                 callers.update(await self._client.zrange(keys.recording_key(m.recording, "callers"), 0, -1))
             if len(callers) >= self.rules.min_callers:
@@ -156,7 +158,12 @@ class CampaignTracker:
         others = [c for c in [campaign, *merged] if c != canonical]
         for other in others:
             await self._merge(other, canonical)
-        return CampaignResult(outcome, (canonical, *others), best, recordings)
+        earlier = (
+            tuple(sorted(c.decode() for c in callers if c.decode() != caller))
+            if outcome == "discovered"
+            else ()
+        )
+        return CampaignResult(outcome, (canonical, *others), best, recordings, earlier[:MAX_EARLIER_MEMBERS])
 
     async def seed(self, audio: Audio, campaign_id: str, label: str, t_ms: int) -> int:
         """Index a known scam recording straight into the campaign tier as ``campaign_id``."""

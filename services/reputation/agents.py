@@ -13,6 +13,7 @@ without one cost no span work.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -57,6 +58,16 @@ class RejectedRecordError(Exception):
         self.reason = reason
         self.detail = detail
         super().__init__(detail)
+
+
+PSEUDONYM = re.compile(r"[a-z2-7]{26}")
+
+
+def _pseudonym(value: str, what: str) -> str:
+    """A pseudonym another service put in a record, or RejectedRecordError (never a raw number)."""
+    if not PSEUDONYM.fullmatch(value):
+        raise RejectedRecordError(f"invalid_{what}", f"{what}: not a pseudonym")
+    return value
 
 
 def _ms(stamp: Any, fallback_ms: int) -> int:
@@ -130,6 +141,9 @@ class Folding:
             synthetic=verdict.synthetic_voice_score if verdict.HasField("synthetic_voice_score") else None,
             bot=verdict.bot_behaviour_score if verdict.HasField("bot_behaviour_score") else None,
             campaign_ids=tuple(verdict.campaign_ids),
+            earlier_members=tuple(
+                _pseudonym(p, "earlier_member_pseudonyms") for p in verdict.earlier_member_pseudonyms
+            ),
         )
 
 

@@ -164,11 +164,17 @@ redis.call('EXPIRE', KEYS[2], NUMBER_TTL)
 return redis.call('ZRANGE', KEYS[1], 0, -1)
 """
 
-# KEYS: num; ARGV: campaign size. Only numbers reputation still holds (their hash has a TTL).
+# KEYS: num, campaigns; ARGV: campaign size, campaign id. A number told it belongs to a campaign
+# (its own verdict, a back-fill on discovery, a merge, a growth step) records the campaign and raises
+# its size; only numbers reputation still holds (their hash carries the TTL).
 RAISE_BODY = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[2], NUMBER_TTL)
 local held = tonumber(redis.call('HGET', KEYS[1], 'campaign_numbers') or '0')
-if tonumber(ARGV[1]) > held then redis.call('HSET', KEYS[1], 'campaign_numbers', ARGV[1]) end
+local set = {'campaigns', redis.call('SCARD', KEYS[2])}
+if tonumber(ARGV[1]) > held then set[3] = 'campaign_numbers'; set[4] = ARGV[1] end
+redis.call('HSET', KEYS[1], unpack(set))
 return 1
 """
 
@@ -233,6 +239,7 @@ class VerdictUpdate:
     synthetic: float | None
     bot: float | None
     campaign_ids: tuple[str, ...]
+    earlier_members: tuple[str, ...] = ()  # pseudonyms heard playing the campaign before discovery
 
 
 Update = SetupUpdate | CdrUpdate | ComplaintUpdate | VerdictUpdate
@@ -383,7 +390,7 @@ class NumberStore:
             if not verdict.campaign_ids:
                 continue
             first, *merged = verdict.campaign_ids
-            links.append((first, [verdict.caller]))
+            links.append((first, [verdict.caller, *verdict.earlier_members]))
             for other in merged:
                 if other != first:
                     numbers = await self._merge(
@@ -408,13 +415,17 @@ class NumberStore:
             replies = await pipe.execute()
             pipe = self._client.pipeline(transaction=False)
             redirected: list[tuple[str, list[str]]] = []
-            for (_campaign, numbers), reply in zip(links, replies, strict=True):
+            for (campaign, numbers), reply in zip(links, replies, strict=True):
                 kind, value, *told = (part.decode() for part in reply)
                 if kind == "into":
                     redirected.append((value, numbers))
                     continue
                 for number in dict.fromkeys([*numbers, *told]):
-                    await self._raise(keys=[keys.number_key(number)], args=[int(value)], client=pipe)
+                    await self._raise(
+                        keys=[keys.number_key(number), keys.campaigns_key(number)],
+                        args=[int(value), campaign],
+                        client=pipe,
+                    )
             await pipe.execute()
             links = redirected
         log.warning("campaign merges form a chain too long to follow", extra={"links": len(links)})

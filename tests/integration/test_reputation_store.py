@@ -204,6 +204,26 @@ def test_early_members_read_the_size_the_campaign_grew_to(
     assert sizes == [12] * 12
 
 
+def test_numbers_heard_before_discovery_are_linked_by_the_discovering_verdict(
+    clients: tuple[NumberStore, FeatureReader], loop: asyncio.AbstractEventLoop
+) -> None:
+    store, reader = clients
+    campaign = f"campaign-{uuid.uuid4().hex[:8]}"
+    earlier = [fresh() for _ in range(4)]
+    for i, number in enumerate(earlier):  # their setups are known; their audio matched no campaign yet
+        loop.run_until_complete(store.apply([SetupUpdate(number, fresh(), "t", f"c-{campaign}-{i}", T0)]))
+    never_seen = fresh()
+    discoverer = fresh()
+    update = VerdictUpdate(
+        discoverer, "t", f"seg-{campaign}", None, None, (campaign,), (*earlier, never_seen)
+    )
+    loop.run_until_complete(store.apply([update]))
+    for number in [*earlier, discoverer]:
+        read = loop.run_until_complete(reader.read(number, "", T0))
+        assert (read.campaigns, read.campaign_numbers) == (1, 6)
+    assert not loop.run_until_complete(reader.read(never_seen, "", T0)).seen, "no state for unknown numbers"
+
+
 def test_a_merged_campaign_hands_its_numbers_to_the_older_one(
     clients: tuple[NumberStore, FeatureReader], loop: asyncio.AbstractEventLoop
 ) -> None:

@@ -381,6 +381,7 @@ class AudioVerdict(_message.Message):
     BOT_BEHAVIOUR_SCORE_FIELD_NUMBER: _builtins.int
     REASON_CODES_FIELD_NUMBER: _builtins.int
     DETECTOR_VERSION_FIELD_NUMBER: _builtins.int
+    EARLIER_MEMBER_PSEUDONYMS_FIELD_NUMBER: _builtins.int
     segment_id: _builtins.str
     call_id: _builtins.str
     tenant: _builtins.str
@@ -401,6 +402,12 @@ class AudioVerdict(_message.Message):
 
     @_builtins.property
     def reason_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def earlier_member_pseudonyms(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Set on the verdict whose segment made a recording a campaign: the pseudonyms of the numbers
+        heard playing it before, so reputation links them too (they are not raw numbers).
+        """
+
     def __init__(
         self,
         *,
@@ -415,10 +422,11 @@ class AudioVerdict(_message.Message):
         bot_behaviour_score: _builtins.float | None = ...,
         reason_codes: _abc.Iterable[_builtins.str] | None = ...,
         detector_version: _builtins.str = ...,
+        earlier_member_pseudonyms: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_bot_behaviour_score", b"_bot_behaviour_score", "_synthetic_voice_score", b"_synthetic_voice_score", "bot_behaviour_score", b"bot_behaviour_score", "event_time", b"event_time", "synthetic_voice_score", b"synthetic_voice_score"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bot_behaviour_score", b"_bot_behaviour_score", "_synthetic_voice_score", b"_synthetic_voice_score", "bot_behaviour_score", b"bot_behaviour_score", "call_id", b"call_id", "calling_number", b"calling_number", "campaign_ids", b"campaign_ids", "campaign_match_score", b"campaign_match_score", "detector_version", b"detector_version", "event_time", b"event_time", "reason_codes", b"reason_codes", "segment_id", b"segment_id", "synthetic_voice_score", b"synthetic_voice_score", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bot_behaviour_score", b"_bot_behaviour_score", "_synthetic_voice_score", b"_synthetic_voice_score", "bot_behaviour_score", b"bot_behaviour_score", "call_id", b"call_id", "calling_number", b"calling_number", "campaign_ids", b"campaign_ids", "campaign_match_score", b"campaign_match_score", "detector_version", b"detector_version", "earlier_member_pseudonyms", b"earlier_member_pseudonyms", "event_time", b"event_time", "reason_codes", b"reason_codes", "segment_id", b"segment_id", "synthetic_voice_score", b"synthetic_voice_score", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__bot_behaviour_score: _TypeAlias = _typing.Literal["bot_behaviour_score"]  # noqa: Y015
     _WhichOneofArgType__bot_behaviour_score: _TypeAlias = _typing.Literal["_bot_behaviour_score", b"_bot_behaviour_score"]  # noqa: Y015
