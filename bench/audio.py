@@ -153,6 +153,7 @@ OTHER_VOICES = (
 REAL_SPEAKERS = (*corpus.SPEAKERS, "pocketsphinx")
 VOTE_STEPS = (5, 8, 10, 15, 20, 30, 50, 80)
 FA_TARGETS = (0.01, 0.001)
+PROPOSED_MIN_COVERED_S = 5  # seconds with aligned votes, on top of the shipped share
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,7 @@ class Candidate:
     recording: int
     votes: int
     coverage: float
+    windows: int  # the query's one-second windows at this speed (coverage is a share of them)
 
 
 @dataclass(frozen=True)
@@ -197,20 +199,29 @@ class MemoryIndex:
         for k, speed in enumerate((1.0, *probes)):
             fp = own if k == 0 else fingerprint.fingerprint(phoneline.change_speed(audio, speed))
             hashes, q_starts, q_times = fingerprint.query_layout(fp)
+            second = int(fingerprint.FRAMES_PER_S)
+            windows = max(1, int(q_times.max()) // second - int(q_times.min()) // second + 1)
             lo = np.searchsorted(self.hashes, hashes, "left")
             counts = np.searchsorted(self.hashes, hashes, "right") - lo
             p_starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
             rows = np.repeat(lo - p_starts[:-1], counts) + np.arange(p_starts[-1])
             for m in fingerprint.vote(q_starts, q_times, p_starts, self.recordings[rows], self.times[rows]):
-                found.append(Candidate(k, m.recording, m.votes, m.coverage))
+                found.append(Candidate(k, m.recording, m.votes, m.coverage, windows))
         return tuple(found)
 
 
-def matched(query: Query, min_votes: int, min_coverage: float) -> frozenset[int]:
-    """The recordings the service reports at these thresholds: those at the first speed that finds any."""
+def matched(query: Query, min_votes: int, min_coverage: float, min_covered: int = 0) -> frozenset[int]:
+    """The recordings the service reports at these thresholds: those at the first speed that finds any.
+
+    ``min_covered`` (seconds holding aligned votes) is a proposed third rule, not the service's.
+    """
     hits: dict[int, set[int]] = {}
     for c in query.candidates:
-        if c.votes >= min_votes and c.coverage >= min_coverage:
+        if (
+            c.votes >= min_votes
+            and c.coverage >= min_coverage
+            and round(c.coverage * c.windows) >= min_covered
+        ):
             hits.setdefault(c.probe, set()).add(c.recording)
     return frozenset(hits[min(hits)]) if hits else frozenset()
 
@@ -225,6 +236,7 @@ class OperatingPoint:
     negatives: int
     recall: dict[tuple[int, float], float]
     wrong: int
+    min_covered: int = 0
 
     @property
     def fa_rate(self) -> float:
@@ -241,22 +253,27 @@ class OperatingPoint:
         """The thresholds, as the summary prints them."""
         if self.min_coverage > 1.0:
             return "none reaches it (matches nothing)"
-        return f">= {self.min_votes} votes, coverage >= {self.min_coverage:.2f}"
+        covered = f", >= {self.min_covered} s covered" if self.min_covered else ""
+        return f">= {self.min_votes} votes, coverage >= {self.min_coverage:.2f}{covered}"
 
 
 def operating_point(
-    positives: Sequence[Query], negatives: Sequence[Query], min_votes: int, min_coverage: float
+    positives: Sequence[Query],
+    negatives: Sequence[Query],
+    min_votes: int,
+    min_coverage: float,
+    min_covered: int = 0,
 ) -> OperatingPoint:
-    """Score every query at one pair of thresholds."""
+    """Score every query at one set of thresholds."""
     hits: dict[tuple[int, float], list[bool]] = {}
     wrong = 0
     for q in positives:
-        found = matched(q, min_votes, min_coverage)
+        found = matched(q, min_votes, min_coverage, min_covered)
         hits.setdefault((q.snr, q.loss), []).append(q.truth in found)
         wrong += bool(found - {q.truth})
-    false_alarms = sum(bool(matched(q, min_votes, min_coverage)) for q in negatives)
+    false_alarms = sum(bool(matched(q, min_votes, min_coverage, min_covered)) for q in negatives)
     recall = {cell: float(np.mean(v)) for cell, v in hits.items()}
-    return OperatingPoint(min_votes, min_coverage, false_alarms, len(negatives), recall, wrong)
+    return OperatingPoint(min_votes, min_coverage, false_alarms, len(negatives), recall, wrong, min_covered)
 
 
 def sweep(
@@ -407,6 +424,10 @@ def _report_length(
             lines.append(f"No votes x coverage pair reaches FA <= {target:.1%} with any recall.")
         elif swept is None or (both.min_votes, both.min_coverage) != (swept.min_votes, swept.min_coverage):
             columns.append((f"FA <= {target:.1%}, votes and coverage swept", both))
+    proposed = operating_point(
+        positives, negatives, rules.min_votes, rules.min_coverage, PROPOSED_MIN_COVERED_S
+    )
+    columns.append((f"proposed: shipped + {PROPOSED_MIN_COVERED_S} s covered", proposed))
     lines.append(f"\nRecall of {crop_s:g} s crops per cell:\n")
     lines.append("| SNR dB | loss | " + " | ".join(name for name, _ in columns) + " |")
     lines.append("|---|---|" + "---|" * len(columns))
@@ -429,7 +450,7 @@ def _report_length(
     lines.append("")
     lines.append(_grid_table(points, rules.min_votes))
     name = f"{crop_s:g}s"
-    _plot_campaigns(at_votes, default, columns[1:2], crop_s, out / f"campaign_roc_{name}.png")
+    _plot_campaigns(at_votes, default, columns[1:], crop_s, out / f"campaign_roc_{name}.png")
     _plot_cells(columns, out / f"campaign_recall_{name}.png")
     lines.append(
         f"\n![campaign ROC, {name}](campaign_roc_{name}.png)\n\n"
@@ -460,7 +481,10 @@ def _negatives_table(negatives: Sequence[Query], columns: Sequence[tuple[str, Op
     ]
     for kind in kinds:
         group = [q for q in negatives if q.kind == kind]
-        counts = [sum(bool(matched(q, p.min_votes, p.min_coverage)) for q in group) for _, p in columns]
+        counts = [
+            sum(bool(matched(q, p.min_votes, p.min_coverage, p.min_covered)) for q in group)
+            for _, p in columns
+        ]
         rows.append(f"| {kind} | {len(group)} | " + " | ".join(str(c) for c in counts) + " |")
     return "\n".join(rows)
 
@@ -507,10 +531,8 @@ def _plot_campaigns(
         c="k",
         label="shipped (all SNR)",
     )
-    for name, p in chosen:
-        ax.scatter(
-            [max(floor, p.fa_rate)], [p.mean_recall], marker="D", s=60, c="r", label=f"{name} (all SNR)"
-        )
+    for (name, p), marker in zip(chosen, "Dsv^", strict=False):
+        ax.scatter([max(floor, p.fa_rate)], [p.mean_recall], marker=marker, s=60, label=f"{name} (all SNR)")
     ax.set_xscale("log")
     ax.set_xlabel(f"false-alarm rate on {default.negatives} negatives (0 drawn at {floor:.4f})")
     ax.set_ylabel(f"recall, {crop_s:g} s crops (mean over loss 0-10 %)")
