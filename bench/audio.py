@@ -289,18 +289,23 @@ def sweep(
 
 
 def at_false_alarm_rate(
-    points: Sequence[OperatingPoint], target: float, prefer_votes: int
+    points: Sequence[OperatingPoint], target: float, rules: MatchRules
 ) -> OperatingPoint | None:
     """The point with the best mean recall whose false-alarm rate is within ``target``.
 
-    Ties go to fewer false alarms, then to votes nearest ``prefer_votes``, then to lower coverage.
+    Ties go to fewer false alarms, then to the thresholds nearest the shipped ones.
     """
     ok = [p for p in points if p.fa_rate <= target]
     if not ok:
         return None
     return max(
         ok,
-        key=lambda p: (p.mean_recall, -p.false_alarms, -abs(p.min_votes - prefer_votes), -p.min_coverage),
+        key=lambda p: (
+            p.mean_recall,
+            -p.false_alarms,
+            -abs(p.min_votes - rules.min_votes),
+            -abs(p.min_coverage - rules.min_coverage),
+        ),
     )
 
 
@@ -422,8 +427,8 @@ def _report_length(
     for target in FA_TARGETS:
         if target * n_neg < 1:
             continue
-        swept = at_false_alarm_rate(at_votes, target, rules.min_votes)
-        both = at_false_alarm_rate(points, target, rules.min_votes)
+        swept = at_false_alarm_rate(at_votes, target, rules)
+        both = at_false_alarm_rate(points, target, rules)
         if swept is None or swept.min_coverage > 1.0:
             top = max((p for p in at_votes if p.min_coverage <= 1.0), key=lambda p: p.min_coverage)
             lines.append(
