@@ -68,7 +68,7 @@ bench-decision: up ## Benchmark: Decide saturation and p50/p99 at 50%/90% beside
 bench-scoring: venv ## Benchmark: Numba scoring beside LightGBM and treelite on the same models
 	$(PY) -m bench.scoring
 
-bench-audio: up ## Evaluation: campaign recall, bot accuracy, synthetic-voice EER per held-out engine, speed
+bench-audio: up ## Evaluation: campaign recall at fixed false-alarm rates (threshold sweep), bot accuracy, synthetic-voice EER per held-out engine, speed
 	$(PY) -m pip install -q -c constraints.txt -e '.[audio-eval]'
 	$(PY) -m bench.audio
 
