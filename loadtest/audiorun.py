@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -27,14 +26,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from confluent_kafka import KafkaError, TopicPartition
-
 from fraudmesh.v1 import events_pb2
 from loadtest.dataset import AUDIO_RUN, CALLS, read_records
+from loadtest.pipeline import read_matching
 from loadtest.report import kind_name
 from services.common import keys
 from services.common.featurestore import FeatureReader
-from services.common.kafka import make_consumer
 from services.common.phone import InvalidNumberError, normalize
 from services.common.pseudonym import Pseudonymizer
 from services.common.redisstore import make_sync_redis
@@ -65,28 +62,9 @@ def read_verdicts(
     alive: Callable[[], bool],
 ) -> dict[str, events_pb2.AudioVerdict]:
     """Verdicts on audio.verdicts.v1 after ``since`` for ``segment_ids`` (until all, timeout or death)."""
-    codec = AUDIO_VERDICTS.codec()
-    wanted = set(segment_ids)
-    consumer = make_consumer(bootstrap, f"fraudmesh-verdict-reader-{uuid.uuid4().hex[:8]}")
-    consumer.assign([TopicPartition(AUDIO_VERDICTS.name, p, offset) for p, offset in since.items()])
-    found: dict[str, events_pb2.AudioVerdict] = {}
-    deadline = time.monotonic() + timeout_s
-    try:
-        while wanted - found.keys() and time.monotonic() < deadline and alive():
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise RuntimeError(f"verdict read failed: {error}")
-            verdict = codec.decode(message.value())
-            if verdict.segment_id in wanted:
-                found[verdict.segment_id] = verdict
-    finally:
-        consumer.close()
-    return found
+    return read_matching(
+        bootstrap, AUDIO_VERDICTS, since, lambda verdict: verdict.segment_id, segment_ids, timeout_s, alive
+    )
 
 
 def wait_folded(

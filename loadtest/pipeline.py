@@ -13,9 +13,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from confluent_kafka import KafkaError, Producer, TopicPartition
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -108,6 +109,48 @@ def end_offsets(bootstrap: str, topic: Topic) -> dict[int, int]:
         consumer.close()
 
 
+K = TypeVar("K", bound=Hashable)
+
+
+def read_matching(
+    bootstrap: str,
+    topic: Topic,
+    since: Mapping[int, int],
+    key_of: Callable[[Any], K],
+    wanted: Iterable[K],
+    timeout_s: float,
+    alive: Callable[[], bool] = lambda: True,
+) -> dict[K, Any]:
+    """Records of ``topic`` written after ``since`` whose ``key_of(record)`` is ``wanted``.
+
+    Reads until every wanted key was found, the time runs out or ``alive()`` turns false; other
+    records are passed over.
+    """
+    codec = topic.codec()
+    remaining = set(wanted)
+    consumer = make_consumer(bootstrap, f"fraudmesh-reader-{uuid.uuid4().hex[:12]}")
+    consumer.assign([TopicPartition(topic.name, p, offset) for p, offset in since.items()])
+    found: dict[K, Any] = {}
+    deadline = time.monotonic() + timeout_s
+    try:
+        while remaining - found.keys() and time.monotonic() < deadline and alive():
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise RuntimeError(f"{topic.name} read failed: {error}")
+            record = codec.decode(message.value())
+            key = key_of(record)
+            if key in remaining:
+                found[key] = record
+    finally:
+        consumer.close()
+    return found
+
+
 def read_dead_letters(
     bootstrap: str,
     consumer_name: str,
@@ -121,28 +164,7 @@ def read_dead_letters(
     replaying older poison records, say) are passed over.
     """
     topic = dead_letter_topic(consumer_name)
-    codec = topic.codec()
-    wanted = set(keys)
-    consumer = make_consumer(bootstrap, f"fraudmesh-dlq-reader-{uuid.uuid4()}")
-    consumer.assign([TopicPartition(topic.name, p, offset) for p, offset in since.items()])
-    found: dict[bytes, events_pb2.DeadLetter] = {}
-    deadline = time.monotonic() + timeout_s
-    try:
-        while wanted - found.keys() and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise RuntimeError(f"dead-letter read failed: {error}")
-            letter = codec.decode(message.value())
-            if letter.key in wanted:
-                found[letter.key] = letter
-    finally:
-        consumer.close()
-    return found
+    return read_matching(bootstrap, topic, since, lambda letter: letter.key, keys, timeout_s)
 
 
 PR_SET_PDEATHSIG = 1
