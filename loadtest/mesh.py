@@ -10,6 +10,7 @@ runs only when the replay publishes audio segments.
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 import uuid
@@ -25,6 +26,7 @@ from loadtest.pipeline import REPO_ROOT, ServiceProcess, start_group_at_end
 from loadtest.stipki import PREWARM_FILE, ROOT_FILE
 from services.common.topics import AUDIO_SEGMENTS, AUDIO_VERDICTS, CALLS_CDR, CALLS_SETUP, COMPLAINTS, Topic
 
+log = logging.getLogger(__name__)
 LOGS = REPO_ROOT / ".stack" / "logs"
 REPUTATION_TOPICS = (CALLS_SETUP, CALLS_CDR, COMPLAINTS, AUDIO_VERDICTS)
 AUDIO_NICE = 10
@@ -46,6 +48,7 @@ class Mesh:
     """Running service processes and the address of DecisionService."""
 
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    _specs: dict[str, tuple[str, Mapping[str, str], list[str] | None, int]] = field(default_factory=dict)
     decide_address: str = ""
 
     @classmethod
@@ -115,6 +118,7 @@ class Mesh:
         self, name: str, module: str, env: Mapping[str, str], args: list[str] | None = None, nice: int = 0
     ) -> None:
         self.processes[name] = ServiceProcess(module, env, LOGS / f"{name}-run.log", args or [], nice)
+        self._specs[name] = (module, env, args, nice)
 
     def start_audio(self, env: Mapping[str, str], bootstrap: str) -> None:
         """Start the audio worker in a fresh consumer group at the end of audio.segments.v1.
@@ -127,11 +131,26 @@ class Mesh:
         self._spawn("audio", "services.audio", {**env, **group}, nice=AUDIO_NICE)
 
     def _wait_serving(self, name: str, port: int, service: str, timeout_s: float) -> None:
-        process = self.processes[name]
-        try:
-            wait_serving(f"127.0.0.1:{port}", service, timeout_s, process)
-        except TimeoutError:
-            raise MeshError(f"{name} was not SERVING within {timeout_s:.0f} s:\n{process.tail()}") from None
+        """Wait for SERVING; a service that died at start is started once more, then it is an error.
+
+        One retry covers a transient start failure of the machine (seen once in CI: gRPC's
+        ``pthread_create`` got EAGAIN); a real fault (bad settings, a broken model) fails twice.
+        """
+        for attempt in (1, 2):
+            process = self.processes[name]
+            try:
+                wait_serving(f"127.0.0.1:{port}", service, timeout_s, process)
+                return
+            except TimeoutError:
+                raise MeshError(
+                    f"{name} was not SERVING within {timeout_s:.0f} s:\n{process.tail()}"
+                ) from None
+            except MeshError as exc:
+                if attempt == 2 or process.alive():
+                    raise
+                log.warning("%s exited at start; starting it once more:\n%s", name, exc)
+                process.stop()
+                self._spawn(name, *self._specs[name])
 
     def alive(self, name: str) -> bool:
         """True while the named service runs."""
