@@ -190,6 +190,7 @@ class Capture:
     renders audio for them and publishes it to the audio service."""
 
     tap_share: float = 0.02
+    suspect_tap_share: float = 0.0
     honeypots: int = 50
     audio: bool = False
     max_audio_segments: int = 300

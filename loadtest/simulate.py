@@ -966,7 +966,11 @@ def write_dataset(sim: Simulation, folder: Path, progress: Callable[[int], None]
     n = len(c)
     started = time.perf_counter()
     emit = _Emitter(sim)
-    captured = c.answered & (c.honeypot | (np.random.default_rng(s.seed + 1).random(n) < s.capture.tap_share))
+    tapped = np.random.default_rng(s.seed + 1).random(n) < s.capture.tap_share
+    if s.capture.suspect_tap_share > 0:  # a draw of its own, so scenarios without it keep their bytes
+        suspect = np.isin(c.kind, list(UNWANTED_KINDS))
+        tapped |= suspect & (np.random.default_rng(s.seed + 2).random(n) < s.capture.suspect_tap_share)
+    captured = c.answered & (c.honeypot | tapped)
     complaint_t = np.where(c.complaint_delay_ms >= 0, emit.end_ms + c.complaint_delay_ms, -1)
     complaint_t = np.where(c.honeypot & (complaint_t < 0), c.t + 60_000, complaint_t)
     audio_t = c.t + c.ring_ms + np.minimum(c.duration_ms, 30_000)
