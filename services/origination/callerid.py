@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from fraudmesh.v1 import call_pb2, common_pb2
+from services.common.identity import is_withheld, presented_caller
 from services.common.phone import InvalidNumberError, NormalizedNumber, NumberKind, normalize
 
 __all__ = [
@@ -46,9 +47,6 @@ __all__ = [
 
 CLI_REGION_MISMATCH: Final = "CLI_REGION_MISMATCH"
 
-_WITHHELD_USERS: Final = frozenset(
-    {"anonymous", "unavailable", "unknown", "restricted", "private", "withheld", "anonymous.invalid"}
-)
 _PREFIX: Final = re.compile(r"\+[0-9]{1,15}|[A-Z]{2}:[0-9]{1,15}")
 _SUBDIVISION: Final = re.compile(r"[A-Z]{2}-[A-Z0-9]{1,3}")
 
@@ -91,26 +89,6 @@ class CallerIdResult:
     caller: NormalizedNumber | None
     callee: NormalizedNumber | None
     withheld: bool
-
-
-def presented_caller(setup: call_pb2.CallSetup) -> str:
-    """The calling identity to check: P-Asserted-Identity when the trunk sent one, else From."""
-    return setup.p_asserted_identity.strip() or setup.calling_number.strip()
-
-
-def is_withheld(raw: str) -> bool:
-    """True for an empty caller ID or a privacy placeholder such as ``sip:anonymous@anonymous.invalid``."""
-    text = raw.strip().lower()
-    if not text:
-        return True
-    if "<" in text:
-        text = text.partition("<")[2].partition(">")[0]
-    for scheme in ("sips:", "sip:", "tel:"):
-        if text.startswith(scheme):
-            text = text[len(scheme) :]
-            break
-    user = text.partition("@")[0].partition(";")[0].strip()
-    return user in _WITHHELD_USERS
 
 
 def _national(number: NormalizedNumber) -> str | None:
