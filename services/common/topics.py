@@ -62,14 +62,14 @@ CALLS_SETUP = Topic(
     events_pb2.CallSetupEvent,
     CALL_PARTITIONS,
     7 * DAY_MS,
-    required_fields=("setup.call_id", "setup.tenant", "setup.calling_number"),
+    required_fields=("setup.call_id", "setup.tenant"),  # no caller ID = withheld (services.common.identity)
 )
 CALLS_CDR = Topic(
     "calls.cdr.v1",
     events_pb2.Cdr,
     CALL_PARTITIONS,
     7 * DAY_MS,
-    required_fields=("call_id", "tenant", "calling_number"),
+    required_fields=("call_id", "tenant"),
 )
 COMPLAINTS = Topic(
     "complaints.v1",

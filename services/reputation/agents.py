@@ -5,6 +5,11 @@ folds the batch in one Redis round trip, and only then acknowledges the events �
 rebalance redelivers them and the idempotent scripts count them once. Every record ends in exactly
 one place: applied, recognised as a duplicate, or dead-lettered with its reason.
 
+Setups, CDRs and audio verdicts are folded under the caller's identity by the one rule of
+``services.common.identity`` (P-Asserted-Identity, else From; a withheld caller under its trunk's
+withheld bucket), the key decision reads; complaints under the number the callee reported. Only a
+caller ID that is neither a number nor withheld is dead-lettered (``invalid_calling_number``).
+
 A record that carries a trace context (e.g. decision's audit record) gets a ``reputation.fold``
 span, child of the producer's span, from decode to the end of the batch's Redis write; records
 without one cost no span work.
@@ -24,6 +29,7 @@ from opentelemetry import trace
 
 from fraudmesh.v1 import events_pb2
 from services.common.codec import DecodeError
+from services.common.identity import CallerFields, attribute_record
 from services.common.kafka import extract_trace_context
 from services.common.phone import InvalidNumberError, normalize
 from services.common.pseudonym import Pseudonymizer
@@ -92,11 +98,19 @@ class Folding:
             raise RejectedRecordError(f"invalid_{what}", f"{what}: {exc.reason.value}") from None
         return self.pseudonymize(canonical)
 
+    def caller(self, record: CallerFields) -> str:
+        """The pseudonym of the identity a call is attributed to, or RejectedRecordError."""
+        try:
+            identity = attribute_record(record, self.settings.region_for(record.tenant))
+        except InvalidNumberError as exc:
+            raise RejectedRecordError("invalid_calling_number", f"caller ID: {exc.reason.value}") from None
+        return self.pseudonymize(identity.key)
+
     def setup(self, value: bytes, fallback_ms: int) -> Update:
         """calls.setup.v1 → SetupUpdate."""
         setup = CALLS_SETUP.codec().decode(value).setup
         return SetupUpdate(
-            caller=self.number(setup.calling_number, setup.tenant, "calling_number"),
+            caller=self.caller(setup),
             callee=self.number(setup.called_number, setup.tenant, "called_number", required=False),
             tenant=setup.tenant,
             call_id=setup.call_id,
@@ -108,7 +122,7 @@ class Folding:
         cdr = CALLS_CDR.codec().decode(value)
         end_ms = _ms(cdr.end_time, fallback_ms)
         return CdrUpdate(
-            caller=self.number(cdr.calling_number, cdr.tenant, "calling_number"),
+            caller=self.caller(cdr),
             tenant=cdr.tenant,
             call_id=cdr.call_id,
             setup_ms=_ms(cdr.setup_time, end_ms - cdr.duration_ms),
@@ -132,10 +146,8 @@ class Folding:
     def verdict(self, value: bytes, fallback_ms: int) -> Update:
         """audio.verdicts.v1 → VerdictUpdate."""
         verdict = AUDIO_VERDICTS.codec().decode(value)
-        if not verdict.calling_number:
-            raise RejectedRecordError("missing_field", "AudioVerdict.calling_number is empty")
         return VerdictUpdate(
-            caller=self.number(verdict.calling_number, verdict.tenant, "calling_number"),
+            caller=self.caller(verdict),
             tenant=verdict.tenant,
             segment_id=verdict.segment_id,
             synthetic=verdict.synthetic_voice_score if verdict.HasField("synthetic_voice_score") else None,

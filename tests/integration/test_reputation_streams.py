@@ -102,7 +102,9 @@ def test_malformed_cdrs_and_verdicts_are_dead_lettered(
         f"{tag}-cdr".encode(): (CALLS_CDR, b"\x00\x01garbage"),
         f"{tag}-verdict".encode(): (
             AUDIO_VERDICTS,
-            AUDIO_VERDICTS.codec().encode(events_pb2.AudioVerdict(segment_id="s", tenant="demo-cn")),
+            AUDIO_VERDICTS.codec().encode(
+                events_pb2.AudioVerdict(segment_id="s", tenant="demo-cn", calling_number="not a number")
+            ),
         ),
         f"{tag}-complaint".encode(): (
             COMPLAINTS,
@@ -117,7 +119,7 @@ def test_malformed_cdrs_and_verdicts_are_dead_lettered(
     letters = read_dead_letters(stack.settings.kafka_bootstrap, "reputation", since, records, timeout_s=90)
     assert set(letters) == set(records), reputation_worker.process.tail()
     assert letters[f"{tag}-cdr".encode()].reason == "decode_error"
-    assert letters[f"{tag}-verdict".encode()].reason == "missing_field"
+    assert letters[f"{tag}-verdict".encode()].reason == "invalid_calling_number"
     assert letters[f"{tag}-complaint".encode()].reason == "invalid_reported_number"
     assert letters[f"{tag}-verdict".encode()].source_topic == AUDIO_VERDICTS.name
 

@@ -38,7 +38,9 @@ def test_encoding_is_deterministic() -> None:
         (b"\x0a\x05abc", "decode_error"),
         (events_pb2.CallSetupEvent().SerializeToString() or b"\x0a\x00", "missing_field"),
         (
-            events_pb2.CallSetupEvent(setup=call_pb2.CallSetup(call_id="c1", tenant="t")).SerializeToString(),
+            events_pb2.CallSetupEvent(
+                setup=call_pb2.CallSetup(call_id="c1", calling_number="+8613800138000")
+            ).SerializeToString(),
             "missing_field",
         ),
     ],
@@ -47,6 +49,11 @@ def test_bad_bytes_raise_typed_errors(data: bytes | None, reason: str) -> None:
     with pytest.raises(DecodeError) as info:
         CALLS_SETUP.codec().decode(data)
     assert info.value.reason == reason
+
+
+def test_a_withheld_caller_is_not_a_missing_field() -> None:
+    withheld = events_pb2.CallSetupEvent(setup=call_pb2.CallSetup(call_id="c1", tenant="t"))
+    assert CALLS_SETUP.codec().decode(withheld.SerializeToString()) == withheld
 
 
 def test_encode_refuses_the_wrong_type() -> None:
