@@ -63,7 +63,6 @@ __all__ = [
     "InvalidNumberReason",
     "NormalizedNumber",
     "NumberKind",
-    "is_emergency",
     "normalize",
     "normalize_cache_info",
 ]
@@ -381,28 +380,6 @@ def normalize(raw: str, default_region: str, *, allow_unallocated: bool = False)
     if isinstance(result, InvalidNumberReason):
         raise InvalidNumberError(result)
     return result
-
-
-@functools.lru_cache(maxsize=64)
-def _cleaned_set(numbers: frozenset[str]) -> frozenset[str]:
-    """The configured extra emergency numbers in cleaned form; entries that are not numbers drop out."""
-    return frozenset(c for c in map(_clean, numbers) if isinstance(c, str))
-
-
-def is_emergency(raw: str, region: str, extra: frozenset[str] = frozenset()) -> bool:
-    """True if raw is exactly an emergency number of region or one of extra; never raises.
-
-    Uses phonenumbers' exact emergency list for the region ("110" in CN, not "1101234"), plus any
-    operator-configured ``extra`` numbers (e.g. CN "122"), compared after URI and separator
-    stripping. Numbers with a leading "+" are never emergency numbers unless listed in ``extra``.
-    Unknown regions and garbage give False. ``normalize`` does not consult ``extra``.
-    """
-    cleaned = _clean(raw)
-    if isinstance(cleaned, InvalidNumberReason):
-        return False
-    if extra and cleaned in _cleaned_set(extra):
-        return True
-    return not cleaned.startswith("+") and _is_region_emergency(cleaned, region)
 
 
 def normalize_cache_info() -> functools._CacheInfo:

@@ -10,7 +10,8 @@ from typing import Final
 
 REASONS: Final[dict[str, str]] = {
     # Hard policy
-    "EMERGENCY_NUMBER": "the called number is a configured emergency number; always allowed",
+    "EMERGENCY_NUMBER": "a call to an emergency service (digits, URI or urn:service:sos); always allowed",
+    "EMERGENCY_CALLBACK": "a PSAP calling back (policy psap_callback_numbers); always allowed",
     "ALLOW_LISTED": "the caller is on the tenant's allow-list (registered caller or redress outcome)",
     "DENY_LISTED": "the caller is on a deny list (do-not-originate or confirmed fraud)",
     # Caller-ID consistency and STIR/SHAKEN (origination)

@@ -16,7 +16,6 @@ from services.common.phone import (
     InvalidNumberReason,
     NormalizedNumber,
     NumberKind,
-    is_emergency,
     normalize,
     normalize_cache_info,
 )
@@ -66,7 +65,7 @@ SHORT_NUMBERS = [
     ("119", "CN", "CN:119", K.EMERGENCY),
     ("120", "CN", "CN:120", K.EMERGENCY),
     # phonenumbers lists only 110/119/120 as CN emergency numbers: 122 (traffic police) and 112
-    # are valid short numbers but not emergency ones. Use is_emergency(extra=...) to add them.
+    # are valid short numbers but not emergency ones; the policy's emergency_numbers add them.
     ("122", "CN", "CN:122", K.SHORT_CODE),
     ("112", "CN", "CN:112", K.SHORT_CODE),
     ("12321", "CN", "CN:12321", K.SHORT_CODE),
@@ -285,75 +284,11 @@ def test_enum_values_are_stable() -> None:
     }  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("raw", "region", "expected"),
-    [
-        ("110", "CN", True),
-        ("119", "CN", True),
-        ("120", "CN", True),
-        ("1-1-0", "CN", True),
-        ("tel:110", "CN", True),
-        ("<sip:110@10.0.0.1;user=phone>", "CN", True),
-        ("1101234", "CN", False),
-        ("11", "CN", False),
-        ("122", "CN", False),
-        ("10086", "CN", False),
-        ("911", "US", True),
-        ("112", "US", True),
-        ("9110", "US", False),
-        ("999", "GB", True),
-        ("112", "GB", True),
-        ("911", "CN", False),
-        ("+86110", "CN", False),
-        ("+1911", "US", False),
-        ("+8613800138000", "CN", False),
-        ("", "CN", False),
-        ("abc", "CN", False),
-        ("110", "ZZ", False),
-        ("110", "XX", False),
-        ("110", "", False),
-        ("9" * 600, "CN", False),
-    ],
-)
-def test_is_emergency(raw: str, region: str, expected: bool) -> None:
-    assert is_emergency(raw, region) is expected
-
-
 @pytest.mark.parametrize(("region", "example"), EMERGENCY_EXAMPLES)
-def test_is_emergency_knows_every_regions_example(region: str, example: str) -> None:
-    assert is_emergency(example, region)
+def test_every_regions_emergency_example_normalises_as_emergency(region: str, example: str) -> None:
     result = normalize(example, region)
     assert result.kind is K.EMERGENCY
     assert result.canonical == f"{region}:{example}"
-
-
-@pytest.mark.parametrize("region", ["CN", "US", "GB", "DE", "IN", "BR", "ER", "NE"])
-def test_is_emergency_agrees_with_phonenumbers_on_all_short_digit_strings(region: str) -> None:
-    for length in range(1, 4):
-        for value in range(10**length):
-            digits = str(value).zfill(length)
-            assert is_emergency(digits, region) is shortnumberinfo.is_emergency_number(digits, region)
-
-
-@PROPERTY_SETTINGS
-@given(
-    digits=st.text(alphabet="0123456789", min_size=1, max_size=8),
-    region=st.sampled_from(sorted(shortnumberinfo.SUPPORTED_SHORT_REGIONS)),
-)
-def test_is_emergency_agrees_with_phonenumbers(digits: str, region: str) -> None:
-    assert is_emergency(digits, region) is shortnumberinfo.is_emergency_number(digits, region)
-
-
-def test_is_emergency_extra_set() -> None:
-    extra = frozenset({"122", "1-1-2", "sip:12110@host"})
-    assert is_emergency("122", "CN", extra)
-    assert is_emergency("1 2 2", "CN", extra)
-    assert is_emergency("tel:112", "CN", extra)
-    assert is_emergency("12110", "CN", extra)
-    assert is_emergency("110", "CN", extra)
-    assert not is_emergency("123", "CN", extra)
-    assert is_emergency("122", "XX", extra)
-    assert not is_emergency("122", "CN")
 
 
 def test_cache_hits_on_repeat_and_across_formats() -> None:
@@ -424,7 +359,6 @@ def test_normalize_only_raises_invalid_number_error(raw: str, region: str, allow
     else:
         assert outcome.valid or allow_unallocated
         assert (outcome.e164 is None) is outcome.is_short
-    assert isinstance(is_emergency(raw, region), bool)
 
 
 @st.composite

@@ -26,29 +26,29 @@ from fraudmesh.v1 import common_pb2 as fraudmesh_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66raudmesh/v1/admin.proto\x12\x0c\x66raudmesh.v1\x1a\x19\x66raudmesh/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x89\x01\n\x13PutListEntryRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\t\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.fraudmesh.v1.ListKind\x12\r\n\x05ttl_s\x18\x04 \x01(\r\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x06 \x01(\t\"\xd3\x01\n\tListEntry\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tpseudonym\x18\x02 \x01(\t\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.fraudmesh.v1.ListKind\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"^\n\x16RemoveListEntryRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\t\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.fraudmesh.v1.ListKind\"*\n\x17RemoveListEntryResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x08\"0\n\x0e\x45xplainRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\t\"\x9b\x02\n\x0f\x44\x65\x63isionSummary\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12.\n\ndecided_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x14.fraudmesh.v1.Action\x12\r\n\x05score\x18\x04 \x01(\x01\x12\x14\n\x0creason_codes\x18\x05 \x03(\t\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12\x16\n\x0epolicy_version\x18\x07 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x08 \x01(\x08\x12+\n\rshadow_action\x18\t \x01(\x0e\x32\x14.fraudmesh.v1.Action\x12\x0e\n\x06tenant\x18\n \x01(\t\"}\n\x0f\x45xplainResponse\x12\x11\n\tpseudonym\x18\x01 \x01(\t\x12(\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x17.fraudmesh.v1.ListEntry\x12-\n\x06recent\x18\x03 \x03(\x0b\x32\x1d.fraudmesh.v1.DecisionSummary*N\n\x08ListKind\x12\x19\n\x15LIST_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fLIST_KIND_ALLOW\x10\x01\x12\x12\n\x0eLIST_KIND_DENY\x10\x02\x32\x82\x02\n\x0c\x41\x64minService\x12J\n\x0cPutListEntry\x12!.fraudmesh.v1.PutListEntryRequest\x1a\x17.fraudmesh.v1.ListEntry\x12^\n\x0fRemoveListEntry\x12$.fraudmesh.v1.RemoveListEntryRequest\x1a%.fraudmesh.v1.RemoveListEntryResponse\x12\x46\n\x07\x45xplain\x12\x1c.fraudmesh.v1.ExplainRequest\x1a\x1d.fraudmesh.v1.ExplainResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66raudmesh/v1/admin.proto\x12\x0c\x66raudmesh.v1\x1a\x19\x66raudmesh/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x89\x01\n\x13PutListEntryRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\t\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.fraudmesh.v1.ListKind\x12\r\n\x05ttl_s\x18\x04 \x01(\r\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x06 \x01(\t\"\xe9\x01\n\tListEntry\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tpseudonym\x18\x02 \x01(\t\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.fraudmesh.v1.ListKind\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0con_behalf_of\x18\x08 \x01(\t\"^\n\x16RemoveListEntryRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\t\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.fraudmesh.v1.ListKind\"*\n\x17RemoveListEntryResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x08\"0\n\x0e\x45xplainRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\t\"\x9b\x02\n\x0f\x44\x65\x63isionSummary\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12.\n\ndecided_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x14.fraudmesh.v1.Action\x12\r\n\x05score\x18\x04 \x01(\x01\x12\x14\n\x0creason_codes\x18\x05 \x03(\t\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12\x16\n\x0epolicy_version\x18\x07 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x08 \x01(\x08\x12+\n\rshadow_action\x18\t \x01(\x0e\x32\x14.fraudmesh.v1.Action\x12\x0e\n\x06tenant\x18\n \x01(\t\"}\n\x0f\x45xplainResponse\x12\x11\n\tpseudonym\x18\x01 \x01(\t\x12(\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x17.fraudmesh.v1.ListEntry\x12-\n\x06recent\x18\x03 \x03(\x0b\x32\x1d.fraudmesh.v1.DecisionSummary*N\n\x08ListKind\x12\x19\n\x15LIST_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fLIST_KIND_ALLOW\x10\x01\x12\x12\n\x0eLIST_KIND_DENY\x10\x02\x32\x82\x02\n\x0c\x41\x64minService\x12J\n\x0cPutListEntry\x12!.fraudmesh.v1.PutListEntryRequest\x1a\x17.fraudmesh.v1.ListEntry\x12^\n\x0fRemoveListEntry\x12$.fraudmesh.v1.RemoveListEntryRequest\x1a%.fraudmesh.v1.RemoveListEntryResponse\x12\x46\n\x07\x45xplain\x12\x1c.fraudmesh.v1.ExplainRequest\x1a\x1d.fraudmesh.v1.ExplainResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fraudmesh.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LISTKIND']._serialized_start=1059
-  _globals['_LISTKIND']._serialized_end=1137
+  _globals['_LISTKIND']._serialized_start=1081
+  _globals['_LISTKIND']._serialized_end=1159
   _globals['_PUTLISTENTRYREQUEST']._serialized_start=103
   _globals['_PUTLISTENTRYREQUEST']._serialized_end=240
   _globals['_LISTENTRY']._serialized_start=243
-  _globals['_LISTENTRY']._serialized_end=454
-  _globals['_REMOVELISTENTRYREQUEST']._serialized_start=456
-  _globals['_REMOVELISTENTRYREQUEST']._serialized_end=550
-  _globals['_REMOVELISTENTRYRESPONSE']._serialized_start=552
-  _globals['_REMOVELISTENTRYRESPONSE']._serialized_end=594
-  _globals['_EXPLAINREQUEST']._serialized_start=596
-  _globals['_EXPLAINREQUEST']._serialized_end=644
-  _globals['_DECISIONSUMMARY']._serialized_start=647
-  _globals['_DECISIONSUMMARY']._serialized_end=930
-  _globals['_EXPLAINRESPONSE']._serialized_start=932
-  _globals['_EXPLAINRESPONSE']._serialized_end=1057
-  _globals['_ADMINSERVICE']._serialized_start=1140
-  _globals['_ADMINSERVICE']._serialized_end=1398
+  _globals['_LISTENTRY']._serialized_end=476
+  _globals['_REMOVELISTENTRYREQUEST']._serialized_start=478
+  _globals['_REMOVELISTENTRYREQUEST']._serialized_end=572
+  _globals['_REMOVELISTENTRYRESPONSE']._serialized_start=574
+  _globals['_REMOVELISTENTRYRESPONSE']._serialized_end=616
+  _globals['_EXPLAINREQUEST']._serialized_start=618
+  _globals['_EXPLAINREQUEST']._serialized_end=666
+  _globals['_DECISIONSUMMARY']._serialized_start=669
+  _globals['_DECISIONSUMMARY']._serialized_end=952
+  _globals['_EXPLAINRESPONSE']._serialized_start=954
+  _globals['_EXPLAINRESPONSE']._serialized_end=1079
+  _globals['_ADMINSERVICE']._serialized_start=1162
+  _globals['_ADMINSERVICE']._serialized_end=1420
 # @@protoc_insertion_point(module_scope)

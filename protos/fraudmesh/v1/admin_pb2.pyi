@@ -64,7 +64,7 @@ class PutListEntryRequest(_message.Message):
     reason: _builtins.str
     """free text for the audit trail, e.g. a redress ticket id"""
     actor: _builtins.str
-    """who made the change"""
+    """optional: on whose behalf (kept as on_behalf_of; the actor recorded is"""
     def __init__(
         self,
         *,
@@ -94,11 +94,15 @@ class ListEntry(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    ON_BEHALF_OF_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     pseudonym: _builtins.str
     kind: Global___ListKind.ValueType
     reason: _builtins.str
     actor: _builtins.str
+    """the authenticated principal that made the change ("cert:<CN>", "token:<name>")"""
+    on_behalf_of: _builtins.str
+    """what the request's actor field said, if anything"""
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -113,10 +117,11 @@ class ListEntry(_message.Message):
         reason: _builtins.str = ...,
         actor: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        on_behalf_of: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "created_at", b"created_at", "expires_at", b"expires_at", "kind", b"kind", "pseudonym", b"pseudonym", "reason", b"reason", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "created_at", b"created_at", "expires_at", b"expires_at", "kind", b"kind", "on_behalf_of", b"on_behalf_of", "pseudonym", b"pseudonym", "reason", b"reason", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,7 @@ from fraudmesh.v1 import common_pb2 as fraudmesh_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66raudmesh/v1/call.proto\x12\x0c\x66raudmesh.v1\x1a\x19\x66raudmesh/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x95\x03\n\tCallSetup\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12.\n\nevent_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x16\n\x0e\x63\x61lling_number\x18\x04 \x01(\t\x12\x1b\n\x13p_asserted_identity\x18\x05 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x06 \x01(\t\x12\x15\n\rcalled_number\x18\x07 \x01(\t\x12+\n\ndiversions\x18\x08 \x03(\x0b\x32\x17.fraudmesh.v1.Diversion\x12\x18\n\x10identity_headers\x18\t \x03(\t\x12\x18\n\x10ingress_trunk_id\x18\n \x01(\t\x12/\n\x0cingress_kind\x18\x0b \x01(\x0e\x32\x19.fraudmesh.v1.IngressKind\x12\x16\n\x0eingress_region\x18\x0c \x01(\t\x12\x12\n\nuser_agent\x18\r \x01(\t\x12\x17\n\x0f\x65\x61rly_media_ref\x18\x0e \x01(\t\"<\n\tDiversion\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07\x63ounter\x18\x03 \x01(\rb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66raudmesh/v1/call.proto\x12\x0c\x66raudmesh.v1\x1a\x19\x66raudmesh/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x03\n\tCallSetup\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12.\n\nevent_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x16\n\x0e\x63\x61lling_number\x18\x04 \x01(\t\x12\x1b\n\x13p_asserted_identity\x18\x05 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x06 \x01(\t\x12\x15\n\rcalled_number\x18\x07 \x01(\t\x12+\n\ndiversions\x18\x08 \x03(\x0b\x32\x17.fraudmesh.v1.Diversion\x12\x18\n\x10identity_headers\x18\t \x03(\t\x12\x18\n\x10ingress_trunk_id\x18\n \x01(\t\x12/\n\x0cingress_kind\x18\x0b \x01(\x0e\x32\x19.fraudmesh.v1.IngressKind\x12\x16\n\x0eingress_region\x18\x0c \x01(\t\x12\x12\n\nuser_agent\x18\r \x01(\t\x12\x17\n\x0f\x65\x61rly_media_ref\x18\x0e \x01(\t\x12\x13\n\x0brequest_uri\x18\x0f \x01(\t\"<\n\tDiversion\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07\x63ounter\x18\x03 \x01(\rb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +34,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fraudmesh.v1.call_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CALLSETUP']._serialized_start=102
-  _globals['_CALLSETUP']._serialized_end=507
-  _globals['_DIVERSION']._serialized_start=509
-  _globals['_DIVERSION']._serialized_end=569
+  _globals['_CALLSETUP']._serialized_end=528
+  _globals['_DIVERSION']._serialized_start=530
+  _globals['_DIVERSION']._serialized_end=590
 # @@protoc_insertion_point(module_scope)

@@ -42,6 +42,7 @@ class CallSetup(_message.Message):
     INGRESS_REGION_FIELD_NUMBER: _builtins.int
     USER_AGENT_FIELD_NUMBER: _builtins.int
     EARLY_MEDIA_REF_FIELD_NUMBER: _builtins.int
+    REQUEST_URI_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     """switch call reference / SIP Call-ID; unique per tenant"""
     tenant: _builtins.str
@@ -63,6 +64,8 @@ class CallSetup(_message.Message):
     """SIP User-Agent / Server, verbatim"""
     early_media_ref: _builtins.str
     """optional reference to an early-media audio capture"""
+    request_uri: _builtins.str
+    """the INVITE's Request-URI verbatim (sip:, tel: or urn:service:sos…)"""
     @_builtins.property
     def event_time(self) -> _timestamp_pb2.Timestamp:
         """when the switch saw the INVITE"""
@@ -92,10 +95,11 @@ class CallSetup(_message.Message):
         ingress_region: _builtins.str = ...,
         user_agent: _builtins.str = ...,
         early_media_ref: _builtins.str = ...,
+        request_uri: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "called_number", b"called_number", "calling_number", b"calling_number", "display_name", b"display_name", "diversions", b"diversions", "early_media_ref", b"early_media_ref", "event_time", b"event_time", "identity_headers", b"identity_headers", "ingress_kind", b"ingress_kind", "ingress_region", b"ingress_region", "ingress_trunk_id", b"ingress_trunk_id", "p_asserted_identity", b"p_asserted_identity", "tenant", b"tenant", "user_agent", b"user_agent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "called_number", b"called_number", "calling_number", b"calling_number", "display_name", b"display_name", "diversions", b"diversions", "early_media_ref", b"early_media_ref", "event_time", b"event_time", "identity_headers", b"identity_headers", "ingress_kind", b"ingress_kind", "ingress_region", b"ingress_region", "ingress_trunk_id", b"ingress_trunk_id", "p_asserted_identity", b"p_asserted_identity", "request_uri", b"request_uri", "tenant", b"tenant", "user_agent", b"user_agent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

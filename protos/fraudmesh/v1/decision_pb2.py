@@ -26,7 +26,7 @@ from fraudmesh.v1 import call_pb2 as fraudmesh_dot_v1_dot_call__pb2
 from fraudmesh.v1 import verdicts_pb2 as fraudmesh_dot_v1_dot_verdicts__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66raudmesh/v1/decision.proto\x12\x0c\x66raudmesh.v1\x1a\x17\x66raudmesh/v1/call.proto\x1a\x1b\x66raudmesh/v1/verdicts.proto\"7\n\rDecideRequest\x12&\n\x05setup\x18\x01 \x01(\x0b\x32\x17.fraudmesh.v1.CallSetup\"q\n\x0e\x44\x65\x63ideResponse\x12(\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x16.fraudmesh.v1.Decision\x12\x35\n\x0borigination\x18\x02 \x01(\x0b\x32 .fraudmesh.v1.OriginationVerdict2\xa5\x01\n\x0f\x44\x65\x63isionService\x12\x43\n\x06\x44\x65\x63ide\x12\x1b.fraudmesh.v1.DecideRequest\x1a\x1c.fraudmesh.v1.DecideResponse\x12M\n\x0c\x44\x65\x63ideStream\x12\x1b.fraudmesh.v1.DecideRequest\x1a\x1c.fraudmesh.v1.DecideResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66raudmesh/v1/decision.proto\x12\x0c\x66raudmesh.v1\x1a\x17\x66raudmesh/v1/call.proto\x1a\x1b\x66raudmesh/v1/verdicts.proto\"J\n\rDecideRequest\x12&\n\x05setup\x18\x01 \x01(\x0b\x32\x17.fraudmesh.v1.CallSetup\x12\x11\n\tbudget_ms\x18\x02 \x01(\r\"q\n\x0e\x44\x65\x63ideResponse\x12(\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x16.fraudmesh.v1.Decision\x12\x35\n\x0borigination\x18\x02 \x01(\x0b\x32 .fraudmesh.v1.OriginationVerdict2\xa5\x01\n\x0f\x44\x65\x63isionService\x12\x43\n\x06\x44\x65\x63ide\x12\x1b.fraudmesh.v1.DecideRequest\x1a\x1c.fraudmesh.v1.DecideResponse\x12M\n\x0c\x44\x65\x63ideStream\x12\x1b.fraudmesh.v1.DecideRequest\x1a\x1c.fraudmesh.v1.DecideResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,9 +34,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fraudmesh.v1.decision_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DECIDEREQUEST']._serialized_start=99
-  _globals['_DECIDEREQUEST']._serialized_end=154
-  _globals['_DECIDERESPONSE']._serialized_start=156
-  _globals['_DECIDERESPONSE']._serialized_end=269
-  _globals['_DECISIONSERVICE']._serialized_start=272
-  _globals['_DECISIONSERVICE']._serialized_end=437
+  _globals['_DECIDEREQUEST']._serialized_end=173
+  _globals['_DECIDERESPONSE']._serialized_start=175
+  _globals['_DECIDERESPONSE']._serialized_end=288
+  _globals['_DECISIONSERVICE']._serialized_start=291
+  _globals['_DECISIONSERVICE']._serialized_end=456
 # @@protoc_insertion_point(module_scope)

@@ -23,16 +23,20 @@ class DecideRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SETUP_FIELD_NUMBER: _builtins.int
+    BUDGET_MS_FIELD_NUMBER: _builtins.int
+    budget_ms: _builtins.int
+    """DecideStream only: this call's deadline in ms from its arrival (0 = default)"""
     @_builtins.property
     def setup(self) -> _call_pb2.CallSetup: ...
     def __init__(
         self,
         *,
         setup: _call_pb2.CallSetup | None = ...,
+        budget_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["setup", b"setup"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["setup", b"setup"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["budget_ms", b"budget_ms", "setup", b"setup"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -57,8 +57,12 @@ class DecisionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DecideStream(self, request_iterator, context):
-        """The same, many calls over one stream (high-rate switches): one response per request, in the
-        order requests arrive; each answered independently within the stream's deadline.
+        """The same, many calls over one stream (high-rate switches): one response per request, decided
+        concurrently (a bounded window per stream) and sent in the order decisions complete, which is
+        not necessarily the order requests arrived: match responses by decision.call_id. Each message
+        has its own deadline (budget_ms from its arrival, else the server's stream default, never past
+        the stream's own deadline). A message without setup.call_id is answered ALLOW, degraded
+        INVALID_REQUEST, with an empty call_id; the stream carries on.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

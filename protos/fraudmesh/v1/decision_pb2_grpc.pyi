@@ -34,8 +34,12 @@ class DecisionServiceStub:
     Decide: _grpc.UnaryUnaryMultiCallable[_decision_pb2.DecideRequest, _decision_pb2.DecideResponse]
     """Decide what to do with one call, inside the caller's deadline; fails open to ALLOW."""
     DecideStream: _grpc.StreamStreamMultiCallable[_decision_pb2.DecideRequest, _decision_pb2.DecideResponse]
-    """The same, many calls over one stream (high-rate switches): one response per request, in the
-    order requests arrive; each answered independently within the stream's deadline.
+    """The same, many calls over one stream (high-rate switches): one response per request, decided
+    concurrently (a bounded window per stream) and sent in the order decisions complete, which is
+    not necessarily the order requests arrived: match responses by decision.call_id. Each message
+    has its own deadline (budget_ms from its arrival, else the server's stream default, never past
+    the stream's own deadline). A message without setup.call_id is answered ALLOW, degraded
+    INVALID_REQUEST, with an empty call_id; the stream carries on.
     """
 
 @_typing.type_check_only
@@ -44,8 +48,12 @@ class DecisionServiceAsyncStub(DecisionServiceStub):
     Decide: _aio.UnaryUnaryMultiCallable[_decision_pb2.DecideRequest, _decision_pb2.DecideResponse]  # type: ignore[assignment]
     """Decide what to do with one call, inside the caller's deadline; fails open to ALLOW."""
     DecideStream: _aio.StreamStreamMultiCallable[_decision_pb2.DecideRequest, _decision_pb2.DecideResponse]  # type: ignore[assignment]
-    """The same, many calls over one stream (high-rate switches): one response per request, in the
-    order requests arrive; each answered independently within the stream's deadline.
+    """The same, many calls over one stream (high-rate switches): one response per request, decided
+    concurrently (a bounded window per stream) and sent in the order decisions complete, which is
+    not necessarily the order requests arrived: match responses by decision.call_id. Each message
+    has its own deadline (budget_ms from its arrival, else the server's stream default, never past
+    the stream's own deadline). A message without setup.call_id is answered ALLOW, degraded
+    INVALID_REQUEST, with an empty call_id; the stream carries on.
     """
 
 class DecisionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -63,8 +71,12 @@ class DecisionServiceServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_decision_pb2.DecideRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_decision_pb2.DecideResponse], _abc.AsyncIterator[_decision_pb2.DecideResponse]]:
-        """The same, many calls over one stream (high-rate switches): one response per request, in the
-        order requests arrive; each answered independently within the stream's deadline.
+        """The same, many calls over one stream (high-rate switches): one response per request, decided
+        concurrently (a bounded window per stream) and sent in the order decisions complete, which is
+        not necessarily the order requests arrived: match responses by decision.call_id. Each message
+        has its own deadline (budget_ms from its arrival, else the server's stream default, never past
+        the stream's own deadline). A message without setup.call_id is answered ALLOW, degraded
+        INVALID_REQUEST, with an empty call_id; the stream carries on.
         """
 
 def add_DecisionServiceServicer_to_server(servicer: DecisionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
