@@ -83,6 +83,14 @@ class CircuitBreaker:
         if was_open:
             self._notify(BreakerState.CLOSED)
 
+    def release(self) -> None:
+        """Record a call that says nothing about the dependency (cut short by its client's deadline).
+
+        Neither success nor failure: the failure count stands, and a half-open probe is handed back
+        so that the next call probes instead.
+        """
+        self._probing = False
+
     def failure(self) -> None:
         """Record a failed or timed-out call; opens the breaker at the threshold or on a failed probe."""
         self._failures += 1

@@ -2,11 +2,17 @@
 
 Order of precedence, each step failing open:
 
-1. An emergency called number is ALLOW before anything else runs — nothing after it can change
-   that, and it is answered even when every dependency is down or something raises.
+1. An emergency call (services.common.emergency: every form of the called number or Request-URI)
+   and a PSAP calling back (the policy's ``psap_callback_numbers``) are ALLOW before anything else
+   runs — nothing after it can change that, and it is answered even when every dependency is down
+   or something raises. The policy in force is an attribute read (reloads happen off the call path).
 2. Origination ``Verify`` (gRPC) and the caller's features + list entries (one Redis round trip)
    run concurrently, each within its sub-deadline (never past the client's own deadline) and behind
-   a circuit breaker; a miss becomes missing features plus a ``degraded`` cause.
+   a circuit breaker; a miss becomes missing features plus a ``degraded`` cause. A call that
+   arrives too late to wait skips the dependency (``*_SKIPPED_LATE``) and a wait cut short by the
+   client's deadline rather than the sub-deadline does not charge the breaker: only the
+   dependency's own slowness or refusal opens it. The caller is the one services.common.identity
+   attributes the call to (PAI, else From, else the trunk's withheld bucket).
 3. Allow-list → ALLOW; deny-list → the policy's deny action.
 4. The compiled model scores the vector (reasons computed only when the action is not ALLOW); the
    tenant's policy maps the score to an action, applies reason-forced actions, refuses to
@@ -44,16 +50,18 @@ from fraudmesh.v1 import call_pb2, events_pb2, origination_pb2, verdicts_pb2
 from services.common import keys
 from services.common.breaker import BreakerState, CircuitBreaker
 from services.common.context import ContextRules, fill_context, fill_origination
+from services.common.emergency import is_emergency_call
 from services.common.features import empty_vector
 from services.common.featurestore import READ_FEATURES, ReputationRead, fill, parse, read_request
-from services.common.phone import InvalidNumberError, NormalizedNumber, is_emergency, normalize
+from services.common.identity import CallerIdentity, attribute_setup
+from services.common.phone import InvalidNumberError, NormalizedNumber, normalize
 from services.common.pseudonym import Pseudonymizer
 from services.common.tracing import child_span, outgoing_metadata
 from services.decision import lists, metrics
 from services.decision.audit import AuditPublisher
+from services.decision.degraded import Degraded, skipped_late, timed_out, unavailable
 from services.decision.policy import ALLOW, BLOCK, CHALLENGE, LABEL, SEVERITY, Policy, PolicyStore
 from services.decision.settings import DecisionSettings
-from services.origination.callerid import is_withheld, presented_caller
 from services.scoring.model import Scorer
 
 log = logging.getLogger(__name__)
@@ -62,6 +70,9 @@ T = TypeVar("T")
 
 ACTION_NAMES: Final = {ALLOW: "ALLOW", LABEL: "LABEL", CHALLENGE: "CHALLENGE", BLOCK: "BLOCK"}
 MAX_REASONS: Final = 5
+# Below this much time left a dependency cannot answer (a loopback Redis round trip alone is
+# ~50-100 µs): the call skips it rather than starting work that will be cancelled.
+MIN_WAIT_S: Final = 0.0002
 
 
 @dataclass
@@ -78,7 +89,7 @@ class Outcome:
 
     decision: verdicts_pb2.Decision
     origination: verdicts_pb2.OriginationVerdict | None
-    caller: NormalizedNumber | None
+    caller: CallerIdentity | None
     emergency: bool = False
     degraded: list[str] = field(default_factory=list)
 
@@ -152,19 +163,31 @@ class Decider:
     ) -> Outcome:
         started = time.perf_counter()
         policy = self.policies.current()
-        region = self.settings.region_for(setup.tenant)
-        if is_emergency(setup.called_number, region, policy.emergency_numbers):
-            outcome = Outcome(
-                _decision(setup, ALLOW, policy, self.scorer, ["EMERGENCY_NUMBER"]), None, None, True
-            )
-        else:
-            try:
-                outcome = await self._decide(setup, policy, region, started, time_remaining_s)
-            except Exception:  # the call must never fail or block because of a bug here
-                log.exception("decision raised; answering ALLOW (degraded)")
+        try:
+            region = self.settings.region_for(setup.tenant)
+            if is_emergency_call(setup, region, policy.emergency_numbers):
                 outcome = Outcome(
-                    _decision(setup, ALLOW, policy, self.scorer, []), None, None, degraded=["DECISION_ERROR"]
+                    _decision(setup, ALLOW, policy, self.scorer, ["EMERGENCY_NUMBER"]), None, None, True
                 )
+            else:
+                caller = _attribute(setup, region)
+                if caller is not None and policy.is_psap_callback(caller.key, region):
+                    outcome = Outcome(
+                        _decision(setup, ALLOW, policy, self.scorer, ["EMERGENCY_CALLBACK"]),
+                        None,
+                        caller,
+                        True,
+                    )
+                else:
+                    outcome = await self._decide(setup, policy, region, caller, started, time_remaining_s)
+        except Exception:  # the call must never fail or block because of a bug here
+            log.exception("decision raised; answering ALLOW (degraded)")
+            outcome = Outcome(
+                _decision(setup, ALLOW, policy, self.scorer, []),
+                None,
+                None,
+                degraded=[Degraded.DECISION_ERROR],
+            )
         self._finish(setup, outcome, started, record)
         return outcome
 
@@ -173,25 +196,23 @@ class Decider:
         setup: call_pb2.CallSetup,
         policy: Policy,
         region: str,
+        caller: CallerIdentity | None,
         started: float,
         time_remaining_s: float | None,
     ) -> Outcome:
         stamp = setup.event_time
         now_ms = int(self.settings.call_time(stamp.seconds + stamp.nanos / 1e9) * 1000)
-        raw_caller = presented_caller(setup)
-        caller = None if is_withheld(raw_caller) else _normalize(raw_caller, region)
         callee = _normalize(setup.called_number, region)
         budget = self._budget(started, time_remaining_s)
         degraded: list[str] = []
-        verdict_task = self._verify(setup, min(budget, self.settings.origination_timeout_s), degraded)
-        lookup_task = self._lookup(
-            setup.tenant, caller, callee, now_ms, min(budget, self.settings.features_timeout_s), degraded
-        )
+        verdict_task = self._verify(setup, budget, degraded)
+        lookup_task = self._lookup(setup.tenant, caller, callee, now_ms, budget, degraded)
         verdict, lookup = await asyncio.gather(verdict_task, lookup_task)
         if verdict is not None and verdict.degraded:
-            degraded.append("ORIGINATION_DEGRADED")
+            degraded.append(Degraded.ORIGINATION_DEGRADED)
         vector = empty_vector()
-        fill_context(vector, setup, caller, callee, self._context_rules(setup.tenant, region))
+        number = caller.number if caller is not None else None
+        fill_context(vector, setup, number, callee, self._context_rules(setup.tenant, region))
         fill_origination(vector, verdict)
         if lookup is not None:
             fill(vector, lookup.features, now_ms)
@@ -236,29 +257,32 @@ class Decider:
         decision = _decision(setup, action, policy, self.scorer, reasons, scored.probability)
         return _shadowed(decision, policy, setup.tenant)
 
-    def _budget(self, started: float, time_remaining_s: float | None) -> float:
-        """Seconds the dependencies may take: what the client left, minus a margin for the rest."""
+    def _budget(self, started: float, time_remaining_s: float | None) -> float | None:
+        """Seconds the client leaves the dependencies (its deadline minus a margin), None without one."""
         if time_remaining_s is None:
-            return max(self.settings.origination_timeout_s, self.settings.features_timeout_s)
+            return None
         spent = time.perf_counter() - started
         return max(0.0, time_remaining_s - spent - self.settings.deadline_margin_s)
 
     async def _verify(
-        self, setup: call_pb2.CallSetup, timeout_s: float, degraded: list[str]
+        self, setup: call_pb2.CallSetup, budget_s: float | None, degraded: list[str]
     ) -> verdicts_pb2.OriginationVerdict | None:
-        """Origination's verdict within timeout_s, or None with the cause recorded."""
+        """Origination's verdict within its sub-deadline and the client's budget, or None with the cause."""
         if self.origination is None:
             return None
         stub = self.origination
+        sub_deadline = self.settings.origination_timeout_s
+        wait = sub_deadline if budget_s is None else min(budget_s, sub_deadline)
         with child_span(tracer, "decision.verify", trace.SpanKind.CLIENT) as span:
             reply = await self._bounded(
                 "origination",
                 lambda: stub.Verify(
                     origination_pb2.VerifyRequest(setup=setup),
-                    timeout=max(timeout_s, 0.0005),
+                    timeout=max(wait, 0.0005),
                     metadata=outgoing_metadata(),
                 ),
-                timeout_s,
+                sub_deadline,
+                budget_s,
                 degraded,
             )
             if reply is None and span.is_recording():
@@ -268,16 +292,16 @@ class Decider:
     async def _lookup(
         self,
         tenant: str,
-        caller: NormalizedNumber | None,
+        caller: CallerIdentity | None,
         callee: NormalizedNumber | None,
         now_ms: int,
-        timeout_s: float,
+        budget_s: float | None,
         degraded: list[str],
     ) -> Lookup | None:
         """The caller's features and list entries in one pipelined round trip, or None."""
         if caller is None:
             return None
-        pseudonym = self.pseudonymize(caller.canonical)
+        pseudonym = self.pseudonymize(caller.key)
         callee_pseudonym = self.pseudonymize(callee.canonical) if callee is not None else ""
         script_keys, args = read_request(pseudonym, callee_pseudonym, now_ms)
         fields = lists.lookup_fields(tenant)
@@ -299,7 +323,9 @@ class Decider:
             raise AssertionError("unreachable")
 
         with child_span(tracer, "decision.features", trace.SpanKind.CLIENT) as span:
-            results = await self._bounded("redis", round_trip, timeout_s, degraded)
+            results = await self._bounded(
+                "redis", round_trip, self.settings.features_timeout_s, budget_s, degraded
+            )
             if results is None and span.is_recording():
                 span.set_status(trace.StatusCode.ERROR, degraded[-1])
         if results is None:
@@ -307,28 +333,48 @@ class Decider:
         return Lookup(parse(results[0]), lists.ListStatus.of(results[1], now_ms))
 
     async def _bounded(
-        self, name: str, start: Callable[[], Awaitable[T]], timeout_s: float, degraded: list[str]
+        self,
+        name: str,
+        start: Callable[[], Awaitable[T]],
+        sub_deadline_s: float,
+        budget_s: float | None,
+        degraded: list[str],
     ) -> T | None:
-        """Start and await work within timeout_s behind the breaker; None (and a cause) otherwise."""
+        """Start and await work within its sub-deadline and the client's budget; None (and a cause) otherwise.
+
+        Only the dependency's own failures charge its breaker: a refusal, an error, or a timeout
+        after it was given its whole sub-deadline. A call too late to wait (budget below
+        ``MIN_WAIT_S``) skips it; a wait cut short by the client's deadline is a timeout without charge.
+        """
         breaker = self.breakers[name]
-        cause = name.upper()
-        if not breaker.allow():
-            degraded.append(f"{cause}_UNAVAILABLE")
+        if budget_s is not None and budget_s < MIN_WAIT_S:
+            degraded.append(skipped_late(name))
             return None
+        if not breaker.allow():
+            degraded.append(unavailable(name))
+            return None
+        wait = sub_deadline_s if budget_s is None else min(budget_s, sub_deadline_s)
+        full_wait = wait >= sub_deadline_s
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout(wait):
                 result = await start()
         except TimeoutError:
-            breaker.failure()
-            degraded.append(f"{cause}_TIMEOUT")
+            if full_wait:
+                breaker.failure()
+            else:
+                breaker.release()
+            degraded.append(timed_out(name))
             return None
         except (RedisError, OSError, grpc.aio.AioRpcError) as exc:
-            breaker.failure()
-            timed_out = (
+            timed_out_rpc = (
                 isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
             )
-            degraded.append(f"{cause}_TIMEOUT" if timed_out else f"{cause}_UNAVAILABLE")
+            if full_wait or not timed_out_rpc:
+                breaker.failure()
+            else:
+                breaker.release()
+            degraded.append(timed_out(name) if timed_out_rpc else unavailable(name))
             return None
         finally:
             metrics.DEPENDENCY_SECONDS.labels(name).observe(time.perf_counter() - started)
@@ -379,7 +425,7 @@ class Decider:
             log.exception("could not queue the audit record")
 
     def _record(self, setup: call_pb2.CallSetup, outcome: Outcome) -> None:
-        pseudonym = self.pseudonymize(outcome.caller.canonical) if outcome.caller is not None else ""
+        pseudonym = self.pseudonymize(outcome.caller.key) if outcome.caller is not None else ""
         if self.audit is not None:
             record = events_pb2.CallSetupEvent(setup=setup, decision=outcome.decision)
             if outcome.origination is not None:
@@ -460,6 +506,14 @@ def _shadowed(decision: verdicts_pb2.Decision, policy: Policy, tenant: str) -> v
         decision.shadow_action = decision.action
         _apply_action(decision, ALLOW, policy, tenant)
     return decision
+
+
+def _attribute(setup: call_pb2.CallSetup, region: str) -> CallerIdentity | None:
+    """The identity the call is attributed to, or None for a caller ID that is not a number."""
+    try:
+        return attribute_setup(setup, region)
+    except InvalidNumberError:
+        return None
 
 
 def _normalize(raw: str, region: str) -> NormalizedNumber | None:

@@ -60,9 +60,10 @@ def _live(value: Any, now_ms: int) -> bool:
         return False
 
 
-def entry_json(ttl_s: int, reason: str, actor: str, now_ms: int | None = None) -> str:
-    """The stored JSON of a new entry expiring ttl_s from now."""
+def entry_json(ttl_s: int, reason: str, actor: str, now_ms: int | None = None, on_behalf_of: str = "") -> str:
+    """The stored JSON of a new entry expiring ttl_s from now; ``actor`` is the authenticated principal."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    return json.dumps(
-        {"expires_ms": now_ms + ttl_s * 1000, "created_ms": now_ms, "reason": reason, "actor": actor}
-    )
+    entry = {"expires_ms": now_ms + ttl_s * 1000, "created_ms": now_ms, "reason": reason, "actor": actor}
+    if on_behalf_of:
+        entry["on_behalf_of"] = on_behalf_of
+    return json.dumps(entry)

@@ -78,3 +78,13 @@ MODEL_INFO = Gauge(
     "The loaded model version and feature-schema hash (value 1).",
     ["version", "schema"],
 )
+MODEL_RELOADS = Counter(
+    "fraudmesh_decision_model_reloads_total",
+    "Model artifact changes seen, by outcome (applied, rejected — the previous model stays).",
+    ["outcome"],
+)
+
+STREAM_INVALID = Counter(
+    "fraudmesh_decision_stream_invalid_messages_total",
+    "DecideStream messages without setup.call_id, answered ALLOW (degraded INVALID_REQUEST).",
+)

@@ -1,26 +1,36 @@
 """Policy as code: how a tenant turns a score and its reasons into ALLOW / LABEL / CHALLENGE / BLOCK.
 
 A policy is one YAML file (see deploy/policy/default.yaml for every key with comments). It is
-validated as a whole when loaded — unknown keys, thresholds out of order, unknown reason codes or
-languages without a label are errors that name the key — and hot-reloaded: ``PolicyStore`` checks
-the file's modification time and swaps in a new policy only if it validates; a bad edit keeps the
-previous policy serving and is reported (log + metric), never half-applied.
+parsed and validated as a whole into an immutable ``Policy`` — a file that is not UTF-8, not YAML,
+of the wrong shape anywhere (a list where a mapping belongs, a list as an action), with unknown
+keys, thresholds out of order, unknown reason codes, languages without a label or numbers that are
+not numbers is a ``PolicyError`` naming the path of the bad key (``tenants.demo-cn.language``);
+nothing else escapes ``parse_policy``.
+
+Hot reload happens off the call path: ``PolicyStore.run`` checks the file every ``check_every_s``
+in a worker thread and swaps in a new policy only if it validates. ``current()`` is an attribute
+read. A bad edit keeps the previous policy serving and is counted once (log + metric), never
+half-applied.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import logging
 import os
-import time
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final
 
 import yaml
 
 from fraudmesh.v1 import common_pb2, verdicts_pb2
+from services.common.phone import NO_DEFAULT_REGION, InvalidNumberError, normalize
 from services.common.reasons import REASONS
 
 log = logging.getLogger(__name__)
@@ -107,6 +117,13 @@ class Policy:
     never_sole_reasons: frozenset[str]
     degraded_max_action: int
     emergency_numbers: frozenset[str] = field(default_factory=frozenset)
+    psap_callback_numbers: frozenset[str] = field(default_factory=frozenset)
+
+    def is_psap_callback(self, caller_key: str, region: str) -> bool:
+        """True when an attributed caller (its canonical key) is a listed PSAP callback number."""
+        return bool(self.psap_callback_numbers) and caller_key in _psap_canonicals(
+            self.psap_callback_numbers, region
+        )
 
     def thresholds_for(self, ingress_kind: int) -> Thresholds:
         """The thresholds of calls from one ingress kind (the defaults when not overridden)."""
@@ -137,12 +154,29 @@ _TOP_KEYS: Final = {
     "never_sole_reasons",
     "degraded_max_action",
     "emergency_numbers",
+    "psap_callback_numbers",
 }
+_EMERGENCY_DIGITS: Final = re.compile(r"[0-9]{2,15}")
+_SEPARATORS: Final = re.compile(r"[\s\-.()]")
+
+
+@functools.lru_cache(maxsize=256)
+def _psap_canonicals(entries: frozenset[str], region: str) -> frozenset[str]:
+    """PSAP callback entries as canonical numbers of one tenant region (validated at parse time)."""
+    found: set[str] = set()
+    for entry in entries:
+        try:
+            found.add(normalize(entry, region, allow_unallocated=True).canonical)
+        except (InvalidNumberError, ValueError):
+            continue
+    return frozenset(found)
 
 
 def _require(mapping: Any, where: str, allowed: set[str], required: set[str]) -> dict[str, Any]:
     if not isinstance(mapping, dict):
-        raise PolicyError(f"{where}: expected a mapping")
+        raise PolicyError(f"{where}: expected a mapping, got {_kind(mapping)}")
+    if not all(isinstance(key, str) for key in mapping):
+        raise PolicyError(f"{where}: keys must be text")
     unknown = set(mapping) - allowed
     if unknown:
         raise PolicyError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
@@ -150,6 +184,57 @@ def _require(mapping: Any, where: str, allowed: set[str], required: set[str]) ->
     if missing:
         raise PolicyError(f"{where}: missing key(s) {', '.join(sorted(missing))}")
     return mapping
+
+
+def _kind(value: Any) -> str:
+    """A YAML-ish name for a value's type, for error messages (never the value itself)."""
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", str: "text", bool: "true/false"}.get(type(value), "a number")
+
+
+def _mapping(raw: Any, where: str) -> dict[Any, Any]:
+    """An optional mapping section ({} when absent or null)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{where}: expected a mapping, got {_kind(raw)}")
+    return raw
+
+
+def _text_list(raw: Any, where: str) -> list[str]:
+    """An optional list of text or integer items, as text ([] when absent or null)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise PolicyError(f"{where}: expected a list, got {_kind(raw)}")
+    for index, item in enumerate(raw):
+        if isinstance(item, bool) or not isinstance(item, str | int):
+            raise PolicyError(f"{where}[{index}]: expected text or a number, got {_kind(item)}")
+    return [str(item) for item in raw]
+
+
+def _emergency_numbers(raw: Any, where: str) -> frozenset[str]:
+    numbers = _text_list(raw, where)
+    for index, number in enumerate(numbers):
+        if not _EMERGENCY_DIGITS.fullmatch(_SEPARATORS.sub("", number)):
+            raise PolicyError(f"{where}[{index}]: must be a national short number (2-15 digits)")
+    return frozenset(_SEPARATORS.sub("", number) for number in numbers)
+
+
+def _psap_numbers(raw: Any, where: str) -> frozenset[str]:
+    numbers = [number.strip() for number in _text_list(raw, where)]
+    for index, number in enumerate(numbers):
+        if number.startswith("+"):
+            try:
+                normalize(number, NO_DEFAULT_REGION, allow_unallocated=True)
+                continue
+            except InvalidNumberError:
+                pass
+        elif _EMERGENCY_DIGITS.fullmatch(_SEPARATORS.sub("", number)):
+            continue
+        raise PolicyError(f"{where}[{index}]: must be an E.164 number (+...) or national digits")
+    return frozenset(numbers)
 
 
 def _thresholds(raw: Any, where: str) -> Thresholds:
@@ -166,7 +251,7 @@ def _thresholds(raw: Any, where: str) -> Thresholds:
 
 
 def _action(raw: Any, where: str) -> int:
-    if raw not in ACTIONS:
+    if not isinstance(raw, str) or raw not in ACTIONS:
         raise PolicyError(f"{where}: must be one of {', '.join(ACTIONS)}")
     return ACTIONS[raw]
 
@@ -187,16 +272,25 @@ def _sip(raw: Any, where: str) -> SipMapping:
     return SipMapping(code, phrase, contact)
 
 
-def parse_policy(text: str, source: str = "<policy>") -> Policy:
-    """Validate a policy document; raises PolicyError naming ``source`` and the key."""
+def parse_policy(text: str | bytes, source: str = "<policy>") -> Policy:
+    """Validate a policy document; raises PolicyError (and nothing else) naming ``source`` and the key."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PolicyError(f"{source}: not UTF-8 text (byte {exc.start})") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PolicyError(f"{source}: not valid YAML ({exc})") from None
+    except (ValueError, TypeError, RecursionError, OverflowError) as exc:  # e.g. a huge or odd scalar
+        raise PolicyError(f"{source}: not usable YAML ({type(exc).__name__})") from None
     try:
         return _build(raw, text)
     except PolicyError as exc:
         raise PolicyError(f"{source}: {exc}") from None
+    except Exception as exc:  # a shape the validation above did not foresee: still a rejected file
+        raise PolicyError(f"{source}: unusable policy ({type(exc).__name__})") from None
 
 
 def _build(raw: Any, text: str) -> Policy:
@@ -214,63 +308,68 @@ def _build(raw: Any, text: str) -> Policy:
     ):
         raise PolicyError("labels: must map language codes to non-empty label text")
     default_language = data["default_language"]
-    if default_language not in labels:
+    if not isinstance(default_language, str) or default_language not in labels:
         raise PolicyError("default_language: has no entry in labels")
     shadow = data.get("shadow", False)
     if not isinstance(shadow, bool):
         raise PolicyError("shadow: must be true or false")
     ingress: dict[int, Thresholds] = {}
-    for name, value in (data.get("ingress_thresholds") or {}).items():
-        if name not in INGRESS:
+    for name, value in _mapping(data.get("ingress_thresholds"), "ingress_thresholds").items():
+        if not isinstance(name, str) or name not in INGRESS:
             raise PolicyError(
                 f"ingress_thresholds.{name}: unknown ingress kind (one of {', '.join(INGRESS)})"
             )
         ingress[INGRESS[name]] = _thresholds(value, f"ingress_thresholds.{name}")
     tenants: dict[str, TenantPolicy] = {}
-    for name, value in (data.get("tenants") or {}).items():
+    for name, value in _mapping(data.get("tenants"), "tenants").items():
         entry = _require(value, f"tenants.{name}", {"language", "shadow"}, set())
         language = entry.get("language", default_language)
-        if language not in labels:
+        if not isinstance(language, str) or language not in labels:
             raise PolicyError(f"tenants.{name}.language: has no entry in labels")
         tenant_shadow = entry.get("shadow", shadow)
         if not isinstance(tenant_shadow, bool):
             raise PolicyError(f"tenants.{name}.shadow: must be true or false")
         tenants[str(name)] = TenantPolicy(language, tenant_shadow)
     reason_actions: dict[str, int] = {}
-    for code, action in (data.get("reason_actions") or {}).items():
-        if code not in REASONS:
+    for code, action in _mapping(data.get("reason_actions"), "reason_actions").items():
+        if not isinstance(code, str) or code not in REASONS:
             raise PolicyError(f"reason_actions.{code}: unknown reason code")
         reason_actions[code] = _action(action, f"reason_actions.{code}")
-    never_sole = data.get("never_sole_reasons") or []
-    if not isinstance(never_sole, list) or any(code not in REASONS for code in never_sole):
-        raise PolicyError("never_sole_reasons: must list known reason codes")
-    emergency = data.get("emergency_numbers") or []
-    if not isinstance(emergency, list) or not all(isinstance(n, str | int) for n in emergency):
-        raise PolicyError("emergency_numbers: must list numbers")
+    never_sole = _text_list(data.get("never_sole_reasons"), "never_sole_reasons")
+    for index, code in enumerate(never_sole):
+        if code not in REASONS:
+            raise PolicyError(f"never_sole_reasons[{index}]: unknown reason code")
     return Policy(
         version=version.strip(),
         digest=hashlib.sha256(text.encode()).hexdigest()[:12],
         thresholds=_thresholds(data["thresholds"], "thresholds"),
-        ingress_thresholds=ingress,
+        ingress_thresholds=MappingProxyType(ingress),
         shadow=shadow,
         default_language=default_language,
-        labels=dict(labels),
-        tenants=tenants,
+        labels=MappingProxyType(dict(labels)),
+        tenants=MappingProxyType(tenants),
         block=_sip(data["block"], "block"),
         challenge=_sip(
-            data.get("challenge", {"status_code": 480, "reason_phrase": "Temporarily Unavailable"}),
+            data.get("challenge") or {"status_code": 480, "reason_phrase": "Temporarily Unavailable"},
             "challenge",
         ),
         deny_action=_action(data.get("deny_action", "BLOCK"), "deny_action"),
-        reason_actions=reason_actions,
+        reason_actions=MappingProxyType(reason_actions),
         never_sole_reasons=frozenset(never_sole),
         degraded_max_action=_action(data.get("degraded_max_action", "LABEL"), "degraded_max_action"),
-        emergency_numbers=frozenset(str(n) for n in emergency),
+        emergency_numbers=_emergency_numbers(data.get("emergency_numbers"), "emergency_numbers"),
+        psap_callback_numbers=_psap_numbers(data.get("psap_callback_numbers"), "psap_callback_numbers"),
     )
 
 
 class PolicyStore:
-    """The current policy, reloaded when its file changes; a bad file keeps the previous policy."""
+    """The current policy, reloaded off the call path when its file changes; a bad file keeps the last.
+
+    ``current()`` never does I/O and never raises. ``run()`` (a background task) checks the file
+    every ``check_every_s`` in a worker thread; ``check_now()`` does one check synchronously. A
+    rejected edit is counted once per distinct file state (modification time and size), so the
+    metric counts bad edits, not checks.
+    """
 
     def __init__(
         self,
@@ -278,46 +377,56 @@ class PolicyStore:
         *,
         check_every_s: float = 1.0,
         on_reload: Callable[[str, str], None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = path
         self._check_every = check_every_s
         self._on_reload = on_reload
-        self._clock = clock
         self._stamp = self._stat()
-        self.policy = parse_policy(path.read_text(), str(path))  # a bad file at start-up is fatal
+        self._policy = parse_policy(path.read_bytes(), str(path))  # a bad file at start-up is fatal
         self.last_error = ""
-        self._next_check = clock() + check_every_s
 
-    def _stat(self) -> tuple[int, int]:
+    @property
+    def policy(self) -> Policy:
+        """The policy in force."""
+        return self._policy
+
+    def _stat(self) -> tuple[int, int, int]:
         info = os.stat(self.path)
-        return info.st_mtime_ns, info.st_size
+        return info.st_mtime_ns, info.st_size, info.st_ino
 
     def current(self) -> Policy:
-        """The policy to apply now (checks the file at most every ``check_every_s``; never raises)."""
-        now = self._clock()
-        if now >= self._next_check:
-            self._next_check = now + self._check_every
-            self.reload_if_changed()
-        return self.policy
+        """The policy to apply now: an attribute read (no I/O, never raises)."""
+        return self._policy
 
-    def reload_if_changed(self) -> bool:
+    async def run(self) -> None:
+        """Check the file every ``check_every_s`` until cancelled, off the event loop."""
+        while True:
+            await asyncio.sleep(self._check_every)
+            await asyncio.to_thread(self.check_now)
+
+    def check_now(self) -> bool:
         """Swap in the file's policy if it changed and validates; True when a new policy is active."""
         try:
             stamp = self._stat()
             if stamp == self._stamp:
                 return False
             self._stamp = stamp
-            policy = parse_policy(self.path.read_text(), str(self.path))
+            policy = parse_policy(self.path.read_bytes(), str(self.path))
         except (OSError, PolicyError) as exc:
-            self.last_error = str(exc)
-            log.error("policy reload rejected; the previous policy stays active", extra={"error": str(exc)})
-            if self._on_reload is not None:
-                self._on_reload("rejected", self.policy.version)
+            self._rejected(str(exc))
             return False
-        self.policy = policy
+        except Exception as exc:  # never let a reload kill the watcher
+            self._rejected(f"{self.path}: unusable policy ({type(exc).__name__})")
+            return False
+        self._policy = policy
         self.last_error = ""
         log.info("policy reloaded", extra={"version": policy.version, "digest": policy.digest})
         if self._on_reload is not None:
             self._on_reload("applied", policy.version)
         return True
+
+    def _rejected(self, error: str) -> None:
+        self.last_error = error
+        log.error("policy reload rejected; the previous policy stays active", extra={"error": error})
+        if self._on_reload is not None:
+            self._on_reload("rejected", self._policy.version)

@@ -3,8 +3,17 @@
 Readiness: the gRPC health status turns SERVING only once the model is loaded and its Numba
 kernels are compiled and have run, the policy validated, and one decision made end to end.
 SIGTERM flips health to NOT_SERVING, lets in-flight calls finish (grace period), then drains the
-audit queue for a bounded time. The admin API (redress and lists) listens on its own loopback
-port and only when FRAUDMESH_ADMIN_TOKEN(_FILE) is set; every call needs ``authorization: Bearer``.
+audit queue for a bounded time.
+
+DecideStream decides up to ``FRAUDMESH_STREAM_WINDOW`` messages of one stream concurrently, each
+within its own deadline (``budget_ms`` from its arrival, else ``FRAUDMESH_STREAM_BUDGET_S``, never
+past the stream's deadline), and answers in completion order; each response carries its call id.
+
+The admin API (redress and lists) listens on its own port only when FRAUDMESH_ADMIN_TOKEN(_FILE)
+is set; every call needs ``authorization: Bearer``. Plaintext is refused anywhere but loopback
+(settings fail at start-up); elsewhere it needs mutual TLS. The actor recorded for a change is the
+authenticated principal (the client certificate's CN, else the token's principal), never a field
+the client fills in.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import hmac
 import json
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
@@ -33,10 +43,11 @@ from fraudmesh.v1 import (
     decision_pb2,
     decision_pb2_grpc,
     origination_pb2_grpc,
+    verdicts_pb2,
 )
 from services.common import keys
 from services.common.features import SCHEMA_HASH
-from services.common.grpcserver import ServerHandle, server_tls, start_server
+from services.common.grpcserver import ServerHandle, ServerTls, server_tls, start_server
 from services.common.phone import InvalidNumberError, normalize
 from services.common.pseudonym import Pseudonymizer
 from services.common.redisstore import make_async_redis
@@ -46,8 +57,9 @@ from services.common.tracing import incoming_context
 from services.decision import lists, metrics
 from services.decision.audit import AuditPublisher
 from services.decision.decider import Decider
-from services.decision.policy import PolicyStore
-from services.decision.settings import DecisionSettings
+from services.decision.degraded import Degraded
+from services.decision.policy import ALLOW, PolicyStore
+from services.decision.settings import DecisionSettings, admin_principals
 from services.scoring.model import Scorer
 
 log = logging.getLogger(__name__)
@@ -88,9 +100,58 @@ class DecisionServicer(decision_pb2_grpc.DecisionServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[decision_pb2.DecideResponse]:
         # Each decision on a stream is its own trace: stream metadata would make one huge trace.
-        async for request in request_iterator:
-            setup = request.setup if request.HasField("setup") else call_pb2.CallSetup()
-            yield await self._answer(setup, None, None)
+        settings = self._decider.settings
+        window = asyncio.Semaphore(settings.stream_window)
+        done: asyncio.Queue[decision_pb2.DecideResponse | None] = asyncio.Queue()
+
+        async def one(request: decision_pb2.DecideRequest, arrived: float) -> None:
+            try:
+                budget = request.budget_ms / 1000 if request.budget_ms else settings.stream_budget_s
+                stream_left = context.time_remaining()
+                if stream_left is not None:
+                    budget = min(budget, stream_left)
+                remaining = max(0.0, budget - (time.perf_counter() - arrived))
+                done.put_nowait(await self._answer(request.setup, remaining, None))
+            finally:
+                window.release()
+
+        async def read() -> None:
+            tasks: set[asyncio.Task[None]] = set()
+            try:
+                async for request in request_iterator:
+                    arrived = time.perf_counter()
+                    if not request.HasField("setup") or not request.setup.call_id:
+                        metrics.STREAM_INVALID.inc()
+                        done.put_nowait(self._invalid())
+                        continue
+                    await window.acquire()
+                    task = asyncio.create_task(one(request, arrived))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                if tasks:
+                    await asyncio.gather(*tasks, return_exceptions=True)
+            finally:
+                done.put_nowait(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (response := await done.get()) is not None:
+                yield response
+            await reader
+        finally:
+            reader.cancel()
+
+    def _invalid(self) -> decision_pb2.DecideResponse:
+        """The fail-open answer to a stream message that names no call."""
+        decider = self._decider
+        decision = verdicts_pb2.Decision(
+            action=ALLOW,
+            degraded=True,
+            degraded_reasons=[Degraded.INVALID_REQUEST],
+            model_version=decider.scorer.version,
+            policy_version=decider.policies.current().version,
+        )
+        return decision_pb2.DecideResponse(decision=decision)
 
     async def _answer(
         self, setup: call_pb2.CallSetup, remaining: float | None, parent: Context | None
@@ -112,17 +173,29 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
     def __init__(self, settings: DecisionSettings, redis: aioredis.Redis) -> None:
         assert settings.admin_token is not None
-        self._token = b"Bearer " + settings.admin_token.reveal()
+        self._principals = [
+            (b"Bearer " + token, name) for token, name in admin_principals(settings.admin_token).items()
+        ]
         self._settings = settings
         self._redis = redis
         self._put = redis.register_script(PUT_ENTRY)
         self._pseudonymize = Pseudonymizer(settings.pseudonym_key)
 
-    async def _authorize(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    async def _authorize(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
+        """The authenticated principal ("cert:<CN>" under mTLS, else "token:<name>"), or abort."""
         supplied = dict(context.invocation_metadata() or ()).get("authorization", "")
         value = supplied.encode() if isinstance(supplied, str) else bytes(supplied)
-        if not hmac.compare_digest(value, self._token):
+        principal = ""
+        for token, name in self._principals:  # compare with every token: no early exit to time
+            if hmac.compare_digest(value, token):
+                principal = f"token:{name}"
+        if not principal:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "a valid bearer token is required")
+        names: Any = (context.auth_context() or {}).get("x509_common_name") or ()
+        for name in names:
+            text = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+            return "cert:" + text[:200]
+        return principal
 
     async def _pseudonym(self, tenant: str, number: str, context: grpc.aio.ServicerContext[Any, Any]) -> str:
         region = self._settings.region_for(tenant) if tenant else self._settings.default_region
@@ -135,7 +208,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def PutListEntry(  # noqa: N802 - generated name
         self, request: admin_pb2.PutListEntryRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> admin_pb2.ListEntry:
-        await self._authorize(context)
+        actor = await self._authorize(context)
         if request.kind not in lists.KIND_NAMES:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "kind must be ALLOW or DENY")
         if not 1 <= request.ttl_s <= lists.MAX_TTL_S:
@@ -143,26 +216,34 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         if not request.reason.strip():
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "reason is required for the audit trail")
         pseudonym = await self._pseudonym(request.tenant, request.number, context)
-        entry = lists.entry_json(request.ttl_s, request.reason[:500], request.actor[:200])
+        entry = lists.entry_json(request.ttl_s, request.reason[:500], actor, on_behalf_of=request.actor[:200])
         await self._put(
             keys=[keys.lists_key(pseudonym)],
             args=[lists.field(request.kind, request.tenant), entry, request.ttl_s],
         )
         log.info(
             "list entry put",
-            extra={"kind": lists.KIND_NAMES[request.kind], "tenant": request.tenant, "pseudonym": pseudonym},
+            extra={
+                "kind": lists.KIND_NAMES[request.kind],
+                "tenant": request.tenant,
+                "pseudonym": pseudonym,
+                "actor": actor,
+            },
         )
         return _entry(request.tenant, pseudonym, request.kind, json.loads(entry))
 
     async def RemoveListEntry(  # noqa: N802 - generated name
         self, request: admin_pb2.RemoveListEntryRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> admin_pb2.RemoveListEntryResponse:
-        await self._authorize(context)
+        actor = await self._authorize(context)
         if request.kind not in lists.KIND_NAMES:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "kind must be ALLOW or DENY")
         pseudonym = await self._pseudonym(request.tenant, request.number, context)
         removed = await self._redis.hdel(keys.lists_key(pseudonym), lists.field(request.kind, request.tenant))
-        log.info("list entry removed", extra={"kind": lists.KIND_NAMES[request.kind], "pseudonym": pseudonym})
+        log.info(
+            "list entry removed",
+            extra={"kind": lists.KIND_NAMES[request.kind], "pseudonym": pseudonym, "actor": actor},
+        )
         return admin_pb2.RemoveListEntryResponse(removed=bool(removed))
 
     async def Explain(  # noqa: N802 - generated name
@@ -215,6 +296,16 @@ def _entry(tenant: str, pseudonym: str, kind: int, data: dict[str, Any]) -> admi
         created_at=created,
         reason=data.get("reason", ""),
         actor=data.get("actor", ""),
+        on_behalf_of=data.get("on_behalf_of", ""),
+    )
+
+
+def admin_tls(settings: DecisionSettings) -> ServerTls | None:
+    """Mutual TLS for the admin API when its files are set (required off loopback; see settings)."""
+    if not settings.admin_tls_cert_file:
+        return None
+    return ServerTls.from_files(
+        settings.admin_tls_cert_file, settings.admin_tls_key_file, settings.admin_tls_client_ca_file
     )
 
 
@@ -315,7 +406,10 @@ async def start(settings: DecisionSettings, *, scorer: Scorer | None = None) -> 
     decider = Decider(settings, policies, scorer, redis, stub, audit)
     with contextlib.suppress(RedisError, OSError):
         await decider.load_scripts()  # a Redis that is down now is handled per call (NOSCRIPT reloads)
-    tasks = [asyncio.create_task(decider.write_recent(), name="recent-decisions")]
+    tasks = [
+        asyncio.create_task(decider.write_recent(), name="recent-decisions"),
+        asyncio.create_task(policies.run(), name="policy-reload"),
+    ]
     if audit is not None:
         tasks.append(asyncio.create_task(audit.run(), name="audit-delivery"))
     handle = await start_server(
@@ -335,6 +429,7 @@ async def start(settings: DecisionSettings, *, scorer: Scorer | None = None) -> 
             settings.admin_port,
             [ADMIN_NAME],
             [(admin_pb2_grpc.add_AdminServiceServicer_to_server, AdminServicer(settings, redis))],
+            tls=admin_tls(settings),
             reuse_port=settings.workers > 1,
         )
         await admin.set_serving(True)

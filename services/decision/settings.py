@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 
 from services.common.settings import CommonSettings, TextSecret, env_name
 
@@ -35,10 +36,19 @@ class DecisionSettings(CommonSettings):
     audit_enabled: bool = True
     audit_queue_max: int = 100_000
     recent_decisions_queue_max: int = 10_000
-    # Admin API (redress, lists): off unless a token is configured; plaintext only on loopback.
+    # DecideStream: how many of one stream's calls are decided at once, and each message's deadline
+    # when it does not send budget_ms.
+    stream_window: int = 64
+    stream_budget_s: float = 0.02
+    # Admin API (redress, lists): off unless a token is configured. The token secret is one bearer
+    # token, or lines of "<principal> <token>"; the principal is recorded as the actor of each change.
+    # Plaintext only on loopback: any other bind needs mutual TLS (server cert, key, client CA).
     admin_port: int = 50061
     admin_bind: str = "127.0.0.1"
     admin_token: TextSecret | None = None
+    admin_tls_cert_file: str = ""
+    admin_tls_key_file: str = ""
+    admin_tls_client_ca_file: str = ""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -58,7 +68,60 @@ class DecisionSettings(CommonSettings):
                 f"{env_name('tls_server_ca_file')}, {env_name('tls_client_cert_file')} and "
                 f"{env_name('tls_client_key_file')} must be set together (or none, for plaintext)"
             )
-        if self.admin_token is not None and len(self.admin_token.reveal()) < 16:
-            problems.append(f"{env_name('admin_token')}: must be at least 16 bytes")
+        if not 1 <= self.stream_window <= 10_000 or self.stream_budget_s <= 0:
+            problems.append(
+                f"{env_name('stream_window')}: must be 1-10000 and {env_name('stream_budget_s')} positive"
+            )
+        admin_tls = (self.admin_tls_cert_file, self.admin_tls_key_file, self.admin_tls_client_ca_file)
+        if any(admin_tls) and not all(admin_tls):
+            problems.append(
+                f"{env_name('admin_tls_cert_file')}, {env_name('admin_tls_key_file')} and "
+                f"{env_name('admin_tls_client_ca_file')} must be set together (or none, for loopback only)"
+            )
+        if self.admin_token is not None and not all(admin_tls) and not _is_loopback(self.admin_bind):
+            problems.append(
+                f"{env_name('admin_bind')}: a non-loopback admin address needs mutual TLS "
+                f"({env_name('admin_tls_cert_file')}, {env_name('admin_tls_key_file')}, "
+                f"{env_name('admin_tls_client_ca_file')})"
+            )
+        if self.admin_token is not None:
+            try:
+                admin_principals(self.admin_token)
+            except ValueError as exc:
+                problems.append(f"{env_name('admin_token')}: {exc}")
         if problems:
             raise ValueError("; ".join(problems))
+
+
+def _is_loopback(bind: str) -> bool:
+    """True for a loopback address or the name localhost (never for 0.0.0.0 or ::)."""
+    host = bind.strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def admin_principals(token: TextSecret) -> dict[bytes, str]:
+    """Bearer token → principal: one bare token is principal ``admin``; else ``<principal> <token>`` lines.
+
+    Raises ValueError (naming no token) for a token under 16 bytes or a malformed line.
+    """
+    lines = [line.strip() for line in token.reveal().splitlines() if line.strip()]
+    if len(lines) == 1 and len(lines[0].split()) == 1:
+        if len(lines[0]) < 16:
+            raise ValueError("must be at least 16 bytes")
+        return {lines[0]: "admin"}
+    found: dict[bytes, str] = {}
+    for number, line in enumerate(lines, 1):
+        parts = line.split()
+        if len(parts) != 2 or len(parts[1]) < 16 or not parts[0].decode("ascii", "replace").isprintable():
+            raise ValueError(
+                f"line {number}: expected '<principal> <token>' with a token of at least 16 bytes"
+            )
+        found[parts[1]] = parts[0].decode("ascii", "replace")
+    if not found:
+        raise ValueError("no token")
+    return found

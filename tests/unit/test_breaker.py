@@ -59,3 +59,20 @@ def test_success_resets_the_consecutive_count() -> None:
     breaker.success()
     breaker.failure()
     assert state_of(breaker) is BreakerState.CLOSED
+
+
+def test_release_neither_charges_nor_resets_and_hands_back_the_probe() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("x", failure_threshold=2, reset_after_s=1.0, clock=clock)
+    for _ in range(10):
+        assert breaker.allow()
+        breaker.release()
+    assert state_of(breaker) is BreakerState.CLOSED, "calls cut short by their client do not open it"
+    breaker.failure()
+    breaker.release()
+    breaker.failure()
+    assert state_of(breaker) is BreakerState.OPEN, "a release does not reset the count"
+    clock.now = 1.0
+    assert breaker.allow()
+    breaker.release()
+    assert breaker.allow(), "the probe was handed back"
