@@ -1,7 +1,9 @@
 """The faust agent of the audio service: audio.segments.v1 → audio.verdicts.v1 (or dlq.audio.v1).
 
 Each segment is decoded and checked, analysed, its verdict stored under an idempotency marker and
-then published keyed by the caller's pseudonym, and only then acknowledged. A segment delivered
+then published keyed by the caller's pseudonym, and only then acknowledged. The caller is the
+call's attributed identity (``services.common.identity``: PAI, else From, a withheld caller its
+trunk's bucket), the same key reputation folds the verdict under. A segment delivered
 again finds the marker and re-publishes the stored verdict without touching the index or the
 campaign counts, so duplicates count once and a crash between store and publish loses nothing
 (reputation folds a verdict once per segment id). Bad segments go to the dead-letter topic with a
@@ -29,7 +31,8 @@ from services.audio.settings import AudioSettings
 from services.audio.synthetic import LfccLogisticDetector
 from services.common import keys
 from services.common.codec import DecodeError
-from services.common.phone import InvalidNumberError, normalize
+from services.common.identity import attribute_record
+from services.common.phone import InvalidNumberError
 from services.common.pseudonym import Pseudonymizer
 from services.common.redisstore import make_async_redis
 from services.common.streams import DeadLetterWriter, make_faust_app, raw_topic
@@ -70,17 +73,11 @@ def build_app(settings: AudioSettings) -> faust.App:
     verdict_codec = AUDIO_VERDICTS.codec()
 
     def caller_of(segment: events_pb2.AudioSegment) -> str:
-        if not segment.calling_number:
-            raise RejectedSegmentError("missing_field", "AudioSegment.calling_number is empty")
         try:
-            canonical = normalize(
-                segment.calling_number, settings.region_for(segment.tenant), allow_unallocated=True
-            ).canonical
+            identity = attribute_record(segment, settings.region_for(segment.tenant))
         except InvalidNumberError as exc:
-            raise RejectedSegmentError(
-                "invalid_calling_number", f"calling_number: {exc.reason.value}"
-            ) from None
-        return pseudonymize(canonical)
+            raise RejectedSegmentError("invalid_calling_number", f"caller ID: {exc.reason.value}") from None
+        return pseudonymize(identity.key)
 
     async def publish(caller: str, value: bytes) -> None:
         pending = await verdicts.send(key=caller.encode(), value=value)

@@ -66,6 +66,8 @@ class Analyzer:
             call_id=segment.call_id,
             tenant=segment.tenant,
             calling_number=segment.calling_number,
+            p_asserted_identity=segment.p_asserted_identity,
+            ingress_trunk_id=segment.ingress_trunk_id,
             event_time=stamp,
             campaign_ids=list(campaign.campaign_ids),
             earlier_member_pseudonyms=list(campaign.earlier_members),

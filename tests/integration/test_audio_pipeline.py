@@ -41,6 +41,7 @@ from loadtest.scenario import load
 from loadtest.simulate import simulate, write_dataset
 from services.common import keys
 from services.common.featurestore import FeatureReader
+from services.common.identity import attribute_record, withheld_key
 from services.common.phone import normalize
 from services.common.pseudonym import Pseudonymizer
 from services.common.topics import AUDIO_SEGMENTS, AUDIO_VERDICTS, dead_letter_topic
@@ -90,7 +91,7 @@ def audio_worker(stack: Stack, audio_store: tuple[str, redis.Redis]) -> Iterator
 
 
 def _send(producer: SetupProducer, pseudonymize: Pseudonymizer, record: events_pb2.AudioSegment) -> None:
-    key = pseudonymize.kafka_key(normalize(record.calling_number, "CN").canonical)
+    key = pseudonymize.kafka_key(attribute_record(record, "CN").key)
     producer.send_raw(AUDIO_SEGMENTS, key, AUDIO_SEGMENTS.codec().encode(record))
 
 
@@ -224,8 +225,7 @@ def test_bad_segments_are_dead_lettered_with_reasons(
     too_long = calls.segment(f"{tag}-long", caller, fresh_cn_mobile(), tone)
     wide = calls.segment(f"{tag}-wide", caller, fresh_cn_mobile(), tone[:8000])
     wide.sample_rate_hz = 16000
-    anonymous = calls.segment(f"{tag}-anon", caller, fresh_cn_mobile(), tone[:8000])
-    anonymous.calling_number = ""
+    invalid = calls.segment(f"{tag}-invalid", "call-me-maybe", fresh_cn_mobile(), tone[:8000])
     odd = calls.segment(f"{tag}-odd", caller, fresh_cn_mobile(), tone[:8000])
     odd.encoding = events_pb2.AUDIO_ENCODING_LINEAR16
     odd.legs[0].audio = odd.legs[0].audio[:-1]
@@ -233,7 +233,7 @@ def test_bad_segments_are_dead_lettered_with_reasons(
         f"{tag}-garbage".encode(): b"\x00\x01not a protobuf",
         **{
             f"{r.segment_id}".encode(): AUDIO_SEGMENTS.codec().encode(r)
-            for r in (too_long, wide, anonymous, odd)
+            for r in (too_long, wide, invalid, odd)
         },
     }
     for key, value in records.items():
@@ -246,10 +246,34 @@ def test_bad_segments_are_dead_lettered_with_reasons(
         "garbage": "decode_error",
         "long": "segment_too_long",
         "wide": "unsupported_sample_rate",
-        "anon": "missing_field",
+        "invalid": "invalid_calling_number",
         "odd": "undecodable_audio",
     }
     assert all(letter.source_topic == AUDIO_SEGMENTS.name for letter in letters.values())
+
+
+def test_a_withheld_callers_segment_is_judged_under_its_trunks_bucket(
+    audio_worker: Worker,
+    stack: Stack,
+    producer: SetupProducer,
+    pseudonymize: Pseudonymizer,
+    audio_store: tuple[str, redis.Redis],
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    tone = (0.3 * np.sin(np.arange(8000 * 3) * 2 * np.pi * 440 / 8000)).astype(np.float32)
+    withheld = calls.segment(f"{tag}-withheld", "anonymous", fresh_cn_mobile(), tone)
+    withheld.ingress_trunk_id = f"trunk-{tag}"
+    since = end_offsets(stack.settings.kafka_bootstrap, AUDIO_VERDICTS)
+    _send(producer, pseudonymize, withheld)
+    producer.flush()
+    verdicts = audiorun.read_verdicts(
+        stack.settings.kafka_bootstrap, since, [withheld.segment_id], 120, audio_worker.process.alive
+    )
+    assert withheld.segment_id in verdicts, audio_worker.process.tail()
+    verdict = verdicts[withheld.segment_id]
+    assert (verdict.calling_number, verdict.ingress_trunk_id) == ("anonymous", f"trunk-{tag}")
+    bucket = pseudonymize(withheld_key("demo-cn", f"trunk-{tag}"))
+    assert audio_store[1].exists(keys.seen_key(bucket, "audio", "demo-cn", withheld.segment_id))
 
 
 def test_replay_publishes_rendered_segments_that_the_worker_turns_into_verdicts(
@@ -285,6 +309,8 @@ def test_replay_publishes_rendered_segments_that_the_worker_turns_into_verdicts(
     for record in robocalls + people:
         verdict = verdicts[record.audio.segment.segment_id]
         assert verdict.calling_number == record.audio.segment.calling_number
+        assert verdict.p_asserted_identity == record.audio.segment.p_asserted_identity
+        assert verdict.ingress_trunk_id == record.audio.segment.ingress_trunk_id
         assert verdict.call_id == record.audio.segment.call_id
         two_legs = record.audio.segment.source == events_pb2.AUDIO_SOURCE_MEDIA_TAP
         assert verdict.HasField("bot_behaviour_score") or not two_legs
