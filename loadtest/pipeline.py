@@ -22,6 +22,7 @@ from confluent_kafka import KafkaError, Producer, TopicPartition
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from fraudmesh.v1 import call_pb2, common_pb2, events_pb2
+from services.common.identity import attribute_setup
 from services.common.kafka import inject_trace_headers, make_consumer, make_producer
 from services.common.phone import normalize
 from services.common.pseudonym import Pseudonymizer
@@ -38,8 +39,13 @@ def call_setup(
     call_id: str | None = None,
     event_ms: int | None = None,
     ingress: common_pb2.IngressKind.ValueType = common_pb2.INGRESS_KIND_DOMESTIC_INTERCONNECT,
+    pai: str = "",
+    trunk: str = "trunk-ic-1",
 ) -> events_pb2.CallSetupEvent:
-    """A calls.setup.v1 record as a switch would present the call (no decision attached)."""
+    """A calls.setup.v1 record as a switch would present the call (no decision attached).
+
+    ``calling`` is the From user part, ``pai`` the P-Asserted-Identity the trunk sent ('' for none).
+    """
     stamp = Timestamp()
     stamp.FromMilliseconds(event_ms if event_ms is not None else int(time.time() * 1000))
     return events_pb2.CallSetupEvent(
@@ -48,8 +54,9 @@ def call_setup(
             event_time=stamp,
             tenant=tenant,
             calling_number=calling,
+            p_asserted_identity=pai,
             called_number=called,
-            ingress_trunk_id="trunk-ic-1",
+            ingress_trunk_id=trunk,
             ingress_kind=ingress,
             ingress_region="CN-BJ",
             user_agent="fraudmesh-loadtest",
@@ -59,7 +66,11 @@ def call_setup(
 
 @dataclass
 class SetupProducer:
-    """Produces call setups keyed by the caller's pseudonym, as the decision service will."""
+    """Produces call setups keyed by the caller's pseudonym, as the decision service does.
+
+    The caller is the call's attributed identity (``services.common.identity``): PAI, else From, a
+    withheld caller its trunk's bucket.
+    """
 
     producer: Producer
     pseudonymize: Pseudonymizer
@@ -74,10 +85,8 @@ class SetupProducer:
 
     def send(self, record: events_pb2.CallSetupEvent) -> None:
         """Queue one setup (keyed by the caller's pseudonym) with the current trace context."""
-        canonical = normalize(
-            record.setup.calling_number, self.default_region, allow_unallocated=True
-        ).canonical
-        self.send_raw(CALLS_SETUP, self.pseudonymize.kafka_key(canonical), CALLS_SETUP.codec().encode(record))
+        key = self.pseudonymize.kafka_key(attribute_setup(record.setup, self.default_region).key)
+        self.send_raw(CALLS_SETUP, key, CALLS_SETUP.codec().encode(record))
 
     def send_raw(self, topic: Topic, key: bytes, value: bytes) -> None:
         """Queue arbitrary bytes (used for poison records), waiting for room when the queue is full."""
