@@ -5,16 +5,18 @@ may fetch here, no replay check — a redelivered event is not a replayed PASSpo
 own event time, and its outcome is counted in bucketed rings (services.common.windows) over the
 last hour and day:
 
-* per calling number (``fm:v1:{<pseudonym>}:att``): all setups, unsigned, verified A/B/C, failed,
-  pending (certificate unavailable here), unsupported — e.g. "share of this caller's calls that
-  arrive unsigned or fail verification";
+* per caller (``fm:v1:{<pseudonym>}:att``), keyed by the identity the call is attributed to
+  (``services.common.identity``: PAI, else From; a withheld caller its trunk's withheld bucket):
+  all setups, unsigned, verified A/B/C, failed, pending (certificate unavailable here),
+  unsupported — e.g. "share of this caller's calls that arrive unsigned or fail verification";
 * per ingress trunk (``fm:v1:{trunk:<digest>}:att``): the same outcomes, withheld callers, and
   calls presenting one of the tenant's own (on-net) numbers from an off-net trunk — so a trunk
   that suddenly starts presenting on-net numbers stands out against its own day.
 
 Each event's two writes are idempotent Lua scripts with their own marker (an event delivered twice
 counts once), sent for a whole batch in one pipeline. Records that do not decode go to
-``dlq.origination.v1`` with the reason; an unusable caller ID still counts for its trunk.
+``dlq.origination.v1`` with the reason; an unusable (neither a number nor withheld) caller ID
+still counts for its trunk.
 """
 
 from __future__ import annotations
@@ -35,13 +37,14 @@ from redis.exceptions import RedisError
 from fraudmesh.v1 import call_pb2, common_pb2, verdicts_pb2
 from services.common import keys, windows
 from services.common.codec import DecodeError
-from services.common.phone import InvalidNumberError, normalize
+from services.common.identity import attribute_setup
+from services.common.phone import InvalidNumberError
 from services.common.pseudonym import Pseudonymizer
 from services.common.streams import DeadLetterWriter, make_faust_app, raw_topic
 from services.common.topics import CALLS_SETUP
 from services.common.windows import HOUR, MINUTE, Window
 from services.origination import metrics
-from services.origination.callerid import TenantRules, check_caller_id, is_withheld, presented_caller
+from services.origination.callerid import TenantRules, check_caller_id
 from services.origination.passport import ShakenResult, Verifier
 from services.origination.settings import OriginationSettings
 
@@ -64,7 +67,7 @@ class Outcome(enum.Enum):
     FAILED = "f"
     PENDING = "p"
     UNSUPPORTED = "x"
-    WITHHELD = "w"  # trunk only: no caller ID presented
+    WITHHELD = "w"  # trunk only: the caller was withheld (counted in its bucket too)
     ONNET_OFFNET = "o"  # trunk only: a tenant's own number presented from an off-net trunk
 
 
@@ -118,10 +121,11 @@ class Observation:
     tenant: str
     call_id: str
     t_ms: int
-    caller: str  # pseudonym; '' when the caller ID is withheld or unusable
+    caller: str  # pseudonym of the attributed identity (a withheld bucket's too); '' when unusable
     trunk_id: str
     outcome: Outcome
     onnet_offnet: bool
+    withheld: bool = False
 
 
 class AttestationStore:
@@ -178,7 +182,7 @@ class AttestationStore:
             queued += 1
         if obs.trunk_id:
             trunk_outcomes = [Outcome.CALLS.value, obs.outcome.value]
-            if not obs.caller:
+            if obs.withheld:
                 trunk_outcomes.append(Outcome.WITHHELD.value)
             if obs.onnet_offnet:
                 trunk_outcomes.append(Outcome.ONNET_OFFNET.value)
@@ -252,13 +256,12 @@ class Observer:
         """The observation for one setup, and the verification result it was counted from."""
         region = self._settings.region_for(setup.tenant)
         shaken = self._verifier.verify(setup, region, now=t_ms / 1000)
-        raw = presented_caller(setup)
-        caller = ""
-        if not is_withheld(raw):
-            try:
-                caller = self._pseudonymize(normalize(raw, region, allow_unallocated=True).canonical)
-            except InvalidNumberError:
-                caller = ""
+        caller, withheld = "", False
+        try:
+            identity = attribute_setup(setup, region)
+            caller, withheld = self._pseudonymize(identity.key), identity.withheld
+        except InvalidNumberError:
+            pass
         found = check_caller_id(setup, self._rules.get(setup.tenant))
         return (
             Observation(
@@ -269,6 +272,7 @@ class Observer:
                 trunk_id=setup.ingress_trunk_id,
                 outcome=shaken_outcome(shaken),
                 onnet_offnet="ONNET_CLI_OFFNET_INGRESS" in found.reason_codes,
+                withheld=withheld,
             ),
             shaken,
         )

@@ -1,8 +1,9 @@
 """The attestation statistics agent as a real process: calls.setup.v1 on Kafka → verify → Redis.
 
 A caller's verified/unsigned/failed calls are counted once each (a duplicate delivery counts once),
-a trunk that starts presenting the tenant's own numbers shows an on-net surge, and a record that
-does not decode lands on dlq.origination.v1 with its reason.
+under the identity the call is attributed to (PAI over From; a withheld caller in its trunk's
+bucket), a trunk that starts presenting the tenant's own numbers shows an on-net surge, and a
+record that does not decode lands on dlq.origination.v1 with its reason.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from loadtest.pipeline import (
     read_dead_letters,
     start_group_at_end,
 )
+from services.common.identity import withheld_key
 from services.common.pseudonym import Pseudonymizer
 from services.common.topics import CALLS_SETUP, dead_letter_topic
 from services.origination.stats import AttestationStore, Counts, Outcome
@@ -139,6 +141,49 @@ async def test_trunk_starting_to_present_onnet_numbers_surges(
     )
     assert counts.hour[Outcome.ONNET_OFFNET] == 25
     assert counts.onnet_surge()
+
+
+async def test_callers_are_counted_under_their_attributed_identity(
+    agent: ServiceProcess,
+    producer: SetupProducer,
+    store: AttestationStore,
+    pki: Pki,
+    pseudonymize: Pseudonymizer,
+) -> None:
+    trunk = f"ic-{uuid.uuid4().hex[:8]}"
+    caller = fresh_caller()
+    asserted = signed_setup(pki.home, HOME_X5U, caller=caller, trunk=trunk)  # signed for the PAI
+    asserted.p_asserted_identity = f"<sip:{caller}@ims.example;user=phone>"
+    asserted.calling_number = "010 8888 6666"  # the PBX's main number in From
+    withheld = [signed_setup(pki.home, HOME_X5U, caller=caller, trunk=trunk) for _ in range(2)]
+    for setup in withheld:
+        del setup.identity_headers[:]
+        setup.calling_number = '"Anonymous" <sip:anonymous@anonymous.invalid>'
+    for setup in (asserted, *withheld):
+        producer.send(event(setup))
+    producer.flush()
+    by_pai = await wait_counts(
+        lambda: store.number_counts(pseudonymize(caller), int(time.time() * 1000)),
+        lambda c: c.day[Outcome.CALLS] >= 1,
+        agent,
+    )
+    assert by_pai.day[Outcome.ATTEST_A] == 1
+    bucket = pseudonymize(withheld_key("demo-cn", trunk))
+    in_bucket = await wait_counts(
+        lambda: store.number_counts(bucket, int(time.time() * 1000)),
+        lambda c: c.day[Outcome.CALLS] >= 2,
+        agent,
+    )
+    assert in_bucket.day[Outcome.UNSIGNED] == 2
+    trunk_counts = await wait_counts(
+        lambda: store.trunk_counts("demo-cn", trunk, int(time.time() * 1000)),
+        lambda c: c.day[Outcome.CALLS] >= 3,
+        agent,
+    )
+    assert trunk_counts.day[Outcome.WITHHELD] == 2
+    assert (await store.number_counts(pseudonymize("+861088886666"), int(time.time() * 1000))).day[
+        Outcome.CALLS
+    ] == 0
 
 
 async def test_undecodable_setup_is_dead_lettered(
