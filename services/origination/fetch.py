@@ -6,16 +6,33 @@ requests to arbitrary internal addresses). Here a fetch:
 
 * accepts only ``https`` URLs without userinfo, query or fragment, whose host is on the allow-list
   (exact names or ``.suffix`` entries) and whose port is allowed (443 and 8443 by default);
-* resolves the host once, refuses the whole answer if any address is private, loopback,
-  link-local, multicast, reserved, unspecified or otherwise not global (IPv4-mapped and 6to4
-  addresses are judged by the IPv4 address inside), and connects to an address it checked, so a
-  second DNS answer cannot rebind it to an internal address;
+* resolves the host once, refuses the whole answer unless every address is public unicast by
+  the explicit allow rule below, and connects to an address it checked, so a second DNS answer
+  cannot rebind it to an internal address;
 * verifies TLS against the host name (SNI and certificate name are the URL host);
 * treats any redirect as a failure, caps the header block and the body (8 KiB by default; a larger
   Content-Length is refused before reading, a longer body stops being read), and accepts only PEM
   certificates served as ``application/pem-certificate-chain``, ``application/x-pem-file`` or
   ``text/plain`` without content coding;
 * gives up after a short total timeout (2 s by default).
+
+The address rule (``is_public_address``) is an allow rule written out here, not the interpreter's
+``ipaddress`` tables (Python 3.11's let 192.0.0.8 and 3fff::1 through):
+
+* IPv4: unicast only (0.0.0.0/0 minus 224.0.0.0/4 multicast, RFC 5771) minus every block of the
+  IANA IPv4 Special-Purpose Address Registry not marked globally reachable (``IANA_IPV4_SPECIAL``);
+* IPv6: only inside 2000::/3 (global unicast, RFC 4291) minus every block of the IANA IPv6
+  Special-Purpose Address Registry not marked globally reachable (``IANA_IPV6_SPECIAL``; "N/A" and
+  terminated entries such as Teredo count as not marked);
+* a more specific globally reachable entry inside a refused block stays refused (192.0.0.9/32 PCP
+  anycast in 192.0.0.0/24, AMT or ORCHIDv2 in 2001::/23): an STI certificate repository is never
+  a protocol anycast address;
+* IPv6 forms carrying an IPv4 address are judged by that address: IPv4-mapped ``::ffff:0:0/96``,
+  NAT64 ``64:ff9b::/96`` (RFC 6052; what DNS64 synthesises) and 6to4 ``2002::/16`` (RFC 3056);
+  IPv4-compatible ``::/96`` (deprecated), local-use NAT64 ``64:ff9b:1::/48`` and Teredo are refused.
+
+The tables were transcribed on 2026-12-02 from the registries as IANA publishes them (IPv4: 25
+entries; IPv6: 25 entries, last updated 2025-10-09); re-check them when IANA updates either.
 
 The address policy and resolver are injectable so tests can allow 127.0.0.1 explicitly; the
 default policy never does.
@@ -38,12 +55,15 @@ from cryptography import x509
 
 __all__ = [
     "DEFAULT_PORTS",
+    "IANA_IPV4_SPECIAL",
+    "IANA_IPV6_SPECIAL",
     "FetchError",
     "FetchPolicy",
     "FetchRefusal",
     "FetchedChain",
     "HostAllowList",
     "IPAddress",
+    "SpecialPurposeBlock",
     "TargetUrl",
     "X5uFetcher",
     "check_url",
@@ -132,29 +152,114 @@ class HostAllowList:
         return host in self.hosts or any(host.endswith(suffix) for suffix in self.suffixes)
 
 
-def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv4-mapped or 6to4 IPv6 address carries, if any."""
-    if isinstance(address, ipaddress.IPv6Address):
-        return address.ipv4_mapped or address.sixtofour
+@dataclass(frozen=True, slots=True)
+class SpecialPurposeBlock:
+    """One entry of an IANA Special-Purpose Address Registry (RFC 6890, RFC 8190).
+
+    ``globally_reachable`` is the registry's column: True, False, or None where it says "N/A" or
+    the entry is terminated; only True keeps a block fetchable.
+    """
+
+    block: str
+    name: str
+    rfc: str
+    globally_reachable: bool | None
+
+
+IANA_IPV4_SPECIAL: Final = (
+    SpecialPurposeBlock("0.0.0.0/8", '"This network"', "RFC 791 section 3.2", False),
+    SpecialPurposeBlock("0.0.0.0/32", '"This host on this network"', "RFC 1122 section 3.2.1.3", False),
+    SpecialPurposeBlock("10.0.0.0/8", "Private-Use", "RFC 1918", False),
+    SpecialPurposeBlock("100.64.0.0/10", "Shared Address Space", "RFC 6598", False),
+    SpecialPurposeBlock("127.0.0.0/8", "Loopback", "RFC 1122 section 3.2.1.3", False),
+    SpecialPurposeBlock("169.254.0.0/16", "Link Local", "RFC 3927", False),
+    SpecialPurposeBlock("172.16.0.0/12", "Private-Use", "RFC 1918", False),
+    SpecialPurposeBlock("192.0.0.0/24", "IETF Protocol Assignments", "RFC 6890 section 2.1", False),
+    SpecialPurposeBlock("192.0.0.0/29", "IPv4 Service Continuity Prefix", "RFC 7335", False),
+    SpecialPurposeBlock("192.0.0.8/32", "IPv4 dummy address", "RFC 7600", False),
+    SpecialPurposeBlock("192.0.0.9/32", "Port Control Protocol Anycast", "RFC 7723", True),
+    SpecialPurposeBlock("192.0.0.10/32", "Traversal Using Relays around NAT Anycast", "RFC 8155", True),
+    SpecialPurposeBlock("192.0.0.170/32", "NAT64/DNS64 Discovery", "RFC 8880, RFC 7050 section 2.2", False),
+    SpecialPurposeBlock("192.0.0.171/32", "NAT64/DNS64 Discovery", "RFC 8880, RFC 7050 section 2.2", False),
+    SpecialPurposeBlock("192.0.2.0/24", "Documentation (TEST-NET-1)", "RFC 5737", False),
+    SpecialPurposeBlock("192.31.196.0/24", "AS112-v4", "RFC 7535", True),
+    SpecialPurposeBlock("192.52.193.0/24", "AMT", "RFC 7450", True),
+    SpecialPurposeBlock("192.88.99.0/24", "Deprecated (6to4 Relay Anycast)", "RFC 7526", None),
+    SpecialPurposeBlock("192.88.99.2/32", "6a44-relay anycast address", "RFC 6751", False),
+    SpecialPurposeBlock("192.168.0.0/16", "Private-Use", "RFC 1918", False),
+    SpecialPurposeBlock("192.175.48.0/24", "Direct Delegation AS112 Service", "RFC 7534", True),
+    SpecialPurposeBlock("198.18.0.0/15", "Benchmarking", "RFC 2544", False),
+    SpecialPurposeBlock("198.51.100.0/24", "Documentation (TEST-NET-2)", "RFC 5737", False),
+    SpecialPurposeBlock("203.0.113.0/24", "Documentation (TEST-NET-3)", "RFC 5737", False),
+    SpecialPurposeBlock("240.0.0.0/4", "Reserved", "RFC 1112 section 4", False),
+    SpecialPurposeBlock("255.255.255.255/32", "Limited Broadcast", "RFC 8190, RFC 919 section 7", False),
+)
+"""The IANA IPv4 Special-Purpose Address Registry as transcribed on 2026-12-02 (192.0.0.170/171 split)."""
+
+IANA_IPV6_SPECIAL: Final = (
+    SpecialPurposeBlock("::1/128", "Loopback Address", "RFC 4291", False),
+    SpecialPurposeBlock("::/128", "Unspecified Address", "RFC 4291", False),
+    SpecialPurposeBlock("::ffff:0:0/96", "IPv4-mapped Address", "RFC 4291", False),
+    SpecialPurposeBlock("64:ff9b::/96", "IPv4-IPv6 Translat.", "RFC 6052", True),
+    SpecialPurposeBlock("64:ff9b:1::/48", "IPv4-IPv6 Translat.", "RFC 8215", False),
+    SpecialPurposeBlock("100::/64", "Discard-Only Address Block", "RFC 6666", False),
+    SpecialPurposeBlock("100:0:0:1::/64", "Dummy IPv6 Prefix", "RFC 9780", False),
+    SpecialPurposeBlock("2001::/23", "IETF Protocol Assignments", "RFC 2928", False),
+    SpecialPurposeBlock("2001::/32", "TEREDO", "RFC 4380, RFC 8190", None),
+    SpecialPurposeBlock("2001:1::1/128", "Port Control Protocol Anycast", "RFC 7723", True),
+    SpecialPurposeBlock("2001:1::2/128", "Traversal Using Relays around NAT Anycast", "RFC 8155", True),
+    SpecialPurposeBlock("2001:1::3/128", "DNS-SD Service Registration Protocol Anycast", "RFC 9665", True),
+    SpecialPurposeBlock("2001:2::/48", "Benchmarking", "RFC 5180, RFC Errata 1752", False),
+    SpecialPurposeBlock("2001:3::/32", "AMT", "RFC 7450", True),
+    SpecialPurposeBlock("2001:4:112::/48", "AS112-v6", "RFC 7535", True),
+    SpecialPurposeBlock("2001:10::/28", "Deprecated (previously ORCHID)", "RFC 4843", None),
+    SpecialPurposeBlock("2001:20::/28", "ORCHIDv2", "RFC 7343", True),
+    SpecialPurposeBlock(
+        "2001:30::/28", "Drone Remote ID Protocol Entity Tags (DETs) Prefix", "RFC 9374", True
+    ),
+    SpecialPurposeBlock("2001:db8::/32", "Documentation", "RFC 3849", False),
+    SpecialPurposeBlock("2002::/16", "6to4", "RFC 3056", None),
+    SpecialPurposeBlock("2620:4f:8000::/48", "Direct Delegation AS112 Service", "RFC 7534", True),
+    SpecialPurposeBlock("3fff::/20", "Documentation", "RFC 9637", False),
+    SpecialPurposeBlock("5f00::/16", "Segment Routing (SRv6) SIDs", "RFC 9602", False),
+    SpecialPurposeBlock("fc00::/7", "Unique-Local", "RFC 4193, RFC 8190", False),
+    SpecialPurposeBlock("fe80::/10", "Link-Local Unicast", "RFC 4291", False),
+)
+"""The IANA IPv6 Special-Purpose Address Registry as transcribed on 2026-12-02 (last updated 2025-10-09)."""
+
+_IPV4_MULTICAST: Final = ipaddress.IPv4Network("224.0.0.0/4")
+_IPV6_GLOBAL_UNICAST: Final = ipaddress.IPv6Network("2000::/3")
+_IPV4_MAPPED: Final = ipaddress.IPv6Network("::ffff:0:0/96")
+_NAT64_WELL_KNOWN: Final = ipaddress.IPv6Network("64:ff9b::/96")
+_SIXTOFOUR: Final = ipaddress.IPv6Network("2002::/16")
+_IPV4_REFUSED: Final = (
+    _IPV4_MULTICAST,
+    *(ipaddress.IPv4Network(b.block) for b in IANA_IPV4_SPECIAL if b.globally_reachable is not True),
+)
+_IPV6_REFUSED: Final = tuple(
+    ipaddress.IPv6Network(b.block)
+    for b in IANA_IPV6_SPECIAL
+    if b.globally_reachable is not True and ipaddress.IPv6Network(b.block) != _SIXTOFOUR
+)
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv4-mapped, NAT64 well-known-prefix or 6to4 address stands for, if any."""
+    if address in _IPV4_MAPPED or address in _NAT64_WELL_KNOWN:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in _SIXTOFOUR:
+        return ipaddress.IPv4Address((int(address) >> 80) & 0xFFFFFFFF)
     return None
 
 
 def is_public_address(address: IPAddress) -> bool:
-    """The default address policy: only global unicast addresses (and what they embed) may be fetched."""
-    for candidate in (address, _embedded_ipv4(address)):
-        if candidate is None:
-            continue
-        if (
-            not candidate.is_global
-            or candidate.is_private
-            or candidate.is_loopback
-            or candidate.is_link_local
-            or candidate.is_multicast
-            or candidate.is_reserved
-            or candidate.is_unspecified
-        ):
-            return False
-    return True
+    """The default address policy: public unicast by the explicit allow rule of the module doc."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return not any(address in block for block in _IPV4_REFUSED)
+    embedded = _embedded_ipv4(address)
+    if embedded is not None:
+        return is_public_address(embedded)
+    return address in _IPV6_GLOBAL_UNICAST and not any(address in block for block in _IPV6_REFUSED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,11 +21,14 @@ from cryptography.hazmat.primitives import serialization
 
 from services.origination.fetch import (
     DEFAULT_PORTS,
+    IANA_IPV4_SPECIAL,
+    IANA_IPV6_SPECIAL,
     FetchError,
     FetchPolicy,
     FetchRefusal,
     HostAllowList,
     IPAddress,
+    SpecialPurposeBlock,
     X5uFetcher,
     check_url,
     is_public_address,
@@ -343,15 +346,105 @@ async def test_connection_refused(server: Server) -> None:
         "64:ff9b::7f00:1",
         "2001:db8::1",
         "2001::1",
+        # let through by Python 3.11's ipaddress tables, refused by the explicit allow rule
+        "192.0.0.8",
+        "3fff::1",
+        "192.0.0.9",
+        "192.0.0.171",
+        "192.88.99.2",
+        "5f00::1",
+        "100:0:0:1::1",
+        "2001:1::1",
+        "2001:20::1",
+        # IPv4 inside IPv6: judged by the embedded address, or refused
+        "64:ff9b::10.0.0.1",
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b:1::808:808",
+        "2002:0a00:0001::",
+        "::8.8.8.8",
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+        # the rest of the special-purpose list
+        "198.19.255.1",
+        "203.0.113.9",
+        "fec0::1",
+        "4000::1",
     ],
 )
 def test_default_policy_refuses_non_public_addresses(address: str) -> None:
     assert not is_public_address(ipaddress.ip_address(address))
 
 
-@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "2002:808:808::1"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "8.8.8.8",
+        "1.1.1.1",
+        "2606:4700::1111",
+        "2606:4700:4700::1111",
+        "2002:808:808::1",
+        "::ffff:8.8.8.8",
+        "64:ff9b::808:808",
+        "192.31.196.1",
+        "192.175.48.6",
+        "2620:4f:8000::1",
+        "223.255.255.254",
+        "2a00:1450:4001:80b::200e",
+    ],
+)
 def test_default_policy_allows_public_unicast(address: str) -> None:
     assert is_public_address(ipaddress.ip_address(address))
+
+
+def test_address_rule_does_not_rely_on_the_interpreters_tables() -> None:
+    """The interpreter's is_global may say yes where the registry says no; the rule must not follow it."""
+    for address in ("192.0.0.8", "3fff::1"):
+        assert not is_public_address(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize(
+    ("table", "version"), [(IANA_IPV4_SPECIAL, 4), (IANA_IPV6_SPECIAL, 6)], ids=["ipv4", "ipv6"]
+)
+def test_every_registry_block_not_marked_globally_reachable_is_refused(
+    table: tuple[SpecialPurposeBlock, ...], version: int
+) -> None:
+    assert len(table) >= 25
+    for entry in table:
+        network = ipaddress.ip_network(entry.block)
+        assert network.version == version
+        assert entry.name
+        assert entry.rfc.startswith("RFC")
+        if entry.globally_reachable is True:
+            continue
+        embeds_ipv4 = entry.block in ("::ffff:0:0/96", "2002::/16")
+        for address in (
+            network.network_address,
+            network.broadcast_address,
+            network[network.num_addresses // 2],
+        ):
+            if embeds_ipv4:
+                continue  # judged by the IPv4 address inside (covered above)
+            assert not is_public_address(address), (entry.block, str(address))
+
+
+def test_globally_reachable_entries_inside_a_refused_block_stay_refused() -> None:
+    inside = [e for e in IANA_IPV4_SPECIAL + IANA_IPV6_SPECIAL if e.globally_reachable is True]
+    refused_parents = [
+        ipaddress.ip_network(e.block)
+        for e in IANA_IPV4_SPECIAL + IANA_IPV6_SPECIAL
+        if e.globally_reachable is False
+    ]
+    nested = [
+        e
+        for e in inside
+        if any(
+            ipaddress.ip_network(e.block).version == parent.version
+            and ipaddress.ip_network(e.block).subnet_of(parent)  # type: ignore[arg-type]
+            for parent in refused_parents
+        )
+    ]
+    assert {e.block for e in nested} >= {"192.0.0.9/32", "192.0.0.10/32", "2001:3::/32", "2001:20::/28"}
+    for entry in nested:
+        assert not is_public_address(ipaddress.ip_network(entry.block).network_address), entry.block
 
 
 @pytest.mark.parametrize(
