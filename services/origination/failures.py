@@ -3,6 +3,12 @@
 Each value is a stable lowercase string, safe as a metric label and for audit records. The reason
 codes a verdict carries (services.common.reasons) are coarser; ``REASON_CODE`` maps each failure to
 the code it reports today.
+
+Inputs over the parser's bounds are failures of this list too: an Identity header over 4 KiB is
+``OVERSIZE``, more than 8 headers ``TOO_MANY_HEADERS``, a JSON part nested too deep, with too many
+members in one object or array, an integer outside I-JSON's +-(2**53 - 1) or a non-finite number
+``BAD_JSON`` (see services.origination.passport for the bounds). A verification that raises anyway
+is a bug, not a verdict on the PASSporT: it is answered with ``VERIFIER_ERROR_CODE``.
 """
 
 from __future__ import annotations
@@ -54,6 +60,10 @@ class Failure(enum.Enum):
     UNKNOWN_PPT = "unknown_ppt"
     DIV_WITHOUT_SHAKEN = "div_without_shaken"
 
+
+VERIFIER_ERROR_CODE: Final = "DEGRADED_ORIGINATION"
+"""The reason code when verification raised unexpectedly: SHAKEN status UNSPECIFIED and degraded,
+while the caller-ID findings (computed independently) are still reported."""
 
 UNSUPPORTED: Final[frozenset[Failure]] = frozenset(
     {Failure.COMPACT_FORM, Failure.UNKNOWN_PPT, Failure.DIV_WITHOUT_SHAKEN}

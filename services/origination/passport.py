@@ -27,6 +27,18 @@ malleated twin (r, n-s) counts as the same) seen within the freshness window is 
 PASSporTs that pass every cheap check can trigger a certificate fetch, and only verified ones
 enter the replay store.
 
+Bounds (every input gets a verdict; nothing here raises anything but ``PassportError``, which
+``verify`` turns into a FAILED or UNSUPPORTED result): at most ``MAX_IDENTITY_HEADERS`` (8) Identity
+headers per call (more: FAILED ``too_many_headers`` without parsing any), each at most
+``MAX_HEADER_BYTES`` (4 KiB, so a JSON part is under 3 KiB decoded; more: ``oversize``) of ASCII.
+Each JSON part: nesting at most ``MAX_JSON_DEPTH`` (16) objects/arrays deep, at most
+``MAX_JSON_ITEMS`` (128) members in any one object or array, integers within I-JSON's
++-(2**53 - 1) (RFC 7493 section 2.2; so no bigint and no ``int()`` digit-limit error can reach the
+checks) and finite floats only (``1e400`` is refused like NaN); over any of these: ``bad_json``.
+``dest.tn`` holds at most ``MAX_DEST_TNS`` (32) numbers, ``x5u`` at most 1 KiB. Booleans are
+never accepted where an integer is (``iat``), and claims of the wrong JSON type (a list for
+``attest``) are ``bad_claims``/``bad_attest``, never a TypeError.
+
 Headers are chosen by their ``ppt`` parameter. Several SHAKEN PASSporTs: the best outcome wins
 (VERIFIED with the highest attestation, else PENDING, else the first FAILED, else UNSUPPORTED).
 ``ppt=div`` (RFC 8946) is handled minimally: div PASSporTs are only consulted when the called
@@ -43,6 +55,7 @@ import functools
 import hashlib
 import heapq
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -59,13 +72,17 @@ from fraudmesh.v1 import call_pb2, common_pb2, verdicts_pb2
 from services.common.phone import InvalidNumberError, e164_digits, normalize
 from services.origination.callerid import presented_caller
 from services.origination.certs import CachedChain, Revocations
-from services.origination.failures import REASON_CODE, UNSUPPORTED, Failure
+from services.origination.failures import REASON_CODE, UNSUPPORTED, VERIFIER_ERROR_CODE, Failure
 
 __all__ = [
     "DEFAULT_FRESHNESS_S",
     "MAX_HEADER_BYTES",
     "MAX_IDENTITY_HEADERS",
+    "MAX_JSON_DEPTH",
+    "MAX_JSON_INT",
+    "MAX_JSON_ITEMS",
     "P256_ORDER",
+    "VERIFICATION_ERROR",
     "ChainSource",
     "CompactFormError",
     "IdentityHeader",
@@ -89,6 +106,9 @@ P256_ORDER: Final = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC
 MAX_HEADER_BYTES: Final = 4096
 MAX_IDENTITY_HEADERS: Final = 8
 MAX_DEST_TNS: Final = 32
+MAX_JSON_DEPTH: Final = 16
+MAX_JSON_ITEMS: Final = 128
+MAX_JSON_INT: Final = 2**53 - 1
 DEFAULT_FRESHNESS_S: Final = 60
 
 ABSENT: Final = verdicts_pb2.SHAKEN_STATUS_ABSENT
@@ -119,6 +139,7 @@ _UUID: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-f
 _PARAM_NAME: Final = r"[A-Za-z0-9.!%*_+`'~-]+"
 _PARAM_VALUE: Final = r"<[^<>\s]*>|\"[^\"\\\r\n]*\"|[A-Za-z0-9.!%*_+`'~:/\[\]-]+"
 _PARAM: Final = re.compile(rf"[ \t]*;[ \t]*({_PARAM_NAME})(?:[ \t]*=[ \t]*({_PARAM_VALUE}))?[ \t]*")
+_JSON_STRUCTURE: Final = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},]', re.DOTALL)
 _ECDSA_SHA256: Final = ec.ECDSA(hashes.SHA256())
 
 
@@ -232,6 +253,10 @@ class _DuplicateKeyError(ValueError):
     """Raised inside json.loads when an object repeats a member name."""
 
 
+class _JsonLimitError(ValueError):
+    """Raised when a JSON part exceeds a bound (depth, members, number range)."""
+
+
 def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """json object_pairs_hook refusing duplicate member names (RFC 7515 section 5.2 requires it)."""
     result: dict[str, Any] = {}
@@ -247,16 +272,67 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"non-JSON constant {name}")
 
 
-_JSON: Final = json.JSONDecoder(object_pairs_hook=_unique_object, parse_constant=_refuse_constant)
+def _bounded_int(text: str) -> int:
+    """json parse_int keeping integers within I-JSON's exact range (no bigints, no digit-limit error)."""
+    if len(text) > 17:  # 2**53 has 16 digits, plus an optional sign
+        raise _JsonLimitError("integer out of range")
+    value = int(text)
+    if not -MAX_JSON_INT <= value <= MAX_JSON_INT:
+        raise _JsonLimitError("integer out of range")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    """json parse_float refusing numbers that overflow to infinity (``1e400``)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise _JsonLimitError("number out of range")
+    return value
+
+
+_JSON: Final = json.JSONDecoder(
+    object_pairs_hook=_unique_object,
+    parse_constant=_refuse_constant,
+    parse_int=_bounded_int,
+    parse_float=_finite_float,
+)
+
+
+def _check_json_limits(text: str) -> None:
+    """Refuse JSON nested deeper than MAX_JSON_DEPTH or with more than MAX_JSON_ITEMS in one container.
+
+    Counting brackets and commas bounds both from above, so ordinary PASSporTs (depth 3, a handful
+    of members) pass on three ``str.count`` calls; only text that could exceed a bound is scanned.
+    """
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH and text.count(",") < MAX_JSON_ITEMS:
+        return
+    items: list[int] = []
+    for match in _JSON_STRUCTURE.finditer(text):
+        symbol = match.group()
+        if symbol in ("[", "{"):
+            items.append(1)
+            if len(items) > MAX_JSON_DEPTH:
+                raise _JsonLimitError("JSON nested too deep")
+        elif symbol in ("]", "}"):
+            if items:
+                items.pop()
+        elif symbol == "," and items:
+            items[-1] += 1
+            if items[-1] > MAX_JSON_ITEMS:
+                raise _JsonLimitError("too many members in one JSON object or array")
 
 
 def _json_object(part: str) -> dict[str, Any]:
-    """Decode one base64url JWS part to a JSON object; PassportError for anything else."""
+    """Decode one base64url JWS part to a JSON object within the bounds; PassportError for anything else."""
     raw = _b64url_decode(part)
     try:
-        value = _JSON.decode(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        _check_json_limits(text)
+        value = _JSON.decode(text)
     except _DuplicateKeyError:
         raise PassportError(Failure.DUPLICATE_KEY, "duplicate JSON member") from None
+    except _JsonLimitError as exc:
+        raise PassportError(Failure.BAD_JSON, str(exc)) from None
     except (ValueError, RecursionError):
         raise PassportError(Failure.BAD_JSON, "not JSON") from None
     if not isinstance(value, dict):
@@ -337,8 +413,8 @@ def _parse(identity: IdentityHeader) -> Passport:
         raise CompactFormError()
     claims = _json_object(parts[1])
     iat = claims.get("iat")
-    if type(iat) is not int or iat < 0:
-        raise PassportError(Failure.BAD_CLAIMS, "iat is not a non-negative integer")
+    if type(iat) is not int or not 0 <= iat <= MAX_JSON_INT:
+        raise PassportError(Failure.BAD_CLAIMS, "iat is not a non-negative integer below 2**53")
     orig_tn = _tn(_tn_object(claims, "orig"))
     dest = _tn_object(claims, "dest")
     if not isinstance(dest, list) or not 1 <= len(dest) <= MAX_DEST_TNS:
@@ -349,7 +425,7 @@ def _parse(identity: IdentityHeader) -> Passport:
     div_tn: str | None = None
     if identity.ppt == "shaken":
         attest = claims.get("attest")
-        if attest not in ATTESTATIONS:
+        if not isinstance(attest, str) or attest not in ATTESTATIONS:
             raise PassportError(Failure.BAD_ATTEST, "attest is not A, B or C")
         origid = claims.get("origid")
         if not isinstance(origid, str) or _UUID.fullmatch(origid) is None:
@@ -472,6 +548,8 @@ class ShakenResult:
 
 
 _ABSENT_RESULT: Final = ShakenResult(ABSENT, ("SHAKEN_ABSENT",))
+VERIFICATION_ERROR: Final = ShakenResult(verdicts_pb2.SHAKEN_STATUS_UNSPECIFIED, (VERIFIER_ERROR_CODE,))
+"""What stands in for a verification that raised unexpectedly: unverified (not failed) and degraded."""
 
 
 def _failed(failure: Failure, x5u: str = "") -> ShakenResult:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +23,9 @@ from services.origination.certs import CertificateCache, ChainValidator, Revocat
 from services.origination.failures import REASON_CODE, UNSUPPORTED, Failure
 from services.origination.passport import (
     MAX_HEADER_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_JSON_INT,
+    MAX_JSON_ITEMS,
     P256_ORDER,
     CompactFormError,
     MemoryReplayStore,
@@ -855,6 +859,124 @@ def test_revocations_can_be_swapped_at_runtime(verifier: Verifier, sim: Sim) -> 
     assert verifier.verify(setup(header), "CN").failure == Failure.CERT_REVOKED
     verifier.revocations = Revocations()
     assert verifier.verify(setup(header), "CN").status == S.SHAKEN_STATUS_VERIFIED
+
+
+# --- bounds: numeric extremes, wrong JSON types, depth and width ---
+
+
+def raw_claims(**raw: str) -> bytes:
+    """Canonical SHAKEN claims with members replaced by raw JSON text (numbers json.dumps cannot write)."""
+    members = {
+        key: json.dumps(value, separators=(",", ":"))
+        for key, value in simpki.shaken_claims(CALLER[1:], [CALLEE[1:]], NOW, origid=ORIGID).items()
+    }
+    members.update(raw)
+    return ("{" + ",".join(f'"{key}":{value}' for key, value in sorted(members.items())) + "}").encode()
+
+
+@pytest.mark.parametrize(
+    ("iat", "failure"),
+    [
+        ("9" * 400, Failure.BAD_JSON),
+        ("-" + "9" * 400, Failure.BAD_JSON),
+        (str(2**53), Failure.BAD_JSON),
+        (str(2**63), Failure.BAD_JSON),
+        (str(2**53 - 1), Failure.FUTURE_IAT),
+        ("0", Failure.STALE_IAT),
+        ("-1", Failure.BAD_CLAIMS),
+        ("true", Failure.BAD_CLAIMS),
+        ("false", Failure.BAD_CLAIMS),
+        (f"{NOW}.0", Failure.BAD_CLAIMS),
+        (f"{NOW}e0", Failure.BAD_CLAIMS),
+        ("1e400", Failure.BAD_JSON),
+        ("-1e400", Failure.BAD_JSON),
+        ("NaN", Failure.BAD_JSON),
+        ("-Infinity", Failure.BAD_JSON),
+        ('"NaN"', Failure.BAD_CLAIMS),
+        ('"inf"', Failure.BAD_CLAIMS),
+        ("null", Failure.BAD_CLAIMS),
+        ("[1]", Failure.BAD_CLAIMS),
+        ("{}", Failure.BAD_CLAIMS),
+    ],
+)
+def test_iat_numeric_extremes_are_typed_failures(
+    verifier: Verifier, sim: Sim, iat: str, failure: Failure
+) -> None:
+    result = verifier.verify(setup(sim.shaken(raw_claims(iat=iat))), "CN")
+    assert (result.status, result.failure) == (S.SHAKEN_STATUS_FAILED, failure)
+
+
+@pytest.mark.parametrize(
+    ("member", "value", "failure"),
+    [
+        ("attest", '["A"]', Failure.BAD_ATTEST),
+        ("attest", '{"A":1}', Failure.BAD_ATTEST),
+        ("attest", "1", Failure.BAD_ATTEST),
+        ("attest", "true", Failure.BAD_ATTEST),
+        ("origid", '["x"]', Failure.BAD_ORIGID),
+        ("orig", '{"tn":["8613800138000"]}', Failure.BAD_CLAIMS),
+        ("orig", '{"tn":{"a":1}}', Failure.BAD_CLAIMS),
+        ("dest", '{"tn":[["8613900139000"]]}', Failure.BAD_CLAIMS),
+        ("dest", '{"tn":[8613900139000]}', Failure.BAD_CLAIMS),
+        ("dest", '{"tn":{"8613900139000":1}}', Failure.BAD_CLAIMS),
+        ("x-vendor", str(2**53), Failure.BAD_JSON),
+        ("x-vendor", "1e999", Failure.BAD_JSON),
+    ],
+)
+def test_claims_of_the_wrong_json_type_are_typed_failures(
+    verifier: Verifier, sim: Sim, member: str, value: str, failure: Failure
+) -> None:
+    result = verifier.verify(setup(sim.shaken(raw_claims(**{member: value}))), "CN")
+    assert (result.status, result.failure) == (S.SHAKEN_STATUS_FAILED, failure)
+
+
+def test_unknown_members_within_the_bounds_are_ignored(verifier: Verifier, sim: Sim) -> None:
+    inside = {
+        "deep": "[" * (MAX_JSON_DEPTH - 1) + "]" * (MAX_JSON_DEPTH - 1),
+        "wide": "[" + ",".join(["0"] * MAX_JSON_ITEMS) + "]",
+        "big": str(MAX_JSON_INT),
+        "small": str(-MAX_JSON_INT),
+        "float": "1.7976931348623157e308",
+        "text": '"\\u00e9\\ud800[{,\\"é"',
+    }
+    for member, value in inside.items():
+        result = verifier.verify(setup(sim.shaken(raw_claims(**{member: value}))), "CN")
+        assert result.status == S.SHAKEN_STATUS_VERIFIED, member
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH,
+        '{"a":' * MAX_JSON_DEPTH + "1" + "}" * MAX_JSON_DEPTH,
+        "[" * 2000,
+        "[" + ",".join(["0"] * (MAX_JSON_ITEMS + 1)) + "]",
+        "{" + ",".join(f'"k{i}":0' for i in range(MAX_JSON_ITEMS + 1)) + "}",
+    ],
+    ids=["array_depth", "object_depth", "unclosed_2000", "array_width", "object_width"],
+)
+def test_json_over_the_depth_and_width_bounds_is_refused(verifier: Verifier, sim: Sim, value: str) -> None:
+    result = verifier.verify(setup(sim.shaken(raw_claims(x=value))), "CN")
+    assert (result.status, result.failure) == (S.SHAKEN_STATUS_FAILED, Failure.BAD_JSON)
+
+
+def test_bounds_in_the_jose_header_too(verifier: Verifier, sim: Sim) -> None:
+    x5u = sim.x5u("signer")
+    claims = simpki.canonical(simpki.shaken_claims(CALLER[1:], [CALLEE[1:]], NOW, origid=ORIGID))
+    for extra in ('"kid":' + "9" * 300, '"kid":' + "[" * 20 + "]" * 20, '"kid":1e400'):
+        header_json = f'{{"alg":"ES256",{extra},"ppt":"shaken","typ":"passport","x5u":"{x5u}"}}'.encode()
+        token = jws(sim.leaves["signer"].key, header_json, claims)
+        assert verifier.verify(setup(identity(token, x5u)), "CN").failure == Failure.BAD_JSON
+
+
+def test_a_crafted_header_beside_a_valid_one_cannot_crash_verification(
+    verifier: Verifier, sim: Sim, home: SigningCarrier
+) -> None:
+    hostile = sim.shaken(raw_claims(iat="9" * 600))
+    result = verifier.verify(setup(hostile, sign(home)), "CN")
+    assert result.status == S.SHAKEN_STATUS_VERIFIED
+    alone = verifier.verify(setup(hostile), "CN")
+    assert (alone.status, alone.failure) == (S.SHAKEN_STATUS_FAILED, Failure.BAD_JSON)
 
 
 # --- fuzzing: only typed errors, never a hang ---
