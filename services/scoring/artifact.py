@@ -12,15 +12,24 @@ indices) and ``decision_type`` (LightGBM's bits: 2 = default left, ``(d >> 2) & 
 node's ``value`` is the data-count-weighted mean of its leaves (LightGBM's ``ExpectedValue``), the
 baseline path attribution measures changes against. ``count`` is training rows through the node.
 
-Loading refuses an artifact built for a different feature schema (``SchemaMismatchError``): a
-model reading features by position must never be fed vectors in another order or meaning.
+Loading verifies the folder against its manifest before anything scores with it, and refuses it
+with an ``ArtifactError`` naming the file: a missing, unreadable or truncated file; another format
+version or feature schema (``SchemaMismatchError``: a model reading features by position must never
+be fed vectors in another order or meaning); a forest whose SHA-256 is not the recorded
+``forest_sha256``, or whose tree/node counts, depth or version disagree with the manifest
+(``IntegrityError``); arrays a kernel would read out of bounds; an unusable calibration. The library
+versions are recorded for audit, not checked: the arrays mean the same under any NumPy or Numba, and
+serving has no LightGBM.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -46,6 +55,7 @@ MISSING_ZERO: Final[int] = 1
 MISSING_NAN: Final[int] = 2
 _MISSING_TYPES: Final[dict[str, int]] = {"None": MISSING_NONE, "Zero": MISSING_ZERO, "NaN": MISSING_NAN}
 AVOID_INF: Final[float] = 1e300
+_MISSING: Final[str] = f"missing (an artifact folder holds {METADATA} and {ARRAYS})"
 _VERSIONED: Final[tuple[str, ...]] = ("numpy", "numba", "llvmlite", "lightgbm", "scikit-learn", "fraudmesh")
 
 IntArray = npt.NDArray[np.int32]
@@ -53,18 +63,37 @@ FloatArray = npt.NDArray[np.float64]
 
 
 class ArtifactError(Exception):
-    """The artifact folder is missing, malformed or cannot be used by this code."""
+    """The artifact folder is missing, malformed or cannot be used by this code (``file``: which file)."""
+
+    def __init__(self, message: str, *, file: Path | None = None) -> None:
+        self.file = file
+        super().__init__(f"{file}: {message}" if file is not None else message)
 
 
 class SchemaMismatchError(ArtifactError):
     """The artifact was trained on a different feature schema than the running code's."""
 
-    def __init__(self, artifact_hash: str, running_hash: str) -> None:
+    def __init__(self, artifact_hash: str, running_hash: str, *, file: Path | None = None) -> None:
         self.artifact_hash = artifact_hash
         self.running_hash = running_hash
         super().__init__(
             f"model artifact was trained on feature schema {artifact_hash}, "
-            f"this code builds vectors for schema {running_hash}; retrain or deploy matching code"
+            f"this code builds vectors for schema {running_hash}; retrain or deploy matching code",
+            file=file,
+        )
+
+
+class IntegrityError(ArtifactError):
+    """The artifact's files disagree with what its manifest records: corrupted, truncated or edited."""
+
+    def __init__(self, file: Path, what: str, recorded: object, computed: object) -> None:
+        self.what = what
+        self.recorded = recorded
+        self.computed = computed
+        super().__init__(
+            f"{what} is recorded as {recorded!r} in {METADATA} but the arrays give {computed!r}; the "
+            "artifact is corrupted, mixes two models or was edited: copy it again from where it was trained",
+            file=file,
         )
 
 
@@ -80,11 +109,22 @@ class Calibration:
         return {"method": "platt", "a": self.a, "b": self.b}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Calibration:
-        """Read the JSON form; refuses methods this code cannot apply."""
-        if data.get("method") != "platt":
-            raise ArtifactError(f"unsupported calibration method {data.get('method')!r}")
-        return cls(a=float(data["a"]), b=float(data["b"]))
+    def from_json(cls, data: Any) -> Calibration:
+        """Read the JSON form; refuses methods this code cannot apply and non-increasing scalings.
+
+        ``a`` must be positive and finite: thresholds on the probability map to raw scores only
+        while the scaling is increasing (``Scorer.raw_threshold``).
+        """
+        if not isinstance(data, dict) or data.get("method") != "platt":
+            method = data.get("method") if isinstance(data, dict) else None
+            raise ArtifactError(f"unsupported calibration method {method!r}")
+        try:
+            a, b = float(data["a"]), float(data["b"])
+        except (KeyError, TypeError, ValueError):
+            raise ArtifactError("calibration a and b must be numbers") from None
+        if not (math.isfinite(a) and math.isfinite(b) and a > 0.0):
+            raise ArtifactError("calibration needs a finite positive a and a finite b")
+        return cls(a=a, b=b)
 
 
 IDENTITY: Final[Calibration] = Calibration(a=1.0, b=0.0)
@@ -279,7 +319,7 @@ def from_booster(
     dump = booster.dump_model(num_iteration=-1)
     forest = forest_from_dump(dump)
     created = datetime.now(UTC)
-    digest = _digest(forest)
+    digest = forest_digest(forest)
     meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "schema_hash": SCHEMA_HASH,
@@ -300,7 +340,8 @@ def from_booster(
     return Artifact(forest=forest, calibration=calibration, objective=meta["objective"], metadata=meta)
 
 
-def _digest(forest: Forest) -> str:
+def forest_digest(forest: Forest) -> str:
+    """The ``forest_sha256`` a manifest records: SHA-256 over every array's name and bytes, 12 hex digits."""
     h = hashlib.sha256()
     for name, array in forest.arrays().items():
         h.update(name.encode())
@@ -320,23 +361,75 @@ def save(artifact: Artifact, folder: Path, *, lightgbm_text: str | None = None) 
 
 
 def load(folder: Path) -> Artifact:
-    """Read an artifact folder, checking format version, feature schema and array consistency."""
-    try:
-        meta = json.loads((folder / METADATA).read_text())
-        with np.load(folder / ARRAYS, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"cannot read model artifact in {folder}: {exc}") from exc
+    """Read an artifact folder and verify it against its manifest (see the module docstring)."""
+    manifest, arrays_file = folder / METADATA, folder / ARRAYS
+    if not folder.is_dir():
+        raise ArtifactError("no such artifact folder", file=folder)
+    meta = _read_manifest(manifest)
     if meta.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(
-            f"artifact format {meta.get('format_version')!r} is not this code's format {FORMAT_VERSION}"
+            f"artifact format {meta.get('format_version')!r} is not this code's format {FORMAT_VERSION}",
+            file=manifest,
         )
     if meta.get("schema_hash") != SCHEMA_HASH:
-        raise SchemaMismatchError(str(meta.get("schema_hash")), SCHEMA_HASH)
+        raise SchemaMismatchError(str(meta.get("schema_hash")), SCHEMA_HASH, file=manifest)
+    training = meta.get("training_data")
+    if isinstance(training, dict) and training.get("schema_hash", SCHEMA_HASH) != SCHEMA_HASH:
+        raise SchemaMismatchError(str(training["schema_hash"]), SCHEMA_HASH, file=manifest)
     if meta.get("feature_names") != list(NAMES):
-        raise ArtifactError("artifact feature names differ from the schema despite a matching hash")
+        raise ArtifactError("feature names differ from the schema despite a matching hash", file=manifest)
+    forest = _read_forest(arrays_file)
+    _verify_digest(forest, meta, manifest)
     try:
-        forest = Forest(
+        _check(forest)
+    except ArtifactError as exc:
+        raise ArtifactError(str(exc), file=arrays_file) from None
+    _verify_shape(forest, meta, manifest)
+    try:
+        calibration = Calibration.from_json(meta.get("calibration"))
+    except ArtifactError as exc:
+        raise ArtifactError(str(exc), file=manifest) from None
+    return Artifact(
+        forest=forest, calibration=calibration, objective=str(meta.get("objective")), metadata=meta
+    )
+
+
+def _read_manifest(file: Path) -> dict[str, Any]:
+    """model.json as a JSON object."""
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ArtifactError(_MISSING, file=file) from None
+    except OSError as exc:
+        raise ArtifactError(f"cannot read ({exc.strerror})", file=file) from None
+    except UnicodeDecodeError:
+        raise ArtifactError("not UTF-8 text", file=file) from None
+    try:
+        meta = json.loads(text)
+    except ValueError as exc:
+        raise ArtifactError(f"not valid JSON ({exc})", file=file) from None
+    if not isinstance(meta, dict):
+        raise ArtifactError("not a JSON object", file=file)
+    return meta
+
+
+def _read_forest(file: Path) -> Forest:
+    """model.npz as a Forest; a missing, truncated or foreign file is an ArtifactError, never numpy's."""
+    names = ("feature", "threshold", "left", "right", "decision_type", "value", "count", "tree_offset")
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            missing = [name for name in names if name not in npz.files]
+            if missing:
+                raise ArtifactError(f"lacks the array(s) {', '.join(missing)}", file=file)
+            arrays = {name: npz[name] for name in names}
+    except FileNotFoundError:
+        raise ArtifactError(_MISSING, file=file) from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ArtifactError(f"cannot read the arrays, truncated or not an npz ({exc})", file=file) from None
+    if any(array.ndim != 1 for array in arrays.values()):
+        raise ArtifactError("every array must be one-dimensional", file=file)
+    try:
+        return Forest(
             feature=arrays["feature"].astype(np.int32, copy=False),
             threshold=arrays["threshold"].astype(np.float64, copy=False),
             left=arrays["left"].astype(np.int32, copy=False),
@@ -346,13 +439,34 @@ def load(folder: Path) -> Artifact:
             count=arrays["count"].astype(np.int64, copy=False),
             tree_offset=arrays["tree_offset"].astype(np.int64, copy=False),
         )
-    except KeyError as exc:
-        raise ArtifactError(f"artifact arrays lack {exc}") from exc
-    _check(forest)
-    calibration = Calibration.from_json(meta.get("calibration", {}))
-    return Artifact(
-        forest=forest, calibration=calibration, objective=str(meta.get("objective")), metadata=meta
-    )
+    except (TypeError, ValueError) as exc:
+        raise ArtifactError(f"arrays of an unusable type ({exc})", file=file) from None
+
+
+def _verify_digest(forest: Forest, meta: dict[str, Any], manifest: Path) -> None:
+    """The arrays are the ones the manifest records: their digest, and the version built from it."""
+    recorded = meta.get("forest_sha256")
+    if not isinstance(recorded, str) or not recorded:
+        raise ArtifactError(
+            "records no forest_sha256, so the forest cannot be verified: rebuild the artifact", file=manifest
+        )
+    digest = forest_digest(forest)
+    if recorded != digest:
+        raise IntegrityError(manifest.parent / ARRAYS, "forest_sha256", recorded, digest)
+    version = meta.get("model_version")
+    if not isinstance(version, str) or not version.endswith(f"-{digest}"):
+        raise IntegrityError(manifest, "model_version (ends in the digest)", version, f"...-{digest}")
+
+
+def _verify_shape(forest: Forest, meta: dict[str, Any], manifest: Path) -> None:
+    """The manifest's tree and node counts and depth are the (well-formed) forest's."""
+    for key, actual in (
+        ("num_trees", forest.num_trees),
+        ("num_nodes", forest.num_nodes),
+        ("max_depth", int(forest.depths().max())),
+    ):
+        if meta.get(key) != actual:
+            raise IntegrityError(manifest, key, meta.get(key), actual)
 
 
 def _check(forest: Forest) -> None:

@@ -1,6 +1,7 @@
 """The scorer the decision service calls: an artifact loaded, compiled and warmed, scoring vectors.
 
-``Scorer.load`` reads an artifact folder, refuses one built for another feature schema, lays the
+``Scorer.load`` reads an artifact folder, refuses one that does not match its own manifest (forest
+SHA-256, counts, version) or was built for another feature schema (``artifact.load``), lays the
 forest out for the kernels and compiles them (or loads them from Numba's cache, NUMBA_CACHE_DIR)
 before ``ready`` turns true, so the first call is as fast as the rest. The kernels release the GIL
 and allocate their own scratch, so one Scorer serves many threads.
@@ -74,7 +75,7 @@ class Scorer:
 
     @classmethod
     def load(cls, path: Path, *, warm: bool = True) -> Scorer:
-        """Load an artifact folder and, unless told not to, warm the kernels before returning."""
+        """Load and verify an artifact folder (else ``ArtifactError``), then warm unless told not to."""
         scorer = cls(artifact_io.load(path))
         if warm:
             scorer.warm()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,7 @@ import pytest
 from services.common.features import FEATURES, INDEX, WIDTH, empty_vector
 from services.common.reasons import REASONS
 from services.scoring import artifact
-from services.scoring.artifact import Calibration
+from services.scoring.artifact import ArtifactError, Calibration, IntegrityError
 from services.scoring.model import MODEL_SCORE, REASON_OF, Scorer, positive_order, top_reasons
 from tests.unit.test_scoring_kernels import adversarial_rows, model
 
@@ -116,3 +118,16 @@ def test_readonly_and_unaligned_rows_are_copied(folder: Path) -> None:
     buffer = np.zeros(WIDTH * 4 + 1, dtype=np.uint8)
     unaligned = np.frombuffer(buffer[1:].tobytes(), dtype=np.float32)
     assert scorer.score(unaligned).raw == scorer.score(np.zeros(WIDTH, np.float32)).raw
+
+
+def test_load_refuses_an_artifact_that_does_not_match_its_manifest(folder: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    meta = json.loads((copy / artifact.METADATA).read_text())
+    meta["forest_sha256"] = "0" * 12
+    (copy / artifact.METADATA).write_text(json.dumps(meta))
+    with pytest.raises(IntegrityError, match="forest_sha256"):
+        Scorer.load(copy)
+    (copy / artifact.ARRAYS).write_bytes((folder / artifact.ARRAYS).read_bytes()[:100])
+    with pytest.raises(ArtifactError, match="truncated"):
+        Scorer.load(copy, warm=False)
