@@ -19,6 +19,7 @@ AUDIT_QUEUE = "fraudmesh_decision_audit_queue_records"
 RELOADS = "fraudmesh_decision_policy_reloads_total"
 POLICY = "fraudmesh_decision_policy_info"
 MODEL = "fraudmesh_decision_model_info"
+MODEL_RELOADS = "fraudmesh_decision_model_reloads_total"
 BUDGET_S = 0.005  # Decide: server-side p99 within 5 ms
 SUB_DEADLINE_S = 0.004  # FRAUDMESH_ORIGINATION_TIMEOUT_S / FRAUDMESH_FEATURES_TIMEOUT_S defaults
 NOT_ALLOW = 'action!="ALLOW"'
@@ -181,6 +182,14 @@ policy_reloads = Panel(
     width=12,
     description="rejected: the edit failed validation and the previous policy stays in force.",
 )
+model_reloads = Panel(
+    "Model reloads by outcome",
+    (Query(f"sum by (outcome) (increase({sel(MODEL_RELOADS)}{RATE}))", "{{outcome}}"),),
+    unit="short",
+    width=12,
+    description="rejected: the new artifact failed verification (digest, manifest or feature schema) and "
+    "the previous model keeps scoring; the decision logs name the file.",
+)
 scores = Panel(
     "Score distribution (p50 / p90 / p99, and p90 a week ago)",
     (
@@ -254,7 +263,7 @@ SECTION = Section(
         Row("Latency", (latency_detail, dependency_latency)),
         Row("Degradation", (degraded_causes, breakers)),
         Row("Audit", (audit_dropped, audit_records, audit_queue)),
-        Row("Policy and model", (policy_version, model_version, policy_reloads)),
+        Row("Policy and model", (policy_version, model_version, policy_reloads, model_reloads)),
         Row("Scores and reasons", (scores, high_scores, top_reasons)),
     ),
     fraud=(actions_over_time, acted_share_by_tenant, top_reasons, reasons_by_action, shadow_actions),
