@@ -28,13 +28,18 @@ class ScenarioError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Carrier:
-    """A carrier whose trunks deliver calls to the home network."""
+    """A carrier whose trunks deliver calls to the home network.
+
+    ``sends_pai``: its trunk sends a P-Asserted-Identity (E.164) beside From, as on-net and
+    domestic interconnect trunks inside the trust domain do; gateways and VoIP peers often do not.
+    """
 
     name: str
     ocn: str
     signs: bool = True
     attest: str = "A"
     ranges: tuple[str, ...] = ()
+    sends_pai: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,12 +66,12 @@ class Network:
         Carrier("ic-south", "S001", True, "A", ("+86133", "+86153", "+86189")),
     )
     gateways: tuple[Carrier, ...] = (
-        Carrier("gw-intl", "G001", False, "C"),
-        Carrier("gw-signed", "G002", True, "C"),
+        Carrier("gw-intl", "G001", False, "C", sends_pai=False),
+        Carrier("gw-signed", "G002", True, "C", sends_pai=False),
     )
     voip_peers: tuple[Carrier, ...] = (
         Carrier("voip-signed", "V001", True, "C"),
-        Carrier("voip-open", "V002", False, "C"),
+        Carrier("voip-open", "V002", False, "C", sends_pai=False),
     )
     virtual_ranges: tuple[str, ...] = ("+86170", "+86171", "+86165", "+86167")
     emergency_numbers: tuple[str, ...] = ("110", "119", "120", "122")
@@ -88,6 +93,7 @@ class Subscribers:
     mean_duration_s: float = 120.0
     fixed_line_share: float = 0.15
     roaming_share: float = 0.03
+    withheld_share: float = 0.02
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +109,7 @@ class BulkCallers:
     automated: bool = False
     attest: str = "A"
     voip_share: float = 0.0
+    pbx_share: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +118,7 @@ class Legit:
 
     couriers: BulkCallers = BulkCallers(80, 120.0, 0.85, 25.0)
     call_centres: BulkCallers = BulkCallers(
-        6, 1500.0, 0.45, 150.0, numbers_each=4, audience=5000, attest="B", voip_share=0.4
+        6, 1500.0, 0.45, 150.0, numbers_each=4, audience=5000, attest="B", voip_share=0.4, pbx_share=0.5
     )
     reminders: BulkCallers = BulkCallers(
         4, 800.0, 0.65, 30.0, audience=8000, automated=True, attest="B", voip_share=0.5
@@ -128,6 +135,7 @@ class Foreign:
     contacts: int = 3
     answer_rate: float = 0.75
     mean_duration_s: float = 300.0
+    withheld_share: float = 0.05
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,6 +6,17 @@ customers, random dialling), caller IDs its tactics (rotating pools, neighbor an
 a relative's number). The calls are then sorted by time and emitted as the records the topics would
 carry — CallSetup (with real PASSporTs where the carrier signs), Cdr, Complaint, audio metadata —
 plus ground truth per call and per presented number.
+
+Caller IDs are presented the way trunks present them. A carrier with ``sends_pai`` (on-net and
+domestic interconnects by default, and the signing VoIP peer) sends a P-Asserted-Identity in E.164
+with the caller's own line number beside From; the others send From only. From is national form
+on-net, E.164 from interconnects, ``00``-prefixed from abroad and a SIP URI from VoIP peers. Calls a
+PBX places from an extension (``legit.*.pbx_share``) carry the organisation's main number in From
+and the extension's own DDI in PAI. People who withhold their number (``*.withheld_share``) send an
+anonymous From; on a trunk that sends PAI the network still asserts who they are, elsewhere the
+call has no identity and is not signed. Ground truth is keyed exactly as the services attribute
+calls (``services.common.identity``): the PAI's number when one is sent, else From's, and for a
+withheld caller without PAI the trunk's bucket ``WITHHELD:<tenant>/<trunk>``.
 """
 
 from __future__ import annotations
@@ -27,9 +38,12 @@ from fraudmesh.v1 import common_pb2, dataset_pb2, events_pb2
 from loadtest.dataset import CALLS, EVENTS, NUMBERS, Manifest, RecordWriter
 from loadtest.scenario import BulkCallers, Carrier, Scenario
 from loadtest.stipki import CarrierSpec, StiPki, build_pki
+from services.common.identity import withheld_key
 
 I64 = npt.NDArray[np.int64]
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
+ANONYMOUS_FROM = '"Anonymous" <sip:anonymous@anonymous.invalid>'  # RFC 3323 privacy
+ANONYMOUS_RECORDED = "anonymous"  # what mediation and media taps record for a withheld caller
 
 K = dataset_pb2.ActorKind
 IN = common_pb2.IngressKind
@@ -97,7 +111,7 @@ class Calls:
     """Calls of one actor group as columns (one row per call)."""
 
     t: I64
-    caller: I64  # presented caller ID: E.164 digits as an integer
+    caller: I64  # the caller's own line (E.164 digits as an integer): PAI when the trunk sends one
     callee: I64  # E.164 digits; negative = a short code's digits (emergency numbers)
     kind: npt.NDArray[np.int8]
     actor: npt.NDArray[np.int32]  # index into Simulation.names; -(person + 1) for a subscriber
@@ -116,6 +130,8 @@ class Calls:
     complaint_delay_ms: I64  # -1 for no complaint
     honeypot: npt.NDArray[np.bool_]
     iat_skew_s: I64  # how far the signer's clock is off (0 for almost every call)
+    from_number: I64  # the number in From when it is not ``caller`` (a PBX's main number); 0 = caller
+    withheld: npt.NDArray[np.bool_]  # the caller asked for privacy: From is anonymous
 
     @staticmethod
     def concat(parts: Sequence[Calls]) -> Calls:
@@ -175,6 +191,10 @@ class _Builder:
         net = scenario.network
         self.carriers: list[Carrier] = [net.home, *net.interconnects, *net.gateways, *net.voip_peers]
         self.cidx = {c.name: i for i, c in enumerate(self.carriers)}
+        self.sends_pai = np.array([c.sends_pai for c in self.carriers], dtype=np.bool_)
+        # Caller-ID presentation (privacy, PBX extensions) draws from a generator of its own, so the
+        # calls themselves do not move when those knobs change.
+        self.presentation_rng = np.random.default_rng([scenario.seed, 3])
         self.cities = list(net.cities.items())
         self.minutes = max(1, int(scenario.duration_ms // 60_000))
         local_start = scenario.start_ms / 3_600_000 + scenario.utc_offset_hours
@@ -241,8 +261,13 @@ class _Builder:
         true_caller: I64 | int = 0,
         complaint_share: float = 0.0,
         complaint_delay_minutes: float = 60.0,
+        from_number: I64 | int = 0,
+        withheld: npt.NDArray[np.bool_] | bool = False,
     ) -> Calls:
-        """One group's calls with answer, ringing, duration and complaint draws filled in."""
+        """One group's calls with answer, ringing, duration and complaint draws filled in.
+
+        A withheld call on a trunk that sends no PAI carries no identity, so it is not signed.
+        """
         n = len(t)
         answered = self.rng.random(n) < answer_rate
         ring = self.rng.integers(2_000, 15_000, size=n)
@@ -263,15 +288,19 @@ class _Builder:
         def col(value: object, dtype: type) -> Any:
             return np.broadcast_to(np.asarray(value, dtype=dtype), (n,)).copy()
 
+        carriers = col(carrier, np.int16)
+        hidden = col(withheld, np.bool_)
+        attests = col(attest, np.int8)
+        attests[hidden & ~self.sends_pai[carriers]] = 0
         return Calls(
             t=t.astype(np.int64),
             caller=caller.astype(np.int64),
             callee=callee.astype(np.int64),
             kind=col(kind, np.int8),
             actor=col(actor, np.int32),
-            carrier=col(carrier, np.int16),
+            carrier=carriers,
             ingress=col(ingress, np.int8),
-            attest=col(attest, np.int8),
+            attest=attests,
             answered=answered,
             ring_ms=ring.astype(np.int64),
             duration_ms=duration,
@@ -284,6 +313,8 @@ class _Builder:
             complaint_delay_ms=delay,
             honeypot=np.zeros(n, np.bool_),
             iat_skew_s=skew.astype(np.int64),
+            from_number=col(from_number, np.int64),
+            withheld=hidden,
         )
 
     def gateways(self) -> npt.NDArray[np.int64]:
@@ -395,13 +426,16 @@ class _Builder:
             np.where(roaming, 3, 1),
             answer,
             self.s.subscribers.mean_duration_s,
+            withheld=self.presentation_rng.random(len(who)) < self.s.subscribers.withheld_share,
         )
 
     def bulk_calls(self, pop: Population, group: BulkCallers, kind: int, label: str) -> Calls:
         """Legitimate high-volume callers: couriers, call centres, reminders, bank alerts.
 
         Their own carrier attests ``group.attest`` (enterprises on a PBX trunk get B), except the
-        ``voip_share`` handed over by VoIP peers (C or unsigned).
+        ``voip_share`` handed over by VoIP peers (C or unsigned). The ``pbx_share`` of calls placed
+        from a PBX extension present the organisation's main number (its first) in From and the
+        extension's DDI — the main number's block of 100 — as the line the trunk asserts.
         """
         if group.count == 0:
             return self._empty()
@@ -421,6 +455,10 @@ class _Builder:
             ]
             own = self.numbers_in(ranges, group.count * numbers_each).reshape(group.count, numbers_each)
         caller = own[rows, self.rng.integers(0, numbers_each, size=len(rows))]
+        main = own[rows, 0]
+        extension = self.presentation_rng.random(len(rows)) < group.pbx_share
+        ddi = (main // 100) * 100 + self.presentation_rng.integers(0, 100, size=len(rows))
+        caller = np.where(extension, ddi, caller)
         if group.audience:
             audiences = self.rng.choice(home, size=(group.count, min(group.audience, len(home))))
             callee = pop.numbers[audiences[rows, self.rng.integers(0, audiences.shape[1], size=len(rows))]]
@@ -450,6 +488,7 @@ class _Builder:
             script=script,
             voice=voice,
             synthetic=group.automated,
+            from_number=np.where(extension & (ddi != main), main, 0),
         )
 
     def robocalls(self, pop: Population) -> Calls:
@@ -617,6 +656,7 @@ class _Builder:
             3,
             fo.answer_rate,
             fo.mean_duration_s,
+            withheld=self.presentation_rng.random(n) < fo.withheld_share,
         )
 
     def impersonators(self, pop: Population) -> Calls:
@@ -746,6 +786,37 @@ def _presented(number: int, ingress: int) -> str:
     return "+" + str(number)
 
 
+def _asserted(number: int, ingress: int) -> str:
+    """The P-Asserted-Identity a trunk that sends one puts beside From: always E.164."""
+    if ingress == ON_NET:
+        return f"<sip:+{number}@ims.home.sim.invalid;user=phone>"
+    return f"<tel:+{number}>"
+
+
+def trunk_id(carrier: Carrier) -> str:
+    """The ingress trunk id a carrier's calls arrive on."""
+    return f"trunk-{carrier.name}"
+
+
+def identity_keys(sim: Simulation) -> I64:
+    """Per call, what the services attribute it to (services.common.identity), as an integer.
+
+    The PAI's number when the trunk sends one, else From's; ``-(carrier + 1)`` for a withheld caller
+    on a trunk that sends no PAI (that trunk's withheld bucket). ``identity_name`` spells it out.
+    """
+    c = sim.calls
+    pai = np.array([carrier.sends_pai for carrier in sim.carriers], dtype=np.bool_)[c.carrier]
+    number = np.where(pai | (c.from_number == 0), c.caller, c.from_number)
+    return np.asarray(np.where(c.withheld & ~pai, -(c.carrier.astype(np.int64) + 1), number), dtype=np.int64)
+
+
+def identity_name(key: int, sim: Simulation) -> str:
+    """The canonical identity of an ``identity_keys`` value: E.164, or WITHHELD:<tenant>/<trunk>."""
+    if key < 0:
+        return withheld_key(sim.scenario.network.tenant, trunk_id(sim.carriers[-key - 1]))
+    return f"+{key}"
+
+
 def canonical(number: int, region: str) -> str:
     """The canonical form the services use: E.164, or REGION:digits for short codes."""
     return f"{region}:{-number}" if number < 0 else f"+{number}"
@@ -784,7 +855,12 @@ class _Emitter:
         ]
         self.origids: dict[tuple[int, int], str] = {}
         self.call_ids = [f"{s.seed:x}-{i:08x}@sim.invalid" for i in range(len(c))]
-        self.trunk_ids = [f"trunk-{carrier.name}" for carrier in sim.carriers]
+        self.trunk_ids = [trunk_id(carrier) for carrier in sim.carriers]
+        self.sends_pai = [carrier.sends_pai for carrier in sim.carriers]
+        self.keys = identity_keys(sim)
+        self.key = self.keys.tolist()
+        self.from_number = c.from_number.tolist()
+        self.withheld = c.withheld.tolist()
         self.home_region = next(iter(s.network.cities.values()))
         self.regions = [
             "INTL" if carrier in s.network.gateways else self.home_region for carrier in sim.carriers
@@ -831,8 +907,10 @@ class _Emitter:
             origid = self.origids[key] = _origid(self.seed, self.carriers[carrier].name, actor)
         callee = self.callee[i]
         dest = str(-callee) if callee < 0 else str(callee)
+        if self.key[i] < 0:  # a withheld caller without PAI: nothing to sign for
+            return None
         header: str = signer.identity_header(
-            str(self.caller[i]),
+            str(self.key[i]),
             [dest],
             self.t[i] // 1000 + self.iat_skew[i],
             ATTEST[self.attest[i]],
@@ -852,7 +930,12 @@ class _Emitter:
         setup.tenant = self.tenant
         ingress = self.ingress[i]
         carrier = self.carrier[i]
-        setup.calling_number = _presented(self.caller[i], ingress)
+        if self.withheld[i]:
+            setup.calling_number = ANONYMOUS_FROM
+        else:
+            setup.calling_number = _presented(self.from_number[i] or self.caller[i], ingress)
+        if self.sends_pai[carrier]:
+            setup.p_asserted_identity = _asserted(self.caller[i], ingress)
         setup.called_number = self._called(self.callee[i])
         identity = self._identity(i)
         if identity is not None:
@@ -871,7 +954,7 @@ class _Emitter:
         cdr = record.cdr
         cdr.call_id = self.call_ids[i]
         cdr.tenant = self.tenant
-        cdr.calling_number = "+" + str(self.caller[i])
+        cdr.calling_number, cdr.p_asserted_identity = self._recorded(i)
         cdr.called_number = self._called(self.callee[i])
         t = self.t[i]
         cdr.setup_time.seconds, cdr.setup_time.nanos = t // 1000, (t % 1000) * 1_000_000
@@ -889,14 +972,19 @@ class _Emitter:
         cdr.ingress_trunk_id = self.trunk_ids[self.carrier[i]]
         return record.SerializeToString()
 
+    def _recorded(self, i: int) -> tuple[str, str]:
+        """(From, PAI) as mediation and media taps record them: E.164, or anonymous, or no PAI."""
+        calling = ANONYMOUS_RECORDED if self.withheld[i] else "+" + str(self.from_number[i] or self.caller[i])
+        return calling, "+" + str(self.caller[i]) if self.sends_pai[self.carrier[i]] else ""
+
     def complaint(self, i: int, at: int) -> bytes:
-        """A complaint from the callee (or a honeypot report) about the call."""
+        """A complaint from the callee (or a honeypot report) about the number the callee saw."""
         record = dataset_pb2.DatasetRecord(
             time_ms=at,
             complaint=events_pb2.Complaint(
                 complaint_id=f"complaint-{self.call_ids[i]}",
                 tenant=self.tenant,
-                reported_number="+" + str(self.caller[i]),
+                reported_number="+" + str(self.key[i]),
                 reporter_number=self._called(self.callee[i]),
                 channel=events_pb2.COMPLAINT_CHANNEL_HONEYPOT
                 if self.honeypot[i]
@@ -910,6 +998,7 @@ class _Emitter:
 
     def audio(self, i: int, at: int) -> bytes:
         """Audio-segment metadata a media tap or honeypot would capture (no audio bytes yet)."""
+        calling, asserted = self._recorded(i)
         record = dataset_pb2.DatasetRecord(
             time_ms=at,
             audio=dataset_pb2.AudioSegmentMeta(
@@ -917,7 +1006,9 @@ class _Emitter:
                     segment_id=f"segment-{self.call_ids[i]}",
                     call_id=self.call_ids[i],
                     tenant=self.tenant,
-                    calling_number="+" + str(self.caller[i]),
+                    calling_number=calling,
+                    p_asserted_identity=asserted,
+                    ingress_trunk_id=self.trunk_ids[self.carrier[i]],
                     called_number=self._called(self.callee[i]),
                     source=events_pb2.AUDIO_SOURCE_HONEYPOT
                     if self.honeypot[i]
@@ -951,7 +1042,7 @@ class _Emitter:
         truth.voice_id = self._name(self.voice[i])
         truth.synthetic_voice = self.synthetic[i]
         truth.setup_time_ms = self.t[i]
-        truth.presented_number = canonical(self.caller[i], self.region)
+        truth.presented_number = identity_name(self.key[i], self.sim)
         truth.called_number = canonical(self.callee[i], self.region)
         if self.true_caller[i]:
             truth.true_number = canonical(self.true_caller[i], self.region)
@@ -973,6 +1064,7 @@ def write_dataset(sim: Simulation, folder: Path, progress: Callable[[int], None]
     captured = c.answered & (c.honeypot | tapped)
     complaint_t = np.where(c.complaint_delay_ms >= 0, emit.end_ms + c.complaint_delay_ms, -1)
     complaint_t = np.where(c.honeypot & (complaint_t < 0), c.t + 60_000, complaint_t)
+    complaint_t = np.where(emit.keys < 0, -1, complaint_t)  # a withheld caller showed no number
     audio_t = c.t + c.ring_ms + np.minimum(c.duration_ms, 30_000)
     has_complaint = np.flatnonzero(complaint_t >= 0)
     has_audio = np.flatnonzero(captured)
@@ -1029,9 +1121,8 @@ def write_dataset(sim: Simulation, folder: Path, progress: Callable[[int], None]
 
 def _write_number_truth(sim: Simulation, path: Path) -> int:
     c = sim.calls
-    region = sim.scenario.network.region
     numbers, first_index, inverse, calls = np.unique(
-        c.caller, return_index=True, return_inverse=True, return_counts=True
+        identity_keys(sim), return_index=True, return_inverse=True, return_counts=True
     )
     unwanted_kind = np.isin(c.kind, list(UNWANTED_KINDS))
     any_unwanted = np.zeros(len(numbers), np.bool_)
@@ -1049,7 +1140,7 @@ def _write_number_truth(sim: Simulation, path: Path) -> int:
                 dataset_pb2.DatasetRecord(
                     time_ms=int(c.t[first_index[k]]),
                     number_truth=dataset_pb2.NumberTruth(
-                        number=canonical(int(numbers[k]), region),
+                        number=identity_name(int(numbers[k]), sim),
                         actor_kind=dataset_pb2.ActorKind.ValueType(int(c.kind[row])),
                         actor_id=actor_name(sim.names, int(c.actor[row])),
                         campaign_id=sim.names[int(c.campaign[row])] if c.campaign[row] >= 0 else "",

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from fraudmesh.v1 import common_pb2, dataset_pb2
+from fraudmesh.v1 import call_pb2, common_pb2, dataset_pb2
 from loadtest.dataset import CALLS, EVENTS, NUMBERS, Manifest, read_records
 from loadtest.scenario import load
 from loadtest.simulate import (
@@ -22,9 +22,11 @@ from loadtest.simulate import (
     UNWANTED_KINDS,
     Simulation,
     simulate,
+    trunk_id,
     write_dataset,
 )
 from loadtest.stipki import decode_identity_header
+from services.common.identity import attribute_record, attribute_setup, is_withheld
 from services.common.phone import InvalidNumberError, normalize
 
 K = dataset_pb2.ActorKind
@@ -246,12 +248,13 @@ def test_ground_truth_matches_the_events(sim: Simulation, dataset: Path) -> None
             setups += 1
             call = truth[record.setup.setup.call_id]
             if setups % 11 == 0 and call.actor_kind != K.ACTOR_KIND_INVALID_NUMBER_SPOOFER:
-                presented = normalize(record.setup.setup.calling_number, "CN", allow_unallocated=True)
-                assert presented.canonical == call.presented_number
+                assert attribute_setup(record.setup.setup, "CN").key == call.presented_number
             assert call.setup_time_ms == record.time_ms
         elif kind == "cdr":
             cdrs += 1
-            assert record.cdr.call_id in truth
+            call = truth[record.cdr.call_id]
+            if cdrs % 11 == 0 and call.actor_kind != K.ACTOR_KIND_INVALID_NUMBER_SPOOFER:
+                assert attribute_record(record.cdr, "CN").key == call.presented_number
         elif kind == "complaint":
             assert truth[record.complaint.call_id].presented_number == record.complaint.reported_number
     assert setups == cdrs == len(truth) == len(sim.calls)
@@ -314,3 +317,85 @@ def test_some_unwanted_traffic_carries_good_attestation(sim: Simulation) -> None
     signed = _status(sim, np.flatnonzero(spoofers))
     assert signed["B"] > 0
     assert signed["C"] > 0
+
+
+def _setups(dataset: Path) -> list[tuple[dataset_pb2.CallTruth, call_pb2.CallSetup]]:
+    truth = {r.call_truth.call_id: r.call_truth for r in read_records(dataset / CALLS)}
+    return [
+        (truth[r.setup.setup.call_id], r.setup.setup)
+        for r in read_records(dataset / EVENTS)
+        if r.WhichOneof("record") == "setup"
+    ]
+
+
+def test_trunks_inside_the_trust_domain_assert_the_caller_in_e164(sim: Simulation, dataset: Path) -> None:
+    asserting = {trunk_id(c) for c in sim.carriers if c.sends_pai}
+    assert {"trunk-home", "trunk-ic-north", "trunk-ic-south"} <= asserting
+    assert not {"trunk-gw-intl", "trunk-gw-signed", "trunk-voip-open"} & asserting
+    seen: Counter[tuple[bool, int]] = Counter()
+    for call, setup in _setups(dataset):
+        if setup.ingress_trunk_id in asserting:
+            assert setup.p_asserted_identity
+            assert (
+                normalize(setup.p_asserted_identity, "ZZ", allow_unallocated=True).e164
+                == call.presented_number
+            )
+        else:
+            assert not setup.p_asserted_identity
+        seen[(bool(setup.p_asserted_identity), setup.ingress_kind)] += 1
+    assert seen[(True, common_pb2.INGRESS_KIND_ON_NET)] > 0
+    assert seen[(True, common_pb2.INGRESS_KIND_DOMESTIC_INTERCONNECT)] > 0
+    assert seen[(False, common_pb2.INGRESS_KIND_INTERNATIONAL_GATEWAY)] > 0
+    assert seen[(False, common_pb2.INGRESS_KIND_VOIP_PEER)] > 0
+
+
+def test_pbx_extensions_present_the_main_number_in_from_and_their_ddi_in_pai(
+    sim: Simulation, dataset: Path
+) -> None:
+    c = sim.calls
+    extensions = np.flatnonzero((c.kind == K.ACTOR_KIND_CALL_CENTRE) & (c.from_number > 0))
+    centres = int((c.kind == K.ACTOR_KIND_CALL_CENTRE).sum())
+    assert 0.3 * centres < len(extensions) < 0.7 * centres  # ci: pbx_share 0.5
+    assert np.all(c.from_number[extensions] // 100 == c.caller[extensions] // 100)
+    differ = 0
+    for call, setup in _setups(dataset):
+        if call.actor_kind != K.ACTOR_KIND_CALL_CENTRE or not setup.p_asserted_identity:
+            continue
+        from_ = normalize(setup.calling_number, "CN").canonical
+        if from_ != call.presented_number:
+            differ += 1
+            assert from_[:-2] == call.presented_number[:-2]
+    assert differ > 0
+
+
+def test_withheld_callers_are_attributed_by_pai_or_to_their_trunks_bucket(
+    sim: Simulation, dataset: Path
+) -> None:
+    withheld = asserted = buckets = 0
+    for call, setup in _setups(dataset):
+        if not is_withheld(setup.calling_number):
+            continue
+        withheld += 1
+        assert setup.calling_number == '"Anonymous" <sip:anonymous@anonymous.invalid>'
+        if setup.p_asserted_identity:
+            asserted += 1
+            assert call.presented_number.startswith("+")
+        else:
+            buckets += 1
+            assert call.presented_number == f"WITHHELD:demo-cn/{setup.ingress_trunk_id}"
+            assert not setup.identity_headers
+    assert asserted > 0
+    assert buckets > 0
+    assert withheld < 0.05 * len(sim.calls)
+    numbers = {r.number_truth.number for r in read_records(dataset / NUMBERS)}
+    assert any(n.startswith("WITHHELD:") for n in numbers)
+
+
+def test_captured_audio_names_the_caller_like_its_setup(dataset: Path) -> None:
+    truth = {r.call_truth.call_id: r.call_truth for r in read_records(dataset / CALLS)}
+    segments = [r.audio.segment for r in read_records(dataset / EVENTS) if r.WhichOneof("record") == "audio"]
+    assert segments
+    for segment in segments:
+        call = truth[segment.call_id]
+        if call.actor_kind != K.ACTOR_KIND_INVALID_NUMBER_SPOOFER:
+            assert attribute_record(segment, "CN").key == call.presented_number

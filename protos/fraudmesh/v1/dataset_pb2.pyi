@@ -122,7 +122,9 @@ class CallTruth(_message.Message):
     synthetic_voice: _builtins.bool
     setup_time_ms: _builtins.int
     presented_number: _builtins.str
-    """canonical form of the caller ID presented (E.164 or REGION:digits)"""
+    """The identity the call is attributed to (services/common/identity.py): the canonical PAI, else
+    From (E.164 or REGION:digits), or a withheld caller's trunk bucket WITHHELD:<tenant>/<trunk>.
+    """
     called_number: _builtins.str
     """canonical form of the called number"""
     true_number: _builtins.str
@@ -155,7 +157,7 @@ Global___CallTruth: _TypeAlias = CallTruth  # noqa: Y015
 
 @_typing.final
 class NumberTruth(_message.Message):
-    """Ground truth for one presented number over the whole dataset."""
+    """Ground truth for one attributed identity (a number or a withheld bucket) over the whole dataset."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -168,7 +170,7 @@ class NumberTruth(_message.Message):
     LAST_USED_MS_FIELD_NUMBER: _builtins.int
     CALLS_FIELD_NUMBER: _builtins.int
     number: _builtins.str
-    """E.164 (or REGION:digits) as the simulator presented it"""
+    """as CallTruth.presented_number"""
     actor_kind: Global___ActorKind.ValueType
     """kind of its first unwanted user, else of its first user"""
     actor_id: _builtins.str
