@@ -32,7 +32,8 @@ from loadtest.pipeline import read_matching
 from loadtest.report import kind_name
 from services.common import keys
 from services.common.featurestore import FeatureReader
-from services.common.phone import InvalidNumberError, normalize
+from services.common.identity import attribute_record
+from services.common.phone import InvalidNumberError
 from services.common.pseudonym import Pseudonymizer
 from services.common.redisstore import make_sync_redis
 from services.common.settings import CommonSettings
@@ -77,7 +78,7 @@ def wait_folded(
     """Wait until reputation has folded every verdict (its idempotency markers); how many it has."""
     markers = []
     for v in verdicts:
-        caller = _pseudonym(v.calling_number, region, pseudonymize)
+        caller = _pseudonym(v, region, pseudonymize)
         if caller:
             markers.append(keys.seen_key(caller, "verdict", v.tenant, v.segment_id))
     deadline = time.monotonic() + timeout_s
@@ -91,9 +92,10 @@ def wait_folded(
         time.sleep(0.5)
 
 
-def _pseudonym(number: str, region: str, pseudonymize: Pseudonymizer) -> str:
+def _pseudonym(verdict: events_pb2.AudioVerdict, region: str, pseudonymize: Pseudonymizer) -> str:
+    """The pseudonym reputation folds a verdict under (its call's attributed identity), or ''."""
     try:
-        return pseudonymize(normalize(number, region, allow_unallocated=True).canonical)
+        return pseudonymize(attribute_record(verdict, region).key)
     except InvalidNumberError:
         return ""
 
@@ -104,7 +106,7 @@ class _Truth:
 
     kind: dict[str, str] = field(default_factory=dict)  # call id → actor kind name
     campaign: dict[str, str] = field(default_factory=dict)  # call id → campaign id ('' for none)
-    number: dict[str, str] = field(default_factory=dict)  # call id → presented number (canonical)
+    number: dict[str, str] = field(default_factory=dict)  # call id → attributed identity (canonical)
     campaign_numbers: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
 

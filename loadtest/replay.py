@@ -21,11 +21,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 from fraudmesh.v1 import dataset_pb2, decision_pb2, decision_pb2_grpc
 from loadtest.dataset import EVENTS, OUTCOMES, RecordWriter, read_records
+from services.common.identity import attribute_record
 from services.common.kafka import inject_trace_headers, make_producer
 from services.common.phone import InvalidNumberError, normalize
 from services.common.pseudonym import Pseudonymizer
@@ -89,11 +91,17 @@ class ReplayConfig:
     audio: Mapping[str, bytes] = field(default_factory=dict)  # segment id → encoded AudioSegment
 
 
-def _key_for(number: str, region: str, pseudonymize: Pseudonymizer) -> bytes | None:
+def _key_for(kind: str, message: Any, region: str, pseudonymize: Pseudonymizer) -> bytes | None:
+    """The record's Kafka key: the pseudonym of the call's attributed identity (services.common.identity)
+    or, for a complaint, of the reported number; None when it names no usable number."""
     try:
-        return pseudonymize.kafka_key(normalize(number, region, allow_unallocated=True).canonical)
+        if kind == "complaint":
+            canonical = normalize(message.reported_number, region, allow_unallocated=True).canonical
+        else:
+            canonical = attribute_record(message.setup if kind == "setup" else message, region).key
     except InvalidNumberError:
         return None
+    return pseudonymize.kafka_key(canonical)
 
 
 async def replay(
@@ -169,19 +177,14 @@ async def replay(
                 if rendered is None:
                     stats.skipped_audio += 1
                     continue
-                topic, number, value = AUDIO_SEGMENTS, record.audio.segment.calling_number, rendered
+                topic, message, value = AUDIO_SEGMENTS, record.audio.segment, rendered
                 stats.audio_segments += 1
             elif topic is not None:
                 message = getattr(record, kind or "")
-                number = (
-                    message.setup.calling_number
-                    if kind == "setup"
-                    else (message.reported_number if kind == "complaint" else message.calling_number)
-                )
                 value = topic.codec().encode(message)
             else:
                 continue
-            key = _key_for(number, config.default_region, config.pseudonymize)
+            key = _key_for(kind or "", message, config.default_region, config.pseudonymize)
             if key is None:
                 stats.unkeyable += 1
                 key = b""
