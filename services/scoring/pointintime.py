@@ -11,7 +11,9 @@ that needs no Redis (decoding, number normalisation, SHAKEN verification, contex
 the update) is a pure function of the event, so worker processes do it in order-preserving chunks
 while this process feeds Redis; the rows are identical with any number of workers.
 
-Origination features come from the origination core itself: its STIR/SHAKEN ``Verifier`` (at the
+Each call is read under the identity serving reads it by (``services.common.identity``: PAI, else
+From, a withheld caller its trunk's bucket) and folded by reputation's own ``Folding`` under the
+same key. Origination features come from the origination core itself: its STIR/SHAKEN ``Verifier`` (at the
 call's own time, against the dataset's STI-CA and carrier chains, as a warm certificate cache) and
 its caller-ID checks (``cli_findings`` is the number of findings).
 """
@@ -41,6 +43,7 @@ from loadtest.stipki import ROOT_FILE, read_chains
 from services.common import features
 from services.common.context import ContextRules, fill_context
 from services.common.featurestore import READ_FEATURES, fill, parse, read_request
+from services.common.identity import CallerIdentity, attribute_setup
 from services.common.phone import InvalidNumberError, NormalizedNumber, normalize
 from services.origination.callerid import TenantRules, check_caller_id
 from services.origination.certs import CachedChain, ChainValidator
@@ -108,6 +111,13 @@ def _number(raw: str, region: str) -> NormalizedNumber | None:
         return None
 
 
+def _identity(setup: call_pb2.CallSetup, region: str) -> CallerIdentity | None:
+    try:
+        return attribute_setup(setup, region)
+    except InvalidNumberError:
+        return None
+
+
 class _CPackedConnection(aioredis.Connection):
     """An asyncio connection that packs commands with hiredis' C packer, as redis-py's sync one does.
 
@@ -171,7 +181,7 @@ class Prepared(NamedTuple):
     update: Update | None  # None: production would dead-letter the record (or it is not folded)
     call_id: str = ""  # set for setups only
     vector: bytes = b""  # the setup's float32 row with context and origination features filled
-    caller: str = ""  # pseudonym; '' when the calling number is unusable (no reputation read)
+    caller: str = ""  # pseudonym of the attributed identity; '' when the caller ID is unusable (no read)
     callee: str = ""
 
 
@@ -207,14 +217,14 @@ class Preparer:
     def _setup(self, record: dataset_pb2.DatasetRecord) -> Prepared:
         setup = record.setup.setup
         region = self.settings.region_for(setup.tenant)
-        caller = _number(setup.calling_number, region)
+        identity = _identity(setup, region)
         callee = _number(setup.called_number, region)
         vector = features.empty_vector()
-        fill_context(vector, setup, caller, callee, self.rules)
+        fill_context(vector, setup, identity.number if identity else None, callee, self.rules)
         self.origination.fill(vector, setup)
         caller_p = callee_p = ""
-        if caller is not None:
-            caller_p = self.folding.pseudonymize(caller.canonical)
+        if identity is not None:
+            caller_p = self.folding.pseudonymize(identity.key)
             callee_p = self.folding.pseudonymize(callee.canonical) if callee is not None else ""
         try:
             update: Update | None = self.folding.setup(record.setup.SerializeToString(), record.time_ms)
