@@ -60,6 +60,7 @@ from services.common.tracing import child_span, outgoing_metadata
 from services.decision import lists, metrics
 from services.decision.audit import AuditPublisher
 from services.decision.degraded import Degraded, skipped_late, timed_out, unavailable
+from services.decision.models import ModelStore
 from services.decision.policy import ALLOW, BLOCK, CHALLENGE, LABEL, SEVERITY, Policy, PolicyStore
 from services.decision.settings import DecisionSettings
 from services.scoring.model import Scorer
@@ -101,14 +102,14 @@ class Decider:
         self,
         settings: DecisionSettings,
         policies: PolicyStore,
-        scorer: Scorer,
+        models: ModelStore,
         redis: aioredis.Redis,
         origination: Any | None,
         audit: AuditPublisher | None,
     ) -> None:
         self.settings = settings
         self.policies = policies
-        self.scorer = scorer
+        self.models = models
         self.redis = redis
         self._read_sha = hashlib.sha1(READ_FEATURES.encode()).hexdigest()  # noqa: S324 - Redis's script id
         self.origination = origination
@@ -127,6 +128,11 @@ class Decider:
             metrics.BREAKER_STATE.labels(name).set(BreakerState.CLOSED.value)
         self._recent: asyncio.Queue[tuple[str, str]] = asyncio.Queue(settings.recent_decisions_queue_max)
         self._rules: dict[str, ContextRules] = {}
+
+    @property
+    def scorer(self) -> Scorer:
+        """The model in force (hot-reloaded by the ModelStore off the call path)."""
+        return self.models.current()
 
     # ---- the call path -------------------------------------------------------------------
 
@@ -238,8 +244,9 @@ class Decider:
         verdict: verdicts_pb2.OriginationVerdict | None,
         degraded: list[str],
     ) -> verdicts_pb2.Decision:
+        scorer = self.models.current()  # one model per decision, even across a reload
         thresholds = policy.thresholds_for(setup.ingress_kind)
-        scored = self.scorer.score(vector, reasons_above=thresholds.label)  # reasons only where needed
+        scored = scorer.score(vector, reasons_above=thresholds.label)  # reasons only where needed
         action = thresholds.action(scored.probability)
         forced = [code for code in (verdict.reason_codes if verdict else ()) if code in policy.reason_actions]
         for code in forced:
@@ -247,14 +254,14 @@ class Decider:
                 action = policy.reason_actions[code]
         reasons: list[str] = []
         if action != ALLOW:
-            top = scored.top_reasons or self.scorer.score(vector).top_reasons
+            top = scored.top_reasons or scorer.score(vector).top_reasons
             reasons = list(dict.fromkeys([*forced, *top]))[:MAX_REASONS] or ["MODEL_SCORE"]
             if SEVERITY[action] >= SEVERITY[CHALLENGE] and set(reasons) <= policy.never_sole_reasons:
                 action = LABEL
             if degraded and SEVERITY[action] > SEVERITY[policy.degraded_max_action]:
                 action = policy.degraded_max_action
         metrics.SCORES.observe(scored.probability)
-        decision = _decision(setup, action, policy, self.scorer, reasons, scored.probability)
+        decision = _decision(setup, action, policy, scorer, reasons, scored.probability)
         return _shadowed(decision, policy, setup.tenant)
 
     def _budget(self, started: float, time_remaining_s: float | None) -> float | None:

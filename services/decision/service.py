@@ -58,6 +58,7 @@ from services.decision import lists, metrics
 from services.decision.audit import AuditPublisher
 from services.decision.decider import Decider
 from services.decision.degraded import Degraded
+from services.decision.models import ModelStore, model_reloaded
 from services.decision.policy import ALLOW, PolicyStore
 from services.decision.settings import DecisionSettings, admin_principals
 from services.scoring.model import Scorer
@@ -382,8 +383,10 @@ def origination_channel(settings: DecisionSettings) -> grpc.aio.Channel | None:
 
 async def start(settings: DecisionSettings, *, scorer: Scorer | None = None) -> Running:
     """Load, warm, start the servers and report SERVING."""
-    scorer = scorer if scorer is not None else Scorer.load(model_path(settings))
-    metrics.MODEL_INFO.labels(scorer.version, SCHEMA_HASH).set(1)
+    models = ModelStore(
+        model_path(settings), check_every_s=settings.model_check_s, on_reload=model_reloaded, scorer=scorer
+    )  # loads, verifies and warms; a bad artifact at start-up is fatal
+    metrics.MODEL_INFO.labels(models.current().version, SCHEMA_HASH).set(1)
 
     def on_reload(outcome: str, version: str) -> None:
         metrics.POLICY_RELOADS.labels(outcome).inc()
@@ -403,12 +406,13 @@ async def start(settings: DecisionSettings, *, scorer: Scorer | None = None) -> 
     audit = (
         AuditPublisher(settings.kafka_bootstrap, settings.audit_queue_max) if settings.audit_enabled else None
     )
-    decider = Decider(settings, policies, scorer, redis, stub, audit)
+    decider = Decider(settings, policies, models, redis, stub, audit)
     with contextlib.suppress(RedisError, OSError):
         await decider.load_scripts()  # a Redis that is down now is handled per call (NOSCRIPT reloads)
     tasks = [
         asyncio.create_task(decider.write_recent(), name="recent-decisions"),
         asyncio.create_task(policies.run(), name="policy-reload"),
+        asyncio.create_task(models.run(), name="model-reload"),
     ]
     if audit is not None:
         tasks.append(asyncio.create_task(audit.run(), name="audit-delivery"))
@@ -442,7 +446,7 @@ async def start(settings: DecisionSettings, *, scorer: Scorer | None = None) -> 
     await handle.set_serving(True)
     log.info(
         "decision serving",
-        extra={"port": handle.port, "model": scorer.version, "policy": policies.policy.version},
+        extra={"port": handle.port, "model": models.current().version, "policy": policies.policy.version},
     )
     return Running(handle, decider, admin, tasks, channel)
 

@@ -32,6 +32,7 @@ class DecisionSettings(CommonSettings):
     policy_file: str = "deploy/policy/default.yaml"
     policy_check_s: float = 1.0
     model_path: str = ""
+    model_check_s: float = 5.0
     # Audit: every decision goes to calls.setup.v1 without the call waiting for Kafka.
     audit_enabled: bool = True
     audit_queue_max: int = 100_000
@@ -57,7 +58,13 @@ class DecisionSettings(CommonSettings):
             problems.append("gRPC ports must be port numbers")
         if not 1 <= self.workers <= 64:
             problems.append(f"{env_name('workers')}: must be 1-64")
-        for name in ("origination_timeout_s", "features_timeout_s", "breaker_reset_s", "policy_check_s"):
+        for name in (
+            "origination_timeout_s",
+            "features_timeout_s",
+            "breaker_reset_s",
+            "policy_check_s",
+            "model_check_s",
+        ):
             if getattr(self, name) <= 0:
                 problems.append(f"{env_name(name)}: must be positive")
         if self.breaker_failures < 1 or self.audit_queue_max < 1 or self.recent_decisions_queue_max < 1:
