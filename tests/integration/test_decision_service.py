@@ -452,3 +452,139 @@ async def test_decision_reaches_origination_only_with_its_client_certificate(
     assert not verdicts["client"].decision.degraded, verdicts["client"].decision.degraded_reasons
     assert not verdicts["stranger"].HasField("origination"), "a client certificate from another CA is refused"
     assert "ORIGINATION_UNAVAILABLE" in verdicts["stranger"].decision.degraded_reasons
+
+
+async def test_late_calls_skip_dependencies_without_opening_the_breakers(
+    stack: Stack, scorer: Scorer, policy_file: Path, origination_port: int
+) -> None:
+    settings = decision_settings(
+        stack,
+        policy_file,
+        f"127.0.0.1:{origination_port}",
+        FRAUDMESH_ORIGINATION_TIMEOUT_S="0.004",  # production sub-deadlines and breakers
+        FRAUDMESH_FEATURES_TIMEOUT_S="0.004",
+        FRAUDMESH_AUDIT_ENABLED="false",
+    )
+    async with running(settings, scorer) as (server, stub, _admin):
+        decider = server.decider
+        for _ in range(50):  # arriving with less left than the margin: skip, never charge
+            outcome = await decider.decide(call(), 0.0003, record=False)
+            assert {"REDIS_SKIPPED_LATE", "ORIGINATION_SKIPPED_LATE"} <= set(
+                outcome.decision.degraded_reasons
+            )
+        for _ in range(50):  # a wait cut short by the client's deadline is not the dependency's fault
+            await decider.decide(call(), 0.0009, record=False)
+        assert all(breaker.allow() for breaker in decider.breakers.values()), "late calls opened a breaker"
+        on_time = await decide(stub, call(), deadline_s=1.0)
+    assert not on_time.decision.degraded, on_time.decision.degraded_reasons
+
+
+async def test_decide_stream_decides_concurrently_matches_call_ids_and_answers_bad_messages(
+    stack: Stack, scorer: Scorer, policy_file: Path
+) -> None:
+    async with blackhole() as hung:
+        settings = decision_settings(
+            stack,
+            policy_file,
+            f"127.0.0.1:{hung}",  # origination hung: an ordinary call waits its whole sub-deadline
+            FRAUDMESH_ORIGINATION_TIMEOUT_S="0.004",
+            FRAUDMESH_FEATURES_TIMEOUT_S="0.004",
+            FRAUDMESH_AUDIT_ENABLED="false",
+        )
+        async with running(settings, scorer) as (_server, stub, _admin):
+            slow = call()
+            emergency = call(callee="tel:110;phone-context=+86")
+            ordinary = [call() for _ in range(150)]
+            requests = [
+                decision_pb2.DecideRequest(setup=slow),
+                decision_pb2.DecideRequest(setup=emergency),
+                decision_pb2.DecideRequest(),  # no setup, no call id
+                *(
+                    decision_pb2.DecideRequest(setup=setup, budget_ms=1 + i % 30)
+                    for i, setup in enumerate(ordinary)
+                ),
+            ]
+
+            async def send() -> AsyncIterator[decision_pb2.DecideRequest]:
+                for request in requests:
+                    yield request
+
+            responses = [response async for response in stub.DecideStream(send(), timeout=10.0)]
+    assert len(responses) == len(requests), "one response per message"
+    ids = [response.decision.call_id for response in responses]
+    assert sorted(i for i in ids if i) == sorted(r.setup.call_id for r in requests if r.setup.call_id)
+    invalid = [response.decision for response in responses if not response.decision.call_id]
+    assert len(invalid) == 1
+    assert invalid[0].action == ALLOW
+    assert list(invalid[0].degraded_reasons) == ["INVALID_REQUEST"]
+    assert ids.index(emergency.call_id) < ids.index(slow.call_id), "decided concurrently, answered as done"
+    by_id = {response.decision.call_id: response.decision for response in responses}
+    assert by_id[emergency.call_id].reason_codes == ["EMERGENCY_NUMBER"]
+    assert all(by_id[setup.call_id].degraded for setup in ordinary), "origination hung: every one degraded"
+
+
+def _tls_files(tmp_path: Path, client_name: str) -> dict[str, str]:
+    mesh_ca = _ca("fraudmesh test admin CA")
+    server, client = (
+        _issue(mesh_ca, "decision-admin", server=True),
+        _issue(mesh_ca, client_name, server=False),
+    )
+    files = {}
+    for name, data in {
+        "ca.pem": mesh_ca[0].public_bytes(Encoding.PEM),
+        "server.pem": server.cert,
+        "server.key": server.key,
+        "client.pem": client.cert,
+        "client.key": client.key,
+    }.items():
+        (tmp_path / name).write_bytes(data)
+        files[name] = str(tmp_path / name)
+    return files
+
+
+async def test_admin_records_the_authenticated_principal_as_actor(
+    stack: Stack, scorer: Scorer, policy_file: Path, tmp_path: Path
+) -> None:
+    caller = f"+86137{uuid.uuid4().int % 10**8:08d}"
+    put = admin_pb2.PutListEntryRequest(
+        tenant="demo-cn",
+        number=caller,
+        kind=admin_pb2.LIST_KIND_DENY,
+        ttl_s=60,
+        reason="t",
+        actor="someone-else",
+    )
+    explain = admin_pb2.ExplainRequest(tenant="demo-cn", number=caller)
+    settings = decision_settings(stack, policy_file, "", FRAUDMESH_AUDIT_ENABLED="false")
+    async with running(settings, scorer) as (_server, _stub, admin):
+        await admin.PutListEntry(put, metadata=BEARER, timeout=2.0)
+        by_token = (await admin.Explain(explain, metadata=BEARER, timeout=2.0)).entries[0]
+    assert by_token.actor == "token:admin", "the token's principal, not the client-supplied actor"
+    assert by_token.on_behalf_of == "someone-else"
+
+    files = _tls_files(tmp_path, "noc-operator")
+    settings = decision_settings(
+        stack,
+        policy_file,
+        "",
+        FRAUDMESH_AUDIT_ENABLED="false",
+        FRAUDMESH_ADMIN_TOKEN=f"noc {TOKEN}\nbackup {secrets.token_hex(16)}",
+        FRAUDMESH_ADMIN_TLS_CERT_FILE=files["server.pem"],
+        FRAUDMESH_ADMIN_TLS_KEY_FILE=files["server.key"],
+        FRAUDMESH_ADMIN_TLS_CLIENT_CA_FILE=files["ca.pem"],
+    )
+    server = await start(settings, scorer=scorer)
+    pem = {name: Path(path).read_bytes() for name, path in files.items()}  # noqa: ASYNC240 - tiny test files
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=pem["ca.pem"], private_key=pem["client.key"], certificate_chain=pem["client.pem"]
+    )
+    assert server.admin is not None
+    channel = grpc.aio.secure_channel(f"localhost:{server.admin.port}", credentials)
+    try:
+        stub = admin_pb2_grpc.AdminServiceStub(channel)
+        await stub.PutListEntry(put, metadata=BEARER, timeout=2.0)
+        by_cert = (await stub.Explain(explain, metadata=BEARER, timeout=2.0)).entries[0]
+    finally:
+        await channel.close()
+        await server.stop(0.5)
+    assert by_cert.actor == "cert:noc-operator"

@@ -175,6 +175,7 @@ def test_every_regions_example_in_national_and_international_form(region: str) -
     assert metadata is not None
     assert metadata.emergency is not None
     example = metadata.emergency.example_number
+    assert example is not None
     assert is_emergency_destination(example, region)
     assert is_emergency_destination(f"+{phonenumbers.country_code_for_region(region)}{example}", region)
 

@@ -83,3 +83,37 @@ def test_bad_secret_value_is_not_echoed() -> None:
 def test_service_settings_validate_their_own_fields() -> None:
     with pytest.raises(SettingsError, match="DEDUPE_TTL_S"):
         load(ReputationSettings, {"FRAUDMESH_PSEUDONYM_KEY": KEY, "FRAUDMESH_DEDUPE_TTL_S": "5"})
+
+
+def test_admin_api_off_loopback_needs_mutual_tls() -> None:
+    from services.decision.settings import DecisionSettings
+
+    base = {"FRAUDMESH_PSEUDONYM_KEY": "ab" * 32, "FRAUDMESH_ADMIN_TOKEN": "t" * 32}
+    for bind in ("0.0.0.0", "::", "10.0.0.5", "admin.example.net"):
+        with pytest.raises(SettingsError, match="needs mutual TLS"):
+            load(DecisionSettings, {**base, "FRAUDMESH_ADMIN_BIND": bind})
+    for bind in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
+        assert load(DecisionSettings, {**base, "FRAUDMESH_ADMIN_BIND": bind}).admin_bind == bind
+    tls = {
+        "FRAUDMESH_ADMIN_TLS_CERT_FILE": "/c.pem",
+        "FRAUDMESH_ADMIN_TLS_KEY_FILE": "/k.pem",
+        "FRAUDMESH_ADMIN_TLS_CLIENT_CA_FILE": "/ca.pem",
+    }
+    anywhere = "0.0.0.0"
+    assert load(DecisionSettings, {**base, **tls, "FRAUDMESH_ADMIN_BIND": anywhere}).admin_bind == anywhere
+    with pytest.raises(SettingsError, match="set together"):
+        load(DecisionSettings, {**base, "FRAUDMESH_ADMIN_TLS_CERT_FILE": "/c.pem"})
+
+
+def test_admin_tokens_name_their_principals() -> None:
+    from services.common.settings import TextSecret
+    from services.decision.settings import admin_principals
+
+    assert admin_principals(TextSecret(b"x" * 16)) == {b"x" * 16: "admin"}
+    assert admin_principals(TextSecret(b"noc " + b"a" * 16 + b"\nbackup " + b"b" * 20)) == {
+        b"a" * 16: "noc",
+        b"b" * 20: "backup",
+    }
+    for bad in (b"short", b"noc short\nx " + b"y" * 16, b"a b c"):
+        with pytest.raises(ValueError, match="16 bytes"):
+            admin_principals(TextSecret(bad))
