@@ -9,14 +9,14 @@ plus ground truth per call and per presented number.
 
 Caller IDs are presented the way trunks present them. A carrier with ``sends_pai`` (on-net and
 domestic interconnects by default, and the signing VoIP peer) sends a P-Asserted-Identity in E.164
-with the caller's own line number beside From; the others send From only. From is national form
-on-net, E.164 from interconnects, ``00``-prefixed from abroad and a SIP URI from VoIP peers. Calls a
-PBX places from an extension (``legit.*.pbx_share``) carry the organisation's main number in From
-and the extension's own DDI in PAI. People who withhold their number (``*.withheld_share``) send an
-anonymous From; on a trunk that sends PAI the network still asserts who they are, elsewhere the
-call has no identity and is not signed. Ground truth is keyed exactly as the services attribute
-calls (``services.common.identity``): the PAI's number when one is sent, else From's, and for a
-withheld caller without PAI the trunk's bucket ``WITHHELD:<tenant>/<trunk>``.
+beside From; the others send From only. From is national form on-net, E.164 from interconnects,
+``00``-prefixed from abroad and a SIP URI from VoIP peers. Calls a PBX places from an extension
+(``legit.*.pbx_share``) carry the extension's own DDI in From and the organisation's main (pilot)
+number, the one its carrier provisioned and asserts, in PAI. People who withhold their number
+(``*.withheld_share``) send an anonymous From; on a trunk that sends PAI the network still asserts
+who they are, elsewhere the call has no identity and is not signed. Ground truth is keyed exactly
+as the services attribute calls (``services.common.identity``): the PAI's number when one is sent,
+else From's, and for a withheld caller without PAI the trunk's bucket ``WITHHELD:<tenant>/<trunk>``.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ class Calls:
     """Calls of one actor group as columns (one row per call)."""
 
     t: I64
-    caller: I64  # the caller's own line (E.164 digits as an integer): PAI when the trunk sends one
+    caller: I64  # the line the network knows (E.164 digits as an integer): the PAI when one is sent
     callee: I64  # E.164 digits; negative = a short code's digits (emergency numbers)
     kind: npt.NDArray[np.int8]
     actor: npt.NDArray[np.int32]  # index into Simulation.names; -(person + 1) for a subscriber
@@ -130,7 +130,7 @@ class Calls:
     complaint_delay_ms: I64  # -1 for no complaint
     honeypot: npt.NDArray[np.bool_]
     iat_skew_s: I64  # how far the signer's clock is off (0 for almost every call)
-    from_number: I64  # the number in From when it is not ``caller`` (a PBX's main number); 0 = caller
+    from_number: I64  # the number in From when it is not ``caller`` (a PBX extension's DDI); 0 = caller
     withheld: npt.NDArray[np.bool_]  # the caller asked for privacy: From is anonymous
 
     @staticmethod
@@ -434,8 +434,8 @@ class _Builder:
 
         Their own carrier attests ``group.attest`` (enterprises on a PBX trunk get B), except the
         ``voip_share`` handed over by VoIP peers (C or unsigned). The ``pbx_share`` of calls placed
-        from a PBX extension present the organisation's main number (its first) in From and the
-        extension's DDI — the main number's block of 100 — as the line the trunk asserts.
+        from a PBX extension present the extension's DDI (in the main number's block of 100) in From,
+        and the trunk asserts the organisation's main number (its first) in PAI.
         """
         if group.count == 0:
             return self._empty()
@@ -458,7 +458,7 @@ class _Builder:
         main = own[rows, 0]
         extension = self.presentation_rng.random(len(rows)) < group.pbx_share
         ddi = (main // 100) * 100 + self.presentation_rng.integers(0, 100, size=len(rows))
-        caller = np.where(extension, ddi, caller)
+        caller = np.where(extension, main, caller)
         if group.audience:
             audiences = self.rng.choice(home, size=(group.count, min(group.audience, len(home))))
             callee = pop.numbers[audiences[rows, self.rng.integers(0, audiences.shape[1], size=len(rows))]]
@@ -488,7 +488,7 @@ class _Builder:
             script=script,
             voice=voice,
             synthetic=group.automated,
-            from_number=np.where(extension & (ddi != main), main, 0),
+            from_number=np.where(extension & (ddi != main), ddi, 0),
         )
 
     def robocalls(self, pop: Population) -> Calls:

@@ -349,7 +349,7 @@ def test_trunks_inside_the_trust_domain_assert_the_caller_in_e164(sim: Simulatio
     assert seen[(False, common_pb2.INGRESS_KIND_VOIP_PEER)] > 0
 
 
-def test_pbx_extensions_present_the_main_number_in_from_and_their_ddi_in_pai(
+def test_pbx_extensions_present_their_ddi_in_from_and_the_main_number_in_pai(
     sim: Simulation, dataset: Path
 ) -> None:
     c = sim.calls
@@ -358,14 +358,18 @@ def test_pbx_extensions_present_the_main_number_in_from_and_their_ddi_in_pai(
     assert 0.3 * centres < len(extensions) < 0.7 * centres  # ci: pbx_share 0.5
     assert np.all(c.from_number[extensions] // 100 == c.caller[extensions] // 100)
     differ = 0
+    asserted: set[str] = set()
     for call, setup in _setups(dataset):
         if call.actor_kind != K.ACTOR_KIND_CALL_CENTRE or not setup.p_asserted_identity:
             continue
+        asserted.add(call.presented_number)
         from_ = normalize(setup.calling_number, "CN").canonical
         if from_ != call.presented_number:
             differ += 1
             assert from_[:-2] == call.presented_number[:-2]
     assert differ > 0
+    centres_config = sim.scenario.legit.call_centres
+    assert len(asserted) <= centres_config.count * centres_config.numbers_each, "one reputation per line"
 
 
 def test_withheld_callers_are_attributed_by_pai_or_to_their_trunks_bucket(
