@@ -17,6 +17,10 @@ number, the one its carrier provisioned and asserts, in PAI. People who withhold
 who they are, elsewhere the call has no identity and is not signed. Ground truth is keyed exactly
 as the services attribute calls (``services.common.identity``): the PAI's number when one is sent,
 else From's, and for a withheld caller without PAI the trunk's bucket ``WITHHELD:<tenant>/<trunk>``.
+
+Emergency calls come in the forms switches send them (``emergency_form``): bare digits,
+``tel:`` with a global ``phone-context``, a ``sip:…;user=phone`` URI, the international ``+cc``
+form, or bare digits with the IMS Request-URI ``urn:service:sos``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import phonenumbers
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from fraudmesh.v1 import common_pb2, dataset_pb2, events_pb2
@@ -838,6 +843,20 @@ def _origid(seed: int, carrier: str, actor: str) -> str:
 SETUP, CDR, COMPLAINT, AUDIO = 0, 1, 2, 3
 
 
+def emergency_form(digits: str, country_code: int, call_id: str) -> tuple[str, str]:
+    """(called number, Request-URI) of an emergency call, in one of the forms switches send (by call id)."""
+    form = int(hashlib.blake2b(call_id.encode(), digest_size=2).hexdigest(), 16) % 5
+    if form == 1:
+        return f"tel:{digits};phone-context=+{country_code}", ""
+    if form == 2:
+        return f"sip:{digits}@ims.sim.invalid;user=phone", ""
+    if form == 3:
+        return f"+{country_code}{digits}", ""
+    if form == 4:
+        return digits, "urn:service:sos"
+    return digits, ""
+
+
 class _Emitter:
     """Serialises one simulation's records, reusing message objects (twice as fast as building)."""
 
@@ -848,6 +867,7 @@ class _Emitter:
         self.seed = s.seed
         self.tenant = s.network.tenant
         self.region = s.network.region
+        self.country_code = phonenumbers.country_code_for_region(self.region)
         self.names = sim.names
         self.carriers = sim.carriers
         self.signers = [
@@ -936,7 +956,12 @@ class _Emitter:
             setup.calling_number = _presented(self.from_number[i] or self.caller[i], ingress)
         if self.sends_pai[carrier]:
             setup.p_asserted_identity = _asserted(self.caller[i], ingress)
-        setup.called_number = self._called(self.callee[i])
+        if self.callee[i] < 0:
+            setup.called_number, setup.request_uri = emergency_form(
+                str(-self.callee[i]), self.country_code, self.call_ids[i]
+            )
+        else:
+            setup.called_number = self._called(self.callee[i])
         identity = self._identity(i)
         if identity is not None:
             setup.identity_headers.append(identity)

@@ -26,6 +26,7 @@ from loadtest.simulate import (
     write_dataset,
 )
 from loadtest.stipki import decode_identity_header
+from services.common.emergency import is_emergency_call
 from services.common.identity import attribute_record, attribute_setup, is_withheld
 from services.common.phone import InvalidNumberError, normalize
 
@@ -403,3 +404,20 @@ def test_captured_audio_names_the_caller_like_its_setup(dataset: Path) -> None:
         call = truth[segment.call_id]
         if call.actor_kind != K.ACTOR_KIND_INVALID_NUMBER_SPOOFER:
             assert attribute_record(segment, "CN").key == call.presented_number
+
+
+def test_emergency_calls_arrive_in_every_form_a_switch_sends(dataset: Path) -> None:
+    forms: Counter[str] = Counter()
+    for call, setup in _setups(dataset):
+        if call.actor_kind != K.ACTOR_KIND_EMERGENCY:
+            continue
+        assert is_emergency_call(setup, "CN", frozenset({"122"})), "the simulator emits a form we miss"
+        if setup.request_uri:
+            forms["urn"] += 1
+        else:
+            forms[
+                setup.called_number.partition(":")[0]
+                if ":" in setup.called_number
+                else setup.called_number[:1]
+            ] += 1
+    assert {"urn", "tel", "sip", "+"} <= set(forms), forms
