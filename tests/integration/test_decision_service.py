@@ -405,21 +405,7 @@ def test_two_worker_processes_share_the_port_and_drain_on_sigterm(stack: Stack, 
 async def test_decision_reaches_origination_only_with_its_client_certificate(
     stack: Stack, scorer: Scorer, policy_file: Path, pki: Pki, tmp_path: Path
 ) -> None:
-    mesh_ca = _ca("fraudmesh test mesh CA")
-    server, client = _issue(mesh_ca, "origination", server=True), _issue(mesh_ca, "decision", server=False)
-    stranger = _issue(_ca("some other CA"), "decision", server=False)
-    files = {}
-    for name, data in {
-        "ca.pem": mesh_ca[0].public_bytes(Encoding.PEM),
-        "server.pem": server.cert,
-        "server.key": server.key,
-        "client.pem": client.cert,
-        "client.key": client.key,
-        "stranger.pem": stranger.cert,
-        "stranger.key": stranger.key,
-    }.items():
-        (tmp_path / name).write_bytes(data)
-        files[name] = str(tmp_path / name)
+    files = _tls_files(tmp_path, "origination", "decision", stranger=True)
     origination_env = {
         **stack.env,
         "FRAUDMESH_GRPC_PORT": "0",
@@ -523,20 +509,22 @@ async def test_decide_stream_decides_concurrently_matches_call_ids_and_answers_b
     assert all(by_id[setup.call_id].degraded for setup in ordinary), "origination hung: every one degraded"
 
 
-def _tls_files(tmp_path: Path, client_name: str) -> dict[str, str]:
-    mesh_ca = _ca("fraudmesh test admin CA")
-    server, client = (
-        _issue(mesh_ca, "decision-admin", server=True),
-        _issue(mesh_ca, client_name, server=False),
-    )
+def _tls_files(
+    tmp_path: Path, server_name: str, client_name: str, *, stranger: bool = False
+) -> dict[str, str]:
+    """A test CA, a server and a client certificate (and a stranger's from another CA), as files."""
+    mesh_ca = _ca("fraudmesh test mesh CA")
+    issued = {
+        "server": _issue(mesh_ca, server_name, server=True),
+        "client": _issue(mesh_ca, client_name, server=False),
+    }
+    if stranger:
+        issued["stranger"] = _issue(_ca("some other CA"), client_name, server=False)
+    contents = {"ca.pem": mesh_ca[0].public_bytes(Encoding.PEM)}
+    for who, cert in issued.items():
+        contents[f"{who}.pem"], contents[f"{who}.key"] = cert.cert, cert.key
     files = {}
-    for name, data in {
-        "ca.pem": mesh_ca[0].public_bytes(Encoding.PEM),
-        "server.pem": server.cert,
-        "server.key": server.key,
-        "client.pem": client.cert,
-        "client.key": client.key,
-    }.items():
+    for name, data in contents.items():
         (tmp_path / name).write_bytes(data)
         files[name] = str(tmp_path / name)
     return files
@@ -562,7 +550,7 @@ async def test_admin_records_the_authenticated_principal_as_actor(
     assert by_token.actor == "token:admin", "the token's principal, not the client-supplied actor"
     assert by_token.on_behalf_of == "someone-else"
 
-    files = _tls_files(tmp_path, "noc-operator")
+    files = _tls_files(tmp_path, "decision-admin", "noc-operator")
     settings = decision_settings(
         stack,
         policy_file,
