@@ -2,16 +2,17 @@
 
 Feeds arbitrary text as an Identity header value to ``parse_passport`` (which may raise only
 ``PassportError``) and, inside a call setup, to ``Verifier.verify`` (which must never raise and
-must not verify anything, since the fuzzer cannot forge an ES256 signature). A seed corpus of
-well-formed headers is written to the corpus folder on first run, so mutations start from valid
-structure. Run: ``python -m fuzz.identity_header -runs=200000 fuzz/corpus`` (``make fuzz``).
+must not verify anything, since the fuzzer cannot forge an ES256 signature). The seed corpus of
+well-formed headers is fuzz/corpus/identity_header, so mutations start from valid structure; the
+structured targets (fuzz/verifier.py, fuzz/verify_handler.py) reach the signature path too.
+Run: ``python -m fuzz.identity_header -runs=1000000 <new-corpus-dir> fuzz/corpus/identity_header``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import atheris
 
@@ -20,18 +21,7 @@ with atheris.instrument_imports(include=["services.origination"]):
     from services.origination.certs import CertificateCache, ChainValidator
     from services.origination.passport import MemoryReplayStore, PassportError, Verifier, parse_passport
 
-import contextlib
-
 from loadtest.stipki import build_pki
-
-SEEDS = (
-    "eyJhbGciOiJFUzI1NiIsInBwdCI6InNoYWtlbiIsInR5cCI6InBhc3Nwb3J0IiwieDV1IjoiaHR0cHM6Ly9jZXJ0LmV4YW1wbGUub3JnL3Bhc3Nwb3J0LnBlbSJ9"
-    ".eyJhdHRlc3QiOiJBIiwiZGVzdCI6eyJ0biI6WyIxMjE1NTU1MTIxMyJdfSwiaWF0IjoxNDQzMjA4MzQ1LCJvcmlnIjp7InRuIjoiMTIxNTU1NTEyMTIifSwib3JpZ2lkIjoiMTIzZTQ1NjctZTg5Yi0xMmQzLWE0NTYtNDI2NjU1NDQwMDAwIn0"
-    ".AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-    ";info=<https://cert.example.org/passport.pem>;alg=ES256;ppt=shaken",
-    "..sig;info=<https://cert.example.org/passport.pem>;alg=ES256;ppt=shaken",
-    "a.b.c;info=<https://x/y>;ppt=div",
-)
 
 _ANCHORS = build_pki(
     1, [], datetime(2015, 1, 1, tzinfo=UTC)
@@ -58,19 +48,8 @@ def test_one_input(data: bytes) -> None:
         raise AssertionError("a fuzzed header verified without any certificate")
 
 
-def write_seeds(corpus: Path) -> None:
-    """Put the seed headers in the corpus folder if it is empty."""
-    corpus.mkdir(parents=True, exist_ok=True)
-    if not any(corpus.iterdir()):
-        for index, seed in enumerate(SEEDS):
-            (corpus / f"seed-{index}").write_text(seed)
-
-
 def main() -> None:
-    """libFuzzer entry point; the first non-flag argument is the corpus folder."""
-    folders = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
-    for folder in folders[:1]:
-        write_seeds(Path(folder))
+    """libFuzzer entry point (flags and corpus folders on the command line)."""
     atheris.Setup(sys.argv, test_one_input)
     atheris.Fuzz()
 

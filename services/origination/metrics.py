@@ -77,3 +77,9 @@ STATS_WRITE_SECONDS = Histogram(
     "Time to write one batch of attestation statistics (one pipelined round trip), including retries.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
 )
+INTERNAL_ERRORS = Counter(
+    "fraudmesh_origination_internal_errors_total",
+    "Parts of a Verify RPC that raised unexpectedly and were answered without them "
+    "(verification, caller_id, redis_checks, verify); each is a bug, logged with its traceback.",
+    ["part"],
+)

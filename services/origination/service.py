@@ -11,6 +11,14 @@ for a neighbor-spoofing finding, the caller's history, pipelined together behind
 3. run the caller-ID consistency checks; a neighbor-spoofing finding is dropped when the caller has
    a call history older than ``neighbor_history_days`` (real neighbours call; spoofers are new).
 
+The parts are independent: verification never raises for hostile input (see passport.py's bounds),
+but if it raises anyway (a bug) the answer is ``VERIFICATION_ERROR`` (UNSPECIFIED,
+``DEGRADED_ORIGINATION``) *with* the caller-ID findings, so one odd Identity header cannot hide a
+DNO-listed caller; a failing caller-ID check likewise leaves the SHAKEN outcome standing. Each such
+part is logged with its traceback, counted in ``fraudmesh_origination_internal_errors_total{part}``
+and marks the verdict degraded (the proto has one ``degraded`` flag; the reason codes say which
+part is missing).
+
 Tracing: ``origination.verify`` is a child of the caller's span (W3C context in the RPC metadata),
 ``origination.replay`` the bounded Redis round trip inside it.
 """
@@ -32,7 +40,7 @@ import redis.asyncio as aioredis
 from opentelemetry import trace
 from redis.exceptions import RedisError
 
-from fraudmesh.v1 import common_pb2, origination_pb2, origination_pb2_grpc, verdicts_pb2
+from fraudmesh.v1 import call_pb2, common_pb2, origination_pb2, origination_pb2_grpc, verdicts_pb2
 from services.common import keys
 from services.common.breaker import BreakerState, CircuitBreaker
 from services.common.grpcserver import ServerHandle, server_tls, start_server
@@ -40,15 +48,15 @@ from services.common.pseudonym import Pseudonymizer
 from services.common.redisstore import make_async_redis
 from services.common.tracing import child_span, incoming_context
 from services.origination import metrics
-from services.origination.callerid import check_caller_id, load_dno
+from services.origination.callerid import CallerIdResult, check_caller_id, load_dno
 from services.origination.certs import CachedChain, ChainValidator, Revocations, load_trust_anchors
 from services.origination.failures import Failure
 from services.origination.fetch import FetchPolicy, HostAllowList, X5uFetcher
-from services.origination.passport import Verifier
+from services.origination.passport import VERIFICATION_ERROR, ShakenResult, Verifier
 from services.origination.settings import OriginationSettings
 from services.origination.shared import ReplayGuard, SharedCertificateCache, SharedChains, read_prewarm_file
 from services.origination.stats import RulesByTenant
-from services.origination.verdict import origination_verdict
+from services.origination.verdict import NO_CALLER_ID, origination_verdict
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("fraudmesh.origination")
@@ -100,13 +108,16 @@ class Origination:
     pseudonymize: Pseudonymizer
 
     async def verify(self, setup: Any) -> verdicts_pb2.OriginationVerdict:
-        """The OriginationVerdict of one call setup; never raises for hostile input."""
+        """The OriginationVerdict of one call setup; never raises for hostile input.
+
+        SHAKEN verification and the caller-ID checks run independently: either failing unexpectedly
+        (logged, counted) leaves the other's findings in the verdict, which is then degraded.
+        """
         stamp = setup.event_time
         now = self.settings.call_time(stamp.seconds + stamp.nanos / 1e9)
-        region = self.settings.region_for(setup.tenant)
-        shaken = self.verifier.verify(setup, region, now=now)
-        caller_id = check_caller_id(setup, self.rules.get(setup.tenant))
         causes: list[str] = []
+        shaken = self._shaken(setup, now, causes)
+        caller_id = self._caller_id(setup, causes)
         if shaken.status == verdicts_pb2.SHAKEN_STATUS_PENDING:
             causes.append("cert_pending")
         replay_needed = shaken.status == verdicts_pb2.SHAKEN_STATUS_VERIFIED and shaken.replay_key is not None
@@ -123,8 +134,13 @@ class Origination:
                 if replay_needed
                 else _fresh()
             )
-            with child_span(tracer, "origination.replay", trace.SpanKind.CLIENT):
-                (new, replay_fallback), established = await asyncio.gather(replay, history)
+            try:
+                with child_span(tracer, "origination.replay", trace.SpanKind.CLIENT):
+                    (new, replay_fallback), established = await asyncio.gather(replay, history)
+            except Exception:  # a bug in the Redis checks: answer as if Redis had not answered
+                log.exception("the replay/history checks raised; answering without them")
+                metrics.INTERNAL_ERRORS.labels("redis_checks").inc()
+                (new, replay_fallback), established = (True, True), None
             if replay_fallback and replay_needed:
                 causes.append("replay_store")
             if not new:
@@ -137,6 +153,31 @@ class Origination:
         verdict.degraded = bool(causes)
         _observe(verdict, shaken.failure, causes)
         return verdict
+
+    def _shaken(self, setup: call_pb2.CallSetup, now: float, causes: list[str]) -> ShakenResult:
+        """The Identity headers' outcome; VERIFICATION_ERROR (and cause ``error``) if verify() raised."""
+        try:
+            return self.verifier.verify(setup, self.settings.region_for(setup.tenant), now=now)
+        except Exception:  # a bug: the caller-ID findings must still be answered
+            log.exception("PASSporT verification raised; answering it unverified")
+            metrics.INTERNAL_ERRORS.labels("verification").inc()
+            causes.append("error")
+            return VERIFICATION_ERROR
+
+    def _caller_id(self, setup: call_pb2.CallSetup, causes: list[str]) -> CallerIdResult:
+        """The caller-ID findings; none (and cause ``error``) if the checks raised."""
+        try:
+            return check_caller_id(setup, self.rules.get(setup.tenant))
+        except Exception:  # a bug: the SHAKEN outcome must still be answered
+            log.exception("caller-ID checks raised; answering without them")
+            metrics.INTERNAL_ERRORS.labels("caller_id").inc()
+            causes.append("error")
+            return NO_CALLER_ID
+
+    def fallback_verdict(self, setup: call_pb2.CallSetup) -> verdicts_pb2.OriginationVerdict:
+        """The answer when verify() itself raised: unverified and degraded, with the caller-ID findings."""
+        caller_id = self._caller_id(setup, [])
+        return origination_verdict(VERIFICATION_ERROR, caller_id)
 
     async def _has_history(self, canonical: str, now: float) -> bool | None:
         """True when reputation first saw the caller long enough ago; None when Redis did not answer."""
@@ -151,7 +192,12 @@ class Origination:
         self.breaker.success()
         if first is None:
             return False
-        return (now * 1000 - int(first)) >= self.settings.neighbor_history_days * 86_400_000
+        try:
+            first_seen_ms = int(first)
+        except ValueError:
+            log.warning("unreadable first_seen_ms in a caller's reputation record; history unknown")
+            return None
+        return (now * 1000 - first_seen_ms) >= self.settings.neighbor_history_days * 86_400_000
 
 
 async def _none() -> None:
@@ -195,13 +241,10 @@ class OriginationServicer(origination_pb2_grpc.OriginationServiceServicer):
             try:
                 verdict = await self._core.verify(request.setup)
             except Exception:  # never fail a call because of a bug here: answer unverified and degraded
-                log.exception("verification raised; answering degraded")
+                log.exception("Verify raised; answering degraded with the caller-ID findings")
+                metrics.INTERNAL_ERRORS.labels("verify").inc()
                 metrics.DEGRADED.labels("error").inc()
-                verdict = verdicts_pb2.OriginationVerdict(
-                    shaken_status=verdicts_pb2.SHAKEN_STATUS_UNSPECIFIED,
-                    reason_codes=["DEGRADED_ORIGINATION"],
-                    degraded=True,
-                )
+                verdict = self._core.fallback_verdict(request.setup)
             if span.is_recording():
                 span.set_attributes(
                     {
