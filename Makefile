@@ -37,12 +37,12 @@ MODEL_LEAD_IN_HOURS ?= 12
 
 model: up ## Train the scoring model on $(SCENARIO) traffic (after 12 h of history): generate, point-in-time features, train
 	test -f data/$(SCENARIO)-model/manifest.json || $(PY) -m loadtest generate --scenario $(SCENARIO) --lead-in-hours $(MODEL_LEAD_IN_HOURS) --out data/$(SCENARIO)-model
-	$(PY) -m services.scoring build-features --dataset data/$(SCENARIO)-model --out data/$(SCENARIO)-model/features.npz
-	$(PY) -m services.scoring train --features data/$(SCENARIO)-model/features.npz --out models/$(SCENARIO)
+	$(PY) -m training build-features --dataset data/$(SCENARIO)-model --out data/$(SCENARIO)-model/features.npz
+	$(PY) -m training train --features data/$(SCENARIO)-model/features.npz --out models/$(SCENARIO)
 
 model-default: ## Retrain the default model shipped in services/scoring/default/ from the default scenario
 	$(MAKE) model SCENARIO=default
-	$(PY) -m services.scoring ship --model models/default --out services/scoring/default
+	$(PY) -m training ship --model models/default --out services/scoring/default
 
 FUZZ_RUNS ?= 1000000
 fuzz: up ## atheris, FUZZ_RUNS cases per target: Identity parser, Verifier.verify, Verify handler on the local Redis (1M each took 63 s / 705 s / 1,057 s here: fuzz/README.md)
@@ -133,7 +133,7 @@ proto-check: venv ## Fail when the generated code in protos/ is stale
 lint: venv ## ruff and mypy --strict
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services loadtest tests bench fuzz charts deploy/helm/validate.py
+	$(VENV)/bin/mypy services training loadtest tests bench fuzz charts deploy/helm/validate.py
 
 operate-check: helm-lint dashboards-check rules-test docker-lint ## Chart, dashboards, alert rules and Dockerfile checks (no cluster needed)
 

@@ -38,8 +38,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from services.common.features import NAMES
-from services.scoring import artifact, kernels, synthetic
+from services.scoring import kernels
 from services.scoring.model import Scorer
+from training import export, synthetic
 
 console = Console(width=150)
 F32 = npt.NDArray[np.float32]
@@ -116,7 +117,7 @@ def build_engines(
     The gated engine explains only calls scoring above the 99th percentile of ``sample``, as the
     decision service does with its policy's lowest non-ALLOW threshold.
     """
-    scorer = Scorer(artifact.from_booster(booster))
+    scorer = Scorer(export.from_booster(booster))
     scorer.warm()
     cut = float(np.quantile(scorer.score_batch(sample).probability, 0.99))
     packed = scorer.kernel_args

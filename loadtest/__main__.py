@@ -21,7 +21,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fraudmesh.v1 import events_pb2
 from loadtest import audiorun, report
 from loadtest.audio import attach
-from loadtest.dataset import AUDIO_RUN, CALLS, EVENTS, Manifest, read_records
 from loadtest.mesh import Mesh, MeshError, fresh_group
 from loadtest.pipeline import REPO_ROOT, ServiceProcess, end_offsets
 from loadtest.replay import ReplayConfig, ReplayError, ReplayStats, replay
@@ -33,6 +32,7 @@ from services.common.redisstore import make_sync_redis
 from services.common.settings import CommonSettings, SettingsError
 from services.common.settings import load as load_settings
 from services.common.topics import AUDIO_VERDICTS, ensure_topics
+from training.dataset import AUDIO_RUN, CALLS, EVENTS, Manifest, read_records
 
 console = Console(stderr=True)
 MAX_DECIDE_ERROR_SHARE = 0.01  # client deadlines missed under CPU contention; more fails the run
@@ -332,8 +332,8 @@ def resolve_model(given: Path | None, placeholder: Path) -> Path:
     if default is not None and Path(default).exists():
         return Path(default)
     console.print("[yellow]no default model ships in this checkout: training a synthetic PLACEHOLDER model")
-    from services.scoring.synthetic import generate
-    from services.scoring.train import train
+    from training.synthetic import generate
+    from training.train import train
 
     rows = generate(50_000, seed=7)
     train(

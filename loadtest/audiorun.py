@@ -27,7 +27,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 from fraudmesh.v1 import events_pb2
-from loadtest.dataset import AUDIO_RUN, CALLS, read_records
 from loadtest.pipeline import read_matching
 from loadtest.report import kind_name
 from services.common import keys
@@ -38,6 +37,7 @@ from services.common.pseudonym import Pseudonymizer
 from services.common.redisstore import make_sync_redis
 from services.common.settings import CommonSettings
 from services.common.topics import AUDIO_VERDICTS
+from training.dataset import AUDIO_RUN, CALLS, read_records
 
 AUDIO_DB = 15
 

@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from rich.console import Console
 from rich.table import Table
 
-from loadtest.dataset import EVENTS, read_records
 from loadtest.replay import ReplayConfig, replay
 from loadtest.scenario import load
 from loadtest.simulate import simulate, write_dataset
@@ -33,6 +32,7 @@ from services.common.kafka import make_producer
 from services.common.pseudonym import Pseudonymizer
 from services.common.settings import CommonSettings
 from services.common.settings import load as load_settings
+from training.dataset import EVENTS, read_records
 
 console = Console()
 

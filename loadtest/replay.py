@@ -26,12 +26,12 @@ from typing import Any
 import grpc
 
 from fraudmesh.v1 import dataset_pb2, decision_pb2, decision_pb2_grpc
-from loadtest.dataset import EVENTS, OUTCOMES, RecordWriter, read_records
 from services.common.identity import attribute_record
 from services.common.kafka import inject_trace_headers, make_producer
 from services.common.phone import InvalidNumberError, normalize
 from services.common.pseudonym import Pseudonymizer
 from services.common.topics import AUDIO_SEGMENTS, CALLS_CDR, CALLS_SETUP, COMPLAINTS, Topic
+from training.dataset import EVENTS, OUTCOMES, RecordWriter, read_records
 
 REPLAY_RECORD = "replay.json"
 PUBLISHED = {"setup": CALLS_SETUP, "cdr": CALLS_CDR, "complaint": COMPLAINTS}

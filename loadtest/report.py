@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fraudmesh.v1 import common_pb2, dataset_pb2
-from loadtest.dataset import AUDIO_RUN, CALLS, NUMBERS, OUTCOMES, DatasetError, Manifest, read_records
+from training.dataset import AUDIO_RUN, CALLS, NUMBERS, OUTCOMES, DatasetError, Manifest, read_records
 
 matplotlib.use("Agg")
 

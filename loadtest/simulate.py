@@ -40,10 +40,10 @@ import phonenumbers
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from fraudmesh.v1 import common_pb2, dataset_pb2, events_pb2
-from loadtest.dataset import CALLS, EVENTS, NUMBERS, Manifest, RecordWriter
 from loadtest.scenario import BulkCallers, Carrier, Scenario
 from loadtest.stipki import CarrierSpec, StiPki, build_pki
 from services.common.identity import withheld_key
+from training.dataset import CALLS, EVENTS, NUMBERS, Manifest, RecordWriter
 
 I64 = npt.NDArray[np.int64]
 GENERATOR_VERSION = "3"

@@ -30,14 +30,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from services.origination.certs import decode_tnauthlist
+from services.origination.certs import TNAUTHLIST_OID
+from training.pki import INTERMEDIATE_FILE, ROOT_FILE, x5u_url
 
-TNAUTHLIST_OID = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.26")
 SHAKEN_POLICY_OID = x509.ObjectIdentifier("2.16.840.1.114569.1.1.1")
 CRL_URL = "https://crl.sti-ca.sim.invalid/sti.crl"
 PREWARM_FILE = "prewarm.txt"
-ROOT_FILE = "sti-ca.pem"
-INTERMEDIATE_FILE = "sti-subca.pem"
 ATTESTATIONS = frozenset({"A", "B", "C"})
 
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
@@ -167,23 +165,6 @@ class StiPki:
         (folder / PREWARM_FILE).write_text("\n".join(lines) + "\n")
 
 
-def x5u_url(name: str, ocn: str) -> str:
-    """Where a simulated carrier's certificate chain would be fetched from (never resolvable)."""
-    return f"https://cert.{name}.sti.sim.invalid/{ocn}.pem"
-
-
-def read_chains(folder: Path) -> dict[str, list[x509.Certificate]]:
-    """The signing carriers' chains a dataset's ``pki/`` holds, by the x5u their PASSporTs name."""
-    chains: dict[str, list[x509.Certificate]] = {}
-    for path in sorted(folder.glob("*.pem")):
-        if path.name in (ROOT_FILE, INTERMEDIATE_FILE):
-            continue
-        certificates = x509.load_pem_x509_certificates(path.read_bytes())
-        for ocn in tnauthlist_spcs(certificates[0]):
-            chains[x5u_url(path.stem, ocn)] = certificates
-    return chains
-
-
 def build_pki(
     seed: int, carriers: Sequence[CarrierSpec], not_before: datetime, validity_days: int = 365
 ) -> StiPki:
@@ -265,16 +246,6 @@ def build_pki(
         chain_pem = leaf.public_bytes(serialization.Encoding.PEM) + intermediate_pem
         signing[spec.name] = SigningCarrier(spec.name, spec.ocn, leaf, chain_pem, key)
     return StiPki(root, intermediate, signing)
-
-
-def tnauthlist_spcs(cert: x509.Certificate) -> list[str]:
-    """Decode the SPC entries of a certificate's RFC 8226 TNAuthList (ranges and TNs are skipped).
-
-    Raises x509.ExtensionNotFound when the certificate has no TNAuthList and ValueError when its
-    DER is malformed.
-    """
-    data = cert.extensions.get_extension_for_oid(TNAUTHLIST_OID).value.public_bytes()
-    return list(decode_tnauthlist(data).spcs)
 
 
 def decode_identity_header(value: str) -> ParsedIdentity:

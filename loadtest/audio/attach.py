@@ -30,9 +30,9 @@ import numpy as np
 from fraudmesh.v1 import dataset_pb2, events_pb2
 from loadtest.audio import calls, phoneline, voices
 from loadtest.audio.phoneline import RATE, Audio, LineCondition
-from loadtest.dataset import read_records
 from services.audio.segments import encode_pcmu
 from services.common.topics import AUDIO_SEGMENTS
+from training.dataset import read_records
 
 RECORDING_SENTENCES = 8  # ≈ 35-40 s: longer than the longest crop, like a typical robocall message
 CONVERSATION_S = (6.0, 15.0)

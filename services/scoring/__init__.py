@@ -1,5 +1,6 @@
-"""The scoring core: a LightGBM forest flattened into an artifact and scored by Numba kernels.
+"""The scoring core as Decide loads it: the model artifact and its compiled Numba inference.
 
-``model.Scorer`` is what the decision service loads; ``train`` (needs the ``train`` extra) builds
-artifacts; ``kernels`` holds the compiled inference; ``python -m services.scoring`` trains.
+``artifact`` reads and verifies a model folder; ``kernels`` holds the compiled tree walks,
+calibration and path attributions; ``model.Scorer`` is what the decision service loads. Training
+and the export from LightGBM live apart, in ``training/`` (``python -m training``).
 """

@@ -27,7 +27,6 @@ from loadtest import audiorun
 from loadtest.audio import attach, calls, voices
 from loadtest.audio.phoneline import LineCondition
 from loadtest.audiorun import fresh_audio_store
-from loadtest.dataset import EVENTS, RecordWriter, read_records
 from loadtest.pipeline import (
     REPO_ROOT,
     ServiceProcess,
@@ -45,6 +44,7 @@ from services.common.identity import attribute_record, withheld_key
 from services.common.phone import normalize
 from services.common.pseudonym import Pseudonymizer
 from services.common.topics import AUDIO_SEGMENTS, AUDIO_VERDICTS, dead_letter_topic
+from training.dataset import EVENTS, RecordWriter, read_records
 
 from .conftest import Stack, Worker, _free_port
 from .test_reputation_pipeline import fresh_cn_mobile, wait_for

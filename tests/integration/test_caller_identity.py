@@ -21,7 +21,6 @@ import redis
 from confluent_kafka import TopicPartition
 
 from fraudmesh.v1 import admin_pb2, call_pb2, common_pb2, dataset_pb2, events_pb2
-from loadtest.dataset import CALLS, EVENTS, Manifest, RecordWriter
 from loadtest.pipeline import SetupProducer, call_setup, end_offsets
 from loadtest.stipki import CarrierSpec, build_pki
 from services.common import features
@@ -34,7 +33,8 @@ from services.common.pseudonym import Pseudonymizer
 from services.common.topics import CALLS_SETUP
 from services.reputation.settings import ReputationSettings
 from services.scoring.model import Scorer
-from services.scoring.pointintime import build_sync
+from training.dataset import CALLS, EVENTS, Manifest, RecordWriter
+from training.pointintime import build_sync
 
 from .conftest import Stack, Worker
 from .test_decision_service import (  # noqa: F401 - fixtures

@@ -43,11 +43,11 @@ from services.origination.service import build as build_origination
 from services.origination.service import start as start_origination
 from services.origination.settings import OriginationSettings
 from services.scoring.model import Scorer
-from services.scoring.synthetic import generate
-from services.scoring.train import train
 from tests.integration.conftest import Stack, _free_port
 from tests.integration.origination_pki import HOME_X5U, Pki, build_pki, signed_setup
 from tests.unit.test_grpcserver_tls import _ca, _issue
+from training.synthetic import generate
+from training.train import train
 
 pytestmark = pytest.mark.integration
 ALLOW, LABEL, BLOCK = common_pb2.ACTION_ALLOW, common_pb2.ACTION_LABEL, common_pb2.ACTION_BLOCK

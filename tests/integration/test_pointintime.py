@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from fraudmesh.v1 import dataset_pb2, verdicts_pb2
-from loadtest.dataset import CALLS, EVENTS, read_records
 from loadtest.scenario import load
 from loadtest.simulate import simulate, write_dataset
 from services.common import features
 from services.common.context import ContextRules
 from services.reputation.settings import ReputationSettings
-from services.scoring.pointintime import ScratchDatabaseError, build, build_sync
+from training.dataset import CALLS, EVENTS, read_records
+from training.pointintime import ScratchDatabaseError, build, build_sync
 
 from .conftest import Stack
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import redis
 
-from loadtest.dataset import CALLS, read_records
 from loadtest.pipeline import end_offsets
 from loadtest.replay import ReplayConfig, ReplayError, replay, require_loopback
 from loadtest.scenario import load
@@ -18,6 +17,7 @@ from loadtest.simulate import simulate, write_dataset
 from services.common import keys
 from services.common.pseudonym import Pseudonymizer
 from services.common.topics import CALLS_CDR, CALLS_SETUP, COMPLAINTS
+from training.dataset import CALLS, read_records
 
 from .conftest import Stack, Worker
 

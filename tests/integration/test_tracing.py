@@ -40,10 +40,10 @@ from services.origination.service import build as build_origination
 from services.origination.service import start as start_origination
 from services.origination.settings import OriginationSettings
 from services.scoring.model import Scorer
-from services.scoring.synthetic import generate
-from services.scoring.train import train
 from tests.integration.conftest import Stack, start_reputation_worker
 from tests.integration.origination_pki import HOME_X5U, Pki, build_pki, signed_setup
+from training.synthetic import generate
+from training.train import train
 
 pytestmark = pytest.mark.integration
 

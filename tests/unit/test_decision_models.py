@@ -24,6 +24,7 @@ from services.scoring import artifact
 from services.scoring.artifact import ArtifactError, Calibration, SchemaMismatchError
 from services.scoring.model import DEFAULT_MODEL_PATH, Scorer
 from tests.unit.test_scoring_kernels import model
+from training import export
 
 Events = list[tuple[str, str]]
 
@@ -33,7 +34,7 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Two valid artifacts with different versions: a small one trained here, and the default."""
     trained, _, _ = model("nan")
     small = artifact.save(
-        artifact.from_booster(trained, Calibration(a=0.9, b=-1.0)), tmp_path_factory.mktemp("small") / "m"
+        export.from_booster(trained, Calibration(a=0.9, b=-1.0)), tmp_path_factory.mktemp("small") / "m"
     )
     return small, DEFAULT_MODEL_PATH
 

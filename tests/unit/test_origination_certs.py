@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loadtest.stipki import CarrierSpec, StiPki, build_pki, tnauthlist_spcs
+from loadtest.stipki import CarrierSpec, StiPki, build_pki
 from services.origination.certs import (
     CertificateCache,
     CertificateError,
@@ -28,6 +28,7 @@ from services.origination.failures import Failure
 from services.origination.fetch import FetchedChain, FetchError, FetchRefusal
 from tests.unit.vectors import simpki
 from tests.unit.vectors.simpki import Issued
+from training.pki import tnauthlist_spcs
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 END = START + timedelta(days=365)

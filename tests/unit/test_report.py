@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fraudmesh.v1 import common_pb2, dataset_pb2, verdicts_pb2
-from loadtest.dataset import CALLS, NUMBERS, OUTCOMES, Manifest, RecordWriter
 from loadtest.report import ReportSummary, build_report, group_calls, main
+from training.dataset import CALLS, NUMBERS, OUTCOMES, Manifest, RecordWriter
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 START_MS = 1_750_000_000_000

@@ -7,7 +7,7 @@ import pytest
 from fraudmesh.v1 import call_pb2, events_pb2
 from services.common.settings import load
 from services.common.topics import AUDIO_VERDICTS, CALLS_CDR, CALLS_SETUP
-from services.reputation.agents import Folding, RejectedRecordError
+from services.reputation.folding import Folding, RejectedRecordError
 from services.reputation.numbers import CdrUpdate, SetupUpdate, VerdictUpdate
 from services.reputation.settings import ReputationSettings
 

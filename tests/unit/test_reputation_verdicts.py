@@ -7,7 +7,7 @@ import pytest
 from fraudmesh.v1 import events_pb2
 from services.common.settings import load
 from services.common.topics import AUDIO_VERDICTS
-from services.reputation.agents import Folding, RejectedRecordError
+from services.reputation.folding import Folding, RejectedRecordError
 from services.reputation.numbers import VerdictUpdate
 from services.reputation.settings import ReputationSettings
 

@@ -22,14 +22,15 @@ from services.common.features import NAMES, SCHEMA_HASH, WIDTH
 from services.scoring import artifact
 from services.scoring.artifact import ArtifactError, Calibration, Forest, IntegrityError, SchemaMismatchError
 from services.scoring.model import DEFAULT_MODEL_PATH
-from services.scoring.synthetic import generate
-from services.scoring.train import train
 from tests.unit.test_scoring_kernels import model, training_data
+from training import export
+from training.synthetic import generate
+from training.train import train
 
 
 def saved(tmp_path: Path) -> Path:
     trained, _, _ = model("nan")
-    built = artifact.from_booster(
+    built = export.from_booster(
         trained,
         Calibration(a=1.5, b=-0.25),
         metrics={"holdout": {"roc_auc": 0.9}},
@@ -106,17 +107,17 @@ def test_categorical_splits_and_foreign_feature_names_are_refused() -> None:
     params = {"objective": "binary", "verbose": -1, "min_data_per_group": 5, "cat_smooth": 1}
     categorical = lgb.train(params, lgb.Dataset(x, y, feature_name=list(NAMES), categorical_feature=[0]), 3)
     with pytest.raises(ArtifactError, match="categorical"):
-        artifact.forest_from_dump(categorical.dump_model())
+        export.forest_from_dump(categorical.dump_model())
     unnamed = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(x, y), 2)
     with pytest.raises(ArtifactError, match="feature names"):
-        artifact.forest_from_dump(unnamed.dump_model())
+        export.forest_from_dump(unnamed.dump_model())
 
 
 def test_infinite_thresholds_survive_the_json_dump() -> None:
     trained, forest, _ = model("nan")
     assert "inf" in trained.model_to_string()
     assert np.isposinf(forest.threshold).any()
-    assert not (np.abs(forest.threshold[np.isfinite(forest.threshold)]) >= artifact.AVOID_INF).any()
+    assert not (np.abs(forest.threshold[np.isfinite(forest.threshold)]) >= export.AVOID_INF).any()
 
 
 @pytest.fixture(scope="module")

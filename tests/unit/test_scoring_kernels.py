@@ -25,7 +25,8 @@ from hypothesis.extra import numpy as hnp
 
 from services.common.features import NAMES, WIDTH
 from services.scoring import kernels
-from services.scoring.artifact import Forest, forest_from_dump
+from services.scoring.artifact import Forest
+from training.export import forest_from_dump
 
 NO_JIT = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 ROWS = 250 if NO_JIT else 4000

@@ -15,12 +15,13 @@ from services.scoring import artifact
 from services.scoring.artifact import ArtifactError, Calibration, IntegrityError
 from services.scoring.model import MODEL_SCORE, REASON_OF, Scorer, positive_order, top_reasons
 from tests.unit.test_scoring_kernels import adversarial_rows, model
+from training import export
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     trained, _, _ = model("nan")
-    built = artifact.from_booster(trained, Calibration(a=0.9, b=-1.0))
+    built = export.from_booster(trained, Calibration(a=0.9, b=-1.0))
     return artifact.save(built, tmp_path_factory.mktemp("scorer") / "model")
 
 

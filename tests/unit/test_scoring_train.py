@@ -10,10 +10,11 @@ import pytest
 from rich.console import Console
 
 from services.common.features import SCHEMA_HASH
-from services.scoring import artifact, card, synthetic
-from services.scoring.__main__ import main
+from services.scoring import artifact
 from services.scoring.model import Scorer
-from services.scoring.train import (
+from training import card, synthetic
+from training.__main__ import main
+from training.train import (
     LEGIT_FP_RATES,
     FeatureSet,
     TrainingError,

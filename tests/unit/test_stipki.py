@@ -19,14 +19,14 @@ from hypothesis import strategies as st
 from loadtest.stipki import (
     CRL_URL,
     SHAKEN_POLICY_OID,
-    TNAUTHLIST_OID,
     CarrierSpec,
     SigningCarrier,
     StiPki,
     build_pki,
     decode_identity_header,
-    tnauthlist_spcs,
 )
+from services.origination.certs import TNAUTHLIST_OID
+from training.pki import tnauthlist_spcs
 
 NOT_BEFORE = datetime(2026, 1, 1, tzinfo=UTC)
 CARRIERS = [

@@ -37,9 +37,9 @@ from sklearn.metrics import (  # type: ignore[import-untyped]
 
 from services.common.features import FEATURES, NAMES, SCHEMA_HASH, WIDTH
 from services.scoring import artifact as artifact_io
-from services.scoring import card
 from services.scoring.artifact import Calibration
 from services.scoring.model import Scorer
+from training import card, export
 
 TRAIN_SHARE: Final[float] = 0.7
 CALIBRATION_SHARE: Final[float] = 0.1
@@ -401,7 +401,7 @@ def train(
     booster = lgb.Booster(model_str=model_text)
     seconds = time.perf_counter() - started
 
-    provisional = artifact_io.from_booster(booster)
+    provisional = export.from_booster(booster)
     scorer = Scorer(provisional)
     raw_cal = scorer.score_batch(features.X[split.calibration]).raw
     calibration = fit_platt(raw_cal, features.y[split.calibration])
@@ -451,7 +451,7 @@ def train(
     }
     params["num_boost_round"] = trees
     params["early_stopping_rounds"] = early_stopping
-    final = artifact_io.from_booster(
+    final = export.from_booster(
         booster, calibration, metrics=metrics, manifest=features.manifest, params=params
     )
     artifact_io.save(final, out, lightgbm_text=model_text)

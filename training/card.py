@@ -112,7 +112,7 @@ def _markdown(artifact: Artifact, points: list[Any]) -> str:
     lines = [f"# Model card — {artifact.version}", ""]
     if manifest.get("synthetic"):
         lines += [
-            "> **PLACEHOLDER MODEL.** Trained on synthetic rows from `services.scoring.synthetic`, not on",
+            "> **PLACEHOLDER MODEL.** Trained on synthetic rows from `training.synthetic`, not on",
             "> features replayed from the simulator. Its figures say nothing about real traffic.",
             "",
         ]

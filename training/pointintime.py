@@ -38,8 +38,6 @@ import redis.asyncio as aioredis
 from cryptography import x509
 
 from fraudmesh.v1 import call_pb2, dataset_pb2
-from loadtest.dataset import CALLS, EVENTS, Manifest, read_records
-from loadtest.stipki import ROOT_FILE, read_chains
 from services.common import features
 from services.common.context import ContextRules, fill_context
 from services.common.featurestore import READ_FEATURES, fill, parse, read_request
@@ -49,10 +47,12 @@ from services.origination.callerid import TenantRules, check_caller_id
 from services.origination.certs import CachedChain, ChainValidator
 from services.origination.failures import Failure
 from services.origination.passport import Verifier
-from services.reputation.agents import Folding
+from services.reputation.folding import Folding
 from services.reputation.numbers import NumberStore, Update
 from services.reputation.settings import ReputationSettings
-from services.scoring.train import FeatureSet
+from training.dataset import CALLS, EVENTS, Manifest, read_records
+from training.pki import ROOT_FILE, read_chains
+from training.train import FeatureSet
 
 BATCH_SETUPS: Final[int] = 1_000
 PREPARE_CHUNK: Final[int] = 2_000

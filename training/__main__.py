@@ -11,15 +11,15 @@ import sys
 import urllib.parse
 from pathlib import Path
 
-from services.scoring import synthetic
 from services.scoring.artifact import ArtifactError
 from services.scoring.model import DEFAULT_MODEL_PATH, Scorer
-from services.scoring.train import TrainingError, load_features, train
+from training import synthetic
+from training.train import TrainingError, load_features, train
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m services.scoring``."""
-    parser = argparse.ArgumentParser(prog="python -m services.scoring", description=__doc__)
+    """Entry point of ``python -m training``."""
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     from_file = commands.add_parser("train", help="train on a features npz (X, y, t_ms, kinds)")
     from_file.add_argument("--features", type=Path, required=True, help="npz written by train.save_features")
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = synthetic.generate(args.rows, seed=args.seed)
             manifest = {
                 "synthetic": True,
-                "generator": "services.scoring.synthetic",
+                "generator": "training.synthetic",
                 "rows": args.rows,
                 "seed": args.seed,
                 "note": "placeholder until features are replayed from the simulator's dataset",
@@ -129,7 +129,7 @@ def _ship(model: Path, out: Path) -> int:
                 f"legit false positives ({strict['legit_flagged']} of {strict['legit_total']} legit calls); "
                 "see [model_card.md](model_card.md)",
                 "- produced by `make model-default`, i.e. `make model SCENARIO=default` (generate with",
-                "  a 12 h lead-in, `build-features`, `train`) and then `python -m services.scoring ship",
+                "  a 12 h lead-in, `build-features`, `train`) and then `python -m training ship",
                 "  --model models/default`; the LightGBM text model stays in `models/default/`.",
                 "- a test checks it loads, matches the current `SCHEMA_HASH` and scores; a schema change",
                 "  makes that test fail until the model is retrained and shipped again.",
@@ -142,14 +142,14 @@ def _ship(model: Path, out: Path) -> int:
 
 
 def _build_features(args: argparse.Namespace) -> int:
-    """Point-in-time features for every call of a dataset (see services.scoring.pointintime)."""
+    """Point-in-time features for every call of a dataset (see training.pointintime)."""
     from rich.progress import Progress
 
     from services.common.context import ContextRules
     from services.common.settings import SettingsError, load
     from services.reputation.settings import ReputationSettings
-    from services.scoring.pointintime import ScratchDatabaseError, build_sync
-    from services.scoring.train import save_features
+    from training.pointintime import ScratchDatabaseError, build_sync
+    from training.train import save_features
 
     try:
         settings = load(ReputationSettings)

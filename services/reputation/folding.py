@@ -1,0 +1,135 @@
+"""Folding: how a decoded record on a reputation topic becomes a ``numbers`` update.
+
+One method per topic (setups, CDRs, complaints, audio verdicts). Setups, CDRs and verdicts are keyed
+by the caller identity ``services.common.identity`` attributes (PAI, else From; a withheld caller
+under its trunk's bucket), complaints by the reported number; every number is normalised with the
+tenant's region and pseudonymised before it reaches Redis. A record that decodes but cannot be
+folded raises ``RejectedRecordError`` with the dead-letter reason. The faust agents
+(``services.reputation.agents``) and the trainer's point-in-time replay (``training.pointintime``)
+share this one implementation.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fraudmesh.v1 import events_pb2
+from services.common.identity import CallerFields, attribute_record
+from services.common.phone import InvalidNumberError, normalize
+from services.common.pseudonym import Pseudonymizer
+from services.common.topics import AUDIO_VERDICTS, CALLS_CDR, CALLS_SETUP, COMPLAINTS
+from services.reputation.numbers import (
+    CdrUpdate,
+    ComplaintUpdate,
+    SetupUpdate,
+    Update,
+    VerdictUpdate,
+)
+from services.reputation.settings import ReputationSettings
+
+FRAUD_CATEGORIES = frozenset(
+    {events_pb2.COMPLAINT_CATEGORY_FRAUD, events_pb2.COMPLAINT_CATEGORY_IMPERSONATION}
+)
+
+
+class RejectedRecordError(Exception):
+    """A record that decoded but cannot be folded in; it is dead-lettered with ``reason``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(detail)
+
+
+PSEUDONYM = re.compile(r"[a-z2-7]{26}")
+
+
+def _pseudonym(value: str, what: str) -> str:
+    """A pseudonym another service put in a record, or RejectedRecordError (never a raw number)."""
+    if not PSEUDONYM.fullmatch(value):
+        raise RejectedRecordError(f"invalid_{what}", f"{what}: not a pseudonym")
+    return value
+
+
+def _ms(stamp: Any, fallback_ms: int) -> int:
+    ms = int(stamp.ToMilliseconds()) if stamp.ByteSize() else 0
+    return ms if ms > 0 else fallback_ms
+
+
+class Folding:
+    """Turns decoded records into updates, with the number normalisation the services share."""
+
+    def __init__(self, settings: ReputationSettings) -> None:
+        self.settings = settings
+        self.pseudonymize = Pseudonymizer(settings.pseudonym_key)
+
+    def number(self, raw: str, tenant: str, what: str, required: bool = True) -> str:
+        """The pseudonym of a number, or RejectedRecordError (or '' when optional and unusable)."""
+        try:
+            canonical = normalize(raw, self.settings.region_for(tenant), allow_unallocated=True).canonical
+        except InvalidNumberError as exc:
+            if not required:
+                return ""
+            raise RejectedRecordError(f"invalid_{what}", f"{what}: {exc.reason.value}") from None
+        return self.pseudonymize(canonical)
+
+    def caller(self, record: CallerFields) -> str:
+        """The pseudonym of the identity a call is attributed to, or RejectedRecordError."""
+        try:
+            identity = attribute_record(record, self.settings.region_for(record.tenant))
+        except InvalidNumberError as exc:
+            raise RejectedRecordError("invalid_calling_number", f"caller ID: {exc.reason.value}") from None
+        return self.pseudonymize(identity.key)
+
+    def setup(self, value: bytes, fallback_ms: int) -> Update:
+        """calls.setup.v1 → SetupUpdate."""
+        setup = CALLS_SETUP.codec().decode(value).setup
+        return SetupUpdate(
+            caller=self.caller(setup),
+            callee=self.number(setup.called_number, setup.tenant, "called_number", required=False),
+            tenant=setup.tenant,
+            call_id=setup.call_id,
+            t_ms=_ms(setup.event_time, fallback_ms),
+        )
+
+    def cdr(self, value: bytes, fallback_ms: int) -> Update:
+        """calls.cdr.v1 → CdrUpdate."""
+        cdr = CALLS_CDR.codec().decode(value)
+        end_ms = _ms(cdr.end_time, fallback_ms)
+        return CdrUpdate(
+            caller=self.caller(cdr),
+            tenant=cdr.tenant,
+            call_id=cdr.call_id,
+            setup_ms=_ms(cdr.setup_time, end_ms - cdr.duration_ms),
+            end_ms=end_ms,
+            answered=cdr.answered,
+            duration_ms=cdr.duration_ms,
+        )
+
+    def complaint(self, value: bytes, fallback_ms: int) -> Update:
+        """complaints.v1 → ComplaintUpdate."""
+        complaint = COMPLAINTS.codec().decode(value)
+        return ComplaintUpdate(
+            reported=self.number(complaint.reported_number, complaint.tenant, "reported_number"),
+            tenant=complaint.tenant,
+            complaint_id=complaint.complaint_id,
+            t_ms=_ms(complaint.event_time, fallback_ms),
+            fraud=complaint.category in FRAUD_CATEGORIES,
+            honeypot=complaint.channel == events_pb2.COMPLAINT_CHANNEL_HONEYPOT,
+        )
+
+    def verdict(self, value: bytes, fallback_ms: int) -> Update:
+        """audio.verdicts.v1 → VerdictUpdate."""
+        verdict = AUDIO_VERDICTS.codec().decode(value)
+        return VerdictUpdate(
+            caller=self.caller(verdict),
+            tenant=verdict.tenant,
+            segment_id=verdict.segment_id,
+            synthetic=verdict.synthetic_voice_score if verdict.HasField("synthetic_voice_score") else None,
+            bot=verdict.bot_behaviour_score if verdict.HasField("bot_behaviour_score") else None,
+            campaign_ids=tuple(verdict.campaign_ids),
+            earlier_members=tuple(
+                _pseudonym(p, "earlier_member_pseudonyms") for p in verdict.earlier_member_pseudonyms
+            ),
+        )
