@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from fraudmesh.v1 import call_pb2, verdicts_pb2
 from services.common.features import INDEX
-from services.common.phone import NormalizedNumber, NumberKind
+from services.common.phone import NormalizedNumber, NumberKind, shared_national_prefix
 
 KIND_CODES = {kind: i for i, kind in enumerate(NumberKind)}
 
@@ -27,20 +27,6 @@ class ContextRules:
     home_ranges: tuple[str, ...]
     risky_ranges: tuple[str, ...]
     utc_offset_hours: float
-
-
-def shared_prefix(caller: NormalizedNumber, callee: NormalizedNumber) -> int:
-    """How many leading digits two dialable numbers share after the country code."""
-    if caller.e164 is None or callee.e164 is None or caller.country_code != callee.country_code:
-        return 0
-    cc = len(str(caller.country_code))
-    a, b = caller.e164[1 + cc :], callee.e164[1 + cc :]
-    count = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        count += 1
-    return count
 
 
 def fill_context(
@@ -65,7 +51,7 @@ def fill_context(
     vector[INDEX["caller_home_range"]] = float(any(canonical.startswith(p) for p in rules.home_ranges))
     vector[INDEX["caller_domestic"]] = float(caller.region == rules.region)
     if callee is not None:
-        vector[INDEX["callee_prefix_shared"]] = shared_prefix(caller, callee)
+        vector[INDEX["callee_prefix_shared"]] = shared_national_prefix(caller, callee)
 
 
 CLI_FINDINGS = frozenset(

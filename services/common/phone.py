@@ -65,6 +65,7 @@ __all__ = [
     "NumberKind",
     "normalize",
     "normalize_cache_info",
+    "shared_national_prefix",
 ]
 
 NO_DEFAULT_REGION: Final = phonenumbers.UNKNOWN_REGION
@@ -385,3 +386,21 @@ def normalize(raw: str, default_region: str, *, allow_unallocated: bool = False)
 def normalize_cache_info() -> functools._CacheInfo:
     """Hit/miss/size counters of the normalisation cache, for metrics."""
     return _normalize_cached.cache_info()
+
+
+def shared_national_prefix(a: NormalizedNumber, b: NormalizedNumber) -> int:
+    """How many leading national significant digits two dialable numbers of one country share.
+
+    0 for numbers of different countries and for short codes. Neighbour spoofing presents a number
+    sharing the callee's leading digits: the context feature ``callee_prefix_shared`` and
+    origination's ``NEIGHBOR_SPOOFING`` check both count them with this one rule.
+    """
+    if a.e164 is None or b.e164 is None or a.country_code is None or a.country_code != b.country_code:
+        return 0
+    start = 1 + len(str(a.country_code))
+    shared = 0
+    for x, y in zip(a.e164[start:], b.e164[start:], strict=False):
+        if x != y:
+            break
+        shared += 1
+    return shared

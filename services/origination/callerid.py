@@ -33,16 +33,20 @@ from typing import Final
 
 from fraudmesh.v1 import call_pb2, common_pb2
 from services.common.identity import is_withheld, presented_caller
-from services.common.phone import InvalidNumberError, NormalizedNumber, NumberKind, normalize
+from services.common.phone import (
+    InvalidNumberError,
+    NormalizedNumber,
+    NumberKind,
+    normalize,
+    shared_national_prefix,
+)
 
 __all__ = [
     "CLI_REGION_MISMATCH",
     "CallerIdResult",
     "TenantRules",
     "check_caller_id",
-    "is_withheld",
     "load_dno",
-    "presented_caller",
 ]
 
 CLI_REGION_MISMATCH: Final = "CLI_REGION_MISMATCH"
@@ -91,23 +95,6 @@ class CallerIdResult:
     withheld: bool
 
 
-def _national(number: NormalizedNumber) -> str | None:
-    """The national significant digits of a dialable number, None for short codes."""
-    if number.e164 is None or number.country_code is None:
-        return None
-    return number.e164[1 + len(str(number.country_code)) :]
-
-
-def _shared_prefix(a: str, b: str) -> int:
-    """How many leading characters a and b have in common."""
-    count = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        count += 1
-    return count
-
-
 def _area_region(number: NormalizedNumber, area_regions: Mapping[str, str]) -> str | None:
     """The subdivision of the longest configured area prefix matching the number."""
     best: tuple[int, str] | None = None
@@ -136,14 +123,8 @@ def check_caller_id(setup: call_pb2.CallSetup, rules: TenantRules) -> CallerIdRe
         codes.append("INTL_INGRESS_DOMESTIC_CLI")
     if known_ingress and not on_net and caller.canonical.startswith(rules.home_ranges):
         codes.append("ONNET_CLI_OFFNET_INGRESS")
-    if not on_net and callee is not None and caller.country_code == callee.country_code:
-        caller_national, callee_national = _national(caller), _national(callee)
-        if (
-            caller_national is not None
-            and callee_national is not None
-            and _shared_prefix(caller_national, callee_national) >= rules.neighbor_digits
-        ):
-            codes.append("NEIGHBOR_SPOOFING")
+    if not on_net and callee is not None and shared_national_prefix(caller, callee) >= rules.neighbor_digits:
+        codes.append("NEIGHBOR_SPOOFING")
     if rules.risky_ranges and caller.canonical.startswith(rules.risky_ranges):
         codes.append("RISKY_RANGE")
     if rules.dno and _on_dno(caller.canonical, rules.dno):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from fraudmesh.v1 import call_pb2, common_pb2
-from services.common.context import ContextRules, fill_context, shared_prefix
+from services.common.context import ContextRules, fill_context
 from services.common.features import INDEX, empty_vector
-from services.common.phone import normalize
+from services.common.phone import normalize, shared_national_prefix
 
 RULES = ContextRules(region="CN", home_ranges=("+86138",), risky_ranges=("+86170",), utc_offset_hours=8)
 
@@ -40,6 +40,6 @@ def test_unusable_caller_is_invalid_and_the_rest_unknown() -> None:
     assert np.isnan(vector[INDEX["caller_number_kind"]])
 
 
-def test_shared_prefix_needs_the_same_country() -> None:
-    assert shared_prefix(normalize("+8613800138000", "CN"), normalize("+12025550123", "US")) == 0
-    assert shared_prefix(normalize("+8613800138000", "CN"), normalize("+8613800199999", "CN")) == 6
+def test_shared_national_prefix_needs_the_same_country() -> None:
+    assert shared_national_prefix(normalize("+8613800138000", "CN"), normalize("+12025550123", "US")) == 0
+    assert shared_national_prefix(normalize("+8613800138000", "CN"), normalize("+8613800199999", "CN")) == 6

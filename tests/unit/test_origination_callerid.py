@@ -7,13 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fraudmesh.v1 import call_pb2, common_pb2
+from services.common.identity import is_withheld, presented_caller
 from services.common.reasons import REASONS
 from services.origination.callerid import (
     CLI_REGION_MISMATCH,
     TenantRules,
     check_caller_id,
-    is_withheld,
-    presented_caller,
 )
 
 ON_NET = common_pb2.INGRESS_KIND_ON_NET

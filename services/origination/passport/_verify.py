@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from fraudmesh.v1 import call_pb2, common_pb2, verdicts_pb2
-from services.origination.callerid import presented_caller
+from services.common.identity import presented_caller
 from services.origination.certs import CachedChain, Revocations
 from services.origination.failures import REASON_CODE, UNSUPPORTED, VERIFIER_ERROR_CODE, Failure
 from services.origination.passport._errors import (
