@@ -12,6 +12,7 @@ from services.audio import behaviour, metrics
 from services.audio.campaigns import CampaignTracker
 from services.audio.segments import Legs
 from services.audio.synthetic import SyntheticVoiceDetector
+from services.common.reasons import Reason
 
 SYNTHETIC_REASON_AT = 0.5
 
@@ -39,7 +40,7 @@ class Analyzer:
         metrics.STAGE_SECONDS.labels("campaign").observe(time.perf_counter() - started)
         metrics.CAMPAIGN_OUTCOMES.labels(campaign.outcome).inc()
         if campaign.campaign_ids:
-            reasons.append("CAMPAIGN_LINKED")
+            reasons.append(Reason.CAMPAIGN_LINKED)
         bot: float | None = None
         if legs.callee is not None:
             started = time.perf_counter()
@@ -57,7 +58,7 @@ class Analyzer:
             "synthetic", "scored" if synthetic.score is not None else "abstained"
         ).inc()
         if synthetic.score is not None and synthetic.score >= SYNTHETIC_REASON_AT:
-            reasons.append("SYNTHETIC_VOICE")
+            reasons.append(Reason.SYNTHETIC_VOICE)
         metrics.AUDIO_SECONDS.inc(legs.seconds * (2 if legs.callee is not None else 1))
         stamp = Timestamp()
         stamp.FromMilliseconds(t_ms)

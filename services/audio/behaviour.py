@@ -23,6 +23,7 @@ import numpy.typing as npt
 import webrtcvad  # type: ignore[import-untyped]
 
 from services.audio.segments import Audio
+from services.common.reasons import Reason
 
 RATE = 8000
 FRAME = 160  # 20 ms
@@ -116,7 +117,7 @@ def measure(caller_active: BoolArray, callee_active: BoolArray) -> BehaviourResu
         z += 0.5
     score = 1.0 / (1.0 + math.exp(-z))
     if score >= 0.5:
-        reasons.insert(0, "BOT_BEHAVIOUR")
+        reasons.insert(0, Reason.BOT_BEHAVIOUR)
     return BehaviourResult(
         score=score,
         talk_over=talk_over,

@@ -15,6 +15,7 @@ import numpy.typing as npt
 from fraudmesh.v1 import call_pb2, verdicts_pb2
 from services.common.features import INDEX
 from services.common.phone import NormalizedNumber, NumberKind, shared_national_prefix
+from services.common.reasons import Reason
 
 KIND_CODES = {kind: i for i, kind in enumerate(NumberKind)}
 
@@ -56,13 +57,13 @@ def fill_context(
 
 CLI_FINDINGS = frozenset(
     {
-        "INTL_INGRESS_DOMESTIC_CLI",
-        "ONNET_CLI_OFFNET_INGRESS",
-        "NEIGHBOR_SPOOFING",
-        "INVALID_CLI",
-        "RISKY_RANGE",
-        "DNO_LISTED",
-        "CLI_REGION_MISMATCH",
+        Reason.INTL_INGRESS_DOMESTIC_CLI,
+        Reason.ONNET_CLI_OFFNET_INGRESS,
+        Reason.NEIGHBOR_SPOOFING,
+        Reason.INVALID_CLI,
+        Reason.RISKY_RANGE,
+        Reason.DNO_LISTED,
+        Reason.CLI_REGION_MISMATCH,
     }
 )
 """The origination reason codes that count as caller-ID consistency findings (feature cli_findings)."""

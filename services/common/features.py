@@ -20,6 +20,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from services.common.reasons import Reason
+
 
 class Source(enum.Enum):
     """Where a feature's value comes from at decision time."""
@@ -38,7 +40,7 @@ class Feature:
     source: Source
     description: str
     monotone: int = 0  # +1: more means riskier; -1: more means safer; 0: no constraint
-    reason: str | None = None  # reason code when this feature pushes the score up
+    reason: Reason | None = None  # reason code when this feature pushes the score up
     categorical: bool = False
 
 
@@ -53,9 +55,13 @@ FEATURES: Final[tuple[Feature, ...]] = (
         "index of the caller's NumberKind (mobile, fixed line, ...)",
         categorical=True,
     ),
-    Feature("caller_valid", CTX, "1 when the caller ID is a valid allocated number", -1, "INVALID_CLI"),
+    Feature("caller_valid", CTX, "1 when the caller ID is a valid allocated number", -1, Reason.INVALID_CLI),
     Feature(
-        "caller_risky_range", CTX, "1 when the caller ID is in a configured risky range", 1, "RISKY_RANGE"
+        "caller_risky_range",
+        CTX,
+        "1 when the caller ID is in a configured risky range",
+        1,
+        Reason.RISKY_RANGE,
     ),
     Feature("caller_home_range", CTX, "1 when the caller ID is in the tenant's own subscriber ranges"),
     Feature("caller_domestic", CTX, "1 when the caller ID belongs to the tenant's country"),
@@ -64,96 +70,106 @@ FEATURES: Final[tuple[Feature, ...]] = (
         CTX,
         "leading national digits the caller ID shares with the callee",
         0,
-        "NEIGHBOR_SPOOFING",
+        Reason.NEIGHBOR_SPOOFING,
     ),
     Feature("shaken_status", ORIG, "ShakenStatus of the call's PASSporT", categorical=True),
-    Feature("attestation", ORIG, "Attestation level (0 none, 1 A, 2 B, 3 C)", 1, "SHAKEN_ATTESTATION_C"),
-    Feature("cli_findings", ORIG, "number of caller-ID consistency findings", 1, "INTL_INGRESS_DOMESTIC_CLI"),
+    Feature("attestation", ORIG, "Attestation level (0 none, 1 A, 2 B, 3 C)", 1, Reason.SHAKEN_ATTESTATION_C),
     Feature(
-        "number_age_s", REP, "seconds since reputation first saw the number (0 when never)", -1, "NEW_NUMBER"
+        "cli_findings", ORIG, "number of caller-ID consistency findings", 1, Reason.INTL_INGRESS_DOMESTIC_CLI
+    ),
+    Feature(
+        "number_age_s",
+        REP,
+        "seconds since reputation first saw the number (0 when never)",
+        -1,
+        Reason.NEW_NUMBER,
     ),
     Feature("setups_total", REP, "call setups seen from the number while its state lives"),
-    Feature("calls_1m", REP, "calls from the number in the last minute", 1, "VELOCITY_1M_HIGH"),
-    Feature("calls_1h", REP, "calls from the number in the last hour", 1, "VELOCITY_1H_HIGH"),
-    Feature("calls_24h", REP, "calls from the number in the last 24 hours", 1, "VELOCITY_24H_HIGH"),
+    Feature("calls_1m", REP, "calls from the number in the last minute", 1, Reason.VELOCITY_1M_HIGH),
+    Feature("calls_1h", REP, "calls from the number in the last hour", 1, Reason.VELOCITY_1H_HIGH),
+    Feature("calls_24h", REP, "calls from the number in the last 24 hours", 1, Reason.VELOCITY_24H_HIGH),
     Feature(
         "distinct_callees_1h",
         REP,
         "distinct callees in the last hour (HyperLogLog)",
         1,
-        "DISTINCT_CALLEES_HIGH",
+        Reason.DISTINCT_CALLEES_HIGH,
     ),
     Feature(
         "distinct_callees_24h",
         REP,
         "distinct callees in the last 24 hours (HyperLogLog)",
         1,
-        "DISTINCT_CALLEES_HIGH",
+        Reason.DISTINCT_CALLEES_HIGH,
     ),
     Feature(
         "distinct_ratio_24h",
         REP,
         "distinct callees / calls over 24 hours (NaN with no calls)",
         0,
-        "DISTINCT_CALLEES_HIGH",
+        Reason.DISTINCT_CALLEES_HIGH,
     ),
     Feature("cdrs_total", REP, "CDRs seen for the number's calls"),
-    Feature("answer_ratio", REP, "answered / CDRs (NaN with no CDRs)", -1, "LOW_ANSWER_RATIO"),
+    Feature("answer_ratio", REP, "answered / CDRs (NaN with no CDRs)", -1, Reason.LOW_ANSWER_RATIO),
     Feature(
         "short_call_ratio",
         REP,
         "answered calls under 10 s / answered (NaN with none answered)",
         1,
-        "SHORT_CALLS",
+        Reason.SHORT_CALLS,
     ),
     Feature(
         "mean_answered_s",
         REP,
         "mean answered duration in seconds (NaN with none answered)",
         -1,
-        "SHORT_CALLS",
+        Reason.SHORT_CALLS,
     ),
-    Feature("max_concurrent", REP, "most calls from the number in progress at once", 1, "CONCURRENT_CALLS"),
+    Feature(
+        "max_concurrent", REP, "most calls from the number in progress at once", 1, Reason.CONCURRENT_CALLS
+    ),
     Feature(
         "rapid_sequential_ratio",
         REP,
         "share of calls set up within 3 s of the previous call's end",
         1,
-        "CONCURRENT_CALLS",
+        Reason.CONCURRENT_CALLS,
     ),
-    Feature("complaints_7d", REP, "complaints about the number in 7 days", 1, "COMPLAINTS"),
-    Feature("complaints_30d", REP, "complaints about the number in 30 days", 1, "COMPLAINTS"),
-    Feature("fraud_complaints_30d", REP, "fraud and impersonation complaints in 30 days", 1, "COMPLAINTS"),
-    Feature("honeypot_hits_30d", REP, "calls to honeypots in 30 days", 1, "HONEYPOT_HIT"),
+    Feature("complaints_7d", REP, "complaints about the number in 7 days", 1, Reason.COMPLAINTS),
+    Feature("complaints_30d", REP, "complaints about the number in 30 days", 1, Reason.COMPLAINTS),
+    Feature(
+        "fraud_complaints_30d", REP, "fraud and impersonation complaints in 30 days", 1, Reason.COMPLAINTS
+    ),
+    Feature("honeypot_hits_30d", REP, "calls to honeypots in 30 days", 1, Reason.HONEYPOT_HIT),
     Feature(
         "callee_called_caller",
         REP,
         "1 when the callee has called the caller before",
         -1,
-        "NO_PRIOR_RELATIONSHIP",
+        Reason.NO_PRIOR_RELATIONSHIP,
     ),
     Feature(
         "caller_called_callee",
         REP,
         "1 when the caller has called the callee before",
         -1,
-        "NO_PRIOR_RELATIONSHIP",
+        Reason.NO_PRIOR_RELATIONSHIP,
     ),
-    Feature("campaigns", REP, "campaign ids linked to the number", 1, "CAMPAIGN_LINKED"),
-    Feature("campaign_numbers", REP, "numbers in the largest linked campaign", 1, "CAMPAIGN_LINKED"),
+    Feature("campaigns", REP, "campaign ids linked to the number", 1, Reason.CAMPAIGN_LINKED),
+    Feature("campaign_numbers", REP, "numbers in the largest linked campaign", 1, Reason.CAMPAIGN_LINKED),
     Feature(
         "synthetic_voice",
         AUD,
         "highest synthetic-voice score of the number's audio (NaN if none)",
         1,
-        "SYNTHETIC_VOICE",
+        Reason.SYNTHETIC_VOICE,
     ),
     Feature(
         "bot_behaviour",
         AUD,
         "highest bot-behaviour score of the number's audio (NaN if none)",
         1,
-        "BOT_BEHAVIOUR",
+        Reason.BOT_BEHAVIOUR,
     ),
 )
 

@@ -1,58 +1,109 @@
 """Stable reason codes: the strings a Decision carries to say why, in one documented place.
 
 Switch vendors and operators key dashboards, redress workflows and customer messages on these
-strings, so a code is never renamed or reused; a retired code stays listed as retired.
+strings, so a code is never renamed or reused; a retired code stays listed, in ``RETIRED``. Every
+emitter uses a ``Reason`` member (a ``StrEnum``: the member is its wire string), so mypy catches a
+typo. To add a code: a member here and its text in ``REASONS`` (a test checks both agree); if a model
+feature pushes it, name it in that feature's ``reason`` (``services.common.features``).
 """
 
 from __future__ import annotations
 
+import enum
 from typing import Final
 
-REASONS: Final[dict[str, str]] = {
+__all__ = ["REASONS", "RETIRED", "Reason"]
+
+
+class Reason(enum.StrEnum):
+    """A reason code; the value is the stable wire string."""
+
     # Hard policy
-    "EMERGENCY_NUMBER": "a call to an emergency service (digits, URI or urn:service:sos); always allowed",
-    "EMERGENCY_CALLBACK": "a PSAP calling back (policy psap_callback_numbers); always allowed",
-    "ALLOW_LISTED": "the caller is on the tenant's allow-list (registered caller or redress outcome)",
-    "DENY_LISTED": "the caller is on a deny list (do-not-originate or confirmed fraud)",
+    EMERGENCY_NUMBER = "EMERGENCY_NUMBER"
+    EMERGENCY_CALLBACK = "EMERGENCY_CALLBACK"
+    ALLOW_LISTED = "ALLOW_LISTED"
+    DENY_LISTED = "DENY_LISTED"
     # Caller-ID consistency and STIR/SHAKEN (origination)
-    "SHAKEN_ABSENT": "no PASSporT on a call from a peer expected to sign",
-    "SHAKEN_SIGNATURE_INVALID": "the PASSporT signature, chain or claims did not verify",
-    "SHAKEN_REPLAY": "the same PASSporT was already presented within its freshness window",
-    "SHAKEN_TN_MISMATCH": "the PASSporT signs a different calling or called number than the call presents",
-    "SHAKEN_CERT_UNAVAILABLE": "the signer's certificate could not be fetched from its x5u",
-    "SHAKEN_UNSUPPORTED": "an Identity header of a kind not verified (compact form, div alone, other ppt)",
-    "SHAKEN_ATTESTATION_C": "the originating carrier gave gateway (C) attestation",
-    "SHAKEN_ATTESTATION_B": "the originating carrier gave partial (B) attestation",
-    "INTL_INGRESS_DOMESTIC_CLI": "a domestic caller ID presented on a call from an international gateway",
-    "ONNET_CLI_OFFNET_INGRESS": "a number of the tenant's own subscribers arriving from an off-net trunk",
-    "NEIGHBOR_SPOOFING": "the caller ID shares the callee's leading digits",
-    "INVALID_CLI": "the caller ID is not a valid or allocated number",
-    "RISKY_RANGE": "the caller ID is in a configured risky range (e.g. virtual 170/171)",
-    "DNO_LISTED": "the caller ID is on the do-not-originate list (a number that never places calls)",
-    "CLI_REGION_MISMATCH": "an on-net fixed-line caller ID from another area than its ingress switch",
+    SHAKEN_ABSENT = "SHAKEN_ABSENT"
+    SHAKEN_SIGNATURE_INVALID = "SHAKEN_SIGNATURE_INVALID"
+    SHAKEN_REPLAY = "SHAKEN_REPLAY"
+    SHAKEN_TN_MISMATCH = "SHAKEN_TN_MISMATCH"
+    SHAKEN_CERT_UNAVAILABLE = "SHAKEN_CERT_UNAVAILABLE"
+    SHAKEN_UNSUPPORTED = "SHAKEN_UNSUPPORTED"
+    SHAKEN_ATTESTATION_C = "SHAKEN_ATTESTATION_C"
+    SHAKEN_ATTESTATION_B = "SHAKEN_ATTESTATION_B"
+    INTL_INGRESS_DOMESTIC_CLI = "INTL_INGRESS_DOMESTIC_CLI"
+    ONNET_CLI_OFFNET_INGRESS = "ONNET_CLI_OFFNET_INGRESS"
+    NEIGHBOR_SPOOFING = "NEIGHBOR_SPOOFING"
+    INVALID_CLI = "INVALID_CLI"
+    RISKY_RANGE = "RISKY_RANGE"
+    DNO_LISTED = "DNO_LISTED"
+    CLI_REGION_MISMATCH = "CLI_REGION_MISMATCH"
     # Reputation
-    "NEW_NUMBER": "the number was first seen very recently",
-    "VELOCITY_1M_HIGH": "many calls from this number in the last minute",
-    "VELOCITY_1H_HIGH": "many calls from this number in the last hour",
-    "VELOCITY_24H_HIGH": "many calls from this number in the last 24 hours",
-    "DISTINCT_CALLEES_HIGH": "this number calls many different people",
-    "LOW_ANSWER_RATIO": "few of this number's calls are answered",
-    "SHORT_CALLS": "this number's answered calls are mostly very short",
-    "CONCURRENT_CALLS": "this number places many calls at the same time",
-    "COMPLAINTS": "people reported calls from this number",
-    "HONEYPOT_HIT": "this number called a honeypot",
-    "NO_PRIOR_RELATIONSHIP": "neither party has called the other before",
-    "CAMPAIGN_LINKED": "the number played a recording of a known campaign",
+    NEW_NUMBER = "NEW_NUMBER"
+    VELOCITY_1M_HIGH = "VELOCITY_1M_HIGH"
+    VELOCITY_1H_HIGH = "VELOCITY_1H_HIGH"
+    VELOCITY_24H_HIGH = "VELOCITY_24H_HIGH"
+    DISTINCT_CALLEES_HIGH = "DISTINCT_CALLEES_HIGH"
+    LOW_ANSWER_RATIO = "LOW_ANSWER_RATIO"
+    SHORT_CALLS = "SHORT_CALLS"
+    CONCURRENT_CALLS = "CONCURRENT_CALLS"
+    COMPLAINTS = "COMPLAINTS"
+    HONEYPOT_HIT = "HONEYPOT_HIT"
+    NO_PRIOR_RELATIONSHIP = "NO_PRIOR_RELATIONSHIP"
+    CAMPAIGN_LINKED = "CAMPAIGN_LINKED"
     # Audio
-    "SYNTHETIC_VOICE": "the caller's voice scored as synthetic or cloned",
-    "BOT_BEHAVIOUR": "the caller kept talking over the callee (no turn-taking)",
+    SYNTHETIC_VOICE = "SYNTHETIC_VOICE"
+    BOT_BEHAVIOUR = "BOT_BEHAVIOUR"
     # Degradation
-    "DEGRADED_FEATURES": "reputation features were unavailable in time; scored without them",
-    "DEGRADED_ORIGINATION": "origination verification was unavailable in time",
-    "MODEL_SCORE": "the model's score alone crossed the threshold",
+    DEGRADED_FEATURES = "DEGRADED_FEATURES"
+    DEGRADED_ORIGINATION = "DEGRADED_ORIGINATION"
+    MODEL_SCORE = "MODEL_SCORE"
+
+
+REASONS: Final[dict[Reason, str]] = {
+    # Hard policy
+    Reason.EMERGENCY_NUMBER: "a call to an emergency service (digits, URI, urn:service:sos); always allowed",
+    Reason.EMERGENCY_CALLBACK: "a PSAP calling back (policy psap_callback_numbers); always allowed",
+    Reason.ALLOW_LISTED: "the caller is on the tenant's allow-list (registered caller or redress outcome)",
+    Reason.DENY_LISTED: "the caller is on a deny list (do-not-originate or confirmed fraud)",
+    # Caller-ID consistency and STIR/SHAKEN (origination)
+    Reason.SHAKEN_ABSENT: "no PASSporT on a call from a peer expected to sign",
+    Reason.SHAKEN_SIGNATURE_INVALID: "the PASSporT signature, chain or claims did not verify",
+    Reason.SHAKEN_REPLAY: "the same PASSporT was already presented within its freshness window",
+    Reason.SHAKEN_TN_MISMATCH: "the PASSporT signs another calling or called number than the call presents",
+    Reason.SHAKEN_CERT_UNAVAILABLE: "the signer's certificate could not be fetched from its x5u",
+    Reason.SHAKEN_UNSUPPORTED: "an Identity header of a kind not verified (compact form, div alone, ppt)",
+    Reason.SHAKEN_ATTESTATION_C: "the originating carrier gave gateway (C) attestation",
+    Reason.SHAKEN_ATTESTATION_B: "the originating carrier gave partial (B) attestation",
+    Reason.INTL_INGRESS_DOMESTIC_CLI: "a domestic caller ID on a call from an international gateway",
+    Reason.ONNET_CLI_OFFNET_INGRESS: "a number of the tenant's own subscribers from an off-net trunk",
+    Reason.NEIGHBOR_SPOOFING: "the caller ID shares the callee's leading digits",
+    Reason.INVALID_CLI: "the caller ID is not a valid or allocated number",
+    Reason.RISKY_RANGE: "the caller ID is in a configured risky range (e.g. virtual 170/171)",
+    Reason.DNO_LISTED: "the caller ID is on the do-not-originate list (a number that never places calls)",
+    Reason.CLI_REGION_MISMATCH: "an on-net fixed-line caller ID from another area than its ingress switch",
+    # Reputation
+    Reason.NEW_NUMBER: "the number was first seen very recently",
+    Reason.VELOCITY_1M_HIGH: "many calls from this number in the last minute",
+    Reason.VELOCITY_1H_HIGH: "many calls from this number in the last hour",
+    Reason.VELOCITY_24H_HIGH: "many calls from this number in the last 24 hours",
+    Reason.DISTINCT_CALLEES_HIGH: "this number calls many different people",
+    Reason.LOW_ANSWER_RATIO: "few of this number's calls are answered",
+    Reason.SHORT_CALLS: "this number's answered calls are mostly very short",
+    Reason.CONCURRENT_CALLS: "this number places many calls at the same time",
+    Reason.COMPLAINTS: "people reported calls from this number",
+    Reason.HONEYPOT_HIT: "this number called a honeypot",
+    Reason.NO_PRIOR_RELATIONSHIP: "neither party has called the other before",
+    Reason.CAMPAIGN_LINKED: "the number played a recording of a known campaign",
+    # Audio
+    Reason.SYNTHETIC_VOICE: "the caller's voice scored as synthetic or cloned",
+    Reason.BOT_BEHAVIOUR: "the caller kept talking over the callee (no turn-taking)",
+    # Degradation
+    Reason.DEGRADED_FEATURES: "RETIRED, never emitted: Decision.degraded_reasons names the missing part",
+    Reason.DEGRADED_ORIGINATION: "origination's SHAKEN check raised; decided on its caller-ID findings",
+    Reason.MODEL_SCORE: "the model's score alone crossed the threshold",
 }
 
-
-def describe(code: str) -> str:
-    """The documented meaning of a reason code (KeyError for an unknown code)."""
-    return REASONS[code]
+RETIRED: Final[frozenset[Reason]] = frozenset({Reason.DEGRADED_FEATURES})
+"""Codes no emitter produces any more; kept so they are never reused with another meaning."""

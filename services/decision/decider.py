@@ -56,6 +56,7 @@ from services.common.featurestore import READ_FEATURES, ReputationRead, fill, pa
 from services.common.identity import CallerIdentity, attribute_setup
 from services.common.phone import InvalidNumberError, NormalizedNumber, normalize
 from services.common.pseudonym import Pseudonymizer
+from services.common.reasons import Reason
 from services.common.tracing import child_span, outgoing_metadata
 from services.decision import lists, metrics
 from services.decision.audit import AuditPublisher
@@ -173,13 +174,13 @@ class Decider:
             region = self.settings.region_for(setup.tenant)
             if is_emergency_call(setup, region, policy.emergency_numbers):
                 outcome = Outcome(
-                    _decision(setup, ALLOW, policy, self.scorer, ["EMERGENCY_NUMBER"]), None, None, True
+                    _decision(setup, ALLOW, policy, self.scorer, [Reason.EMERGENCY_NUMBER]), None, None, True
                 )
             else:
                 caller = _attribute(setup, region)
                 if caller is not None and policy.is_psap_callback(caller.key, region):
                     outcome = Outcome(
-                        _decision(setup, ALLOW, policy, self.scorer, ["EMERGENCY_CALLBACK"]),
+                        _decision(setup, ALLOW, policy, self.scorer, [Reason.EMERGENCY_CALLBACK]),
                         None,
                         caller,
                         True,
@@ -224,13 +225,13 @@ class Decider:
             fill(vector, lookup.features, now_ms)
             if lookup.lists.allowed:
                 return Outcome(
-                    _decision(setup, ALLOW, policy, self.scorer, ["ALLOW_LISTED"]),
+                    _decision(setup, ALLOW, policy, self.scorer, [Reason.ALLOW_LISTED]),
                     verdict,
                     caller,
                     degraded=degraded,
                 )
             if lookup.lists.denied:
-                decision = _decision(setup, policy.deny_action, policy, self.scorer, ["DENY_LISTED"])
+                decision = _decision(setup, policy.deny_action, policy, self.scorer, [Reason.DENY_LISTED])
                 return Outcome(_shadowed(decision, policy, setup.tenant), verdict, caller, degraded=degraded)
         return Outcome(
             self._score(setup, policy, vector, verdict, degraded), verdict, caller, degraded=degraded
@@ -255,7 +256,7 @@ class Decider:
         reasons: list[str] = []
         if action != ALLOW:
             top = scored.top_reasons or scorer.score(vector).top_reasons
-            reasons = list(dict.fromkeys([*forced, *top]))[:MAX_REASONS] or ["MODEL_SCORE"]
+            reasons = list(dict.fromkeys([*forced, *top]))[:MAX_REASONS] or [Reason.MODEL_SCORE]
             if SEVERITY[action] >= SEVERITY[CHALLENGE] and set(reasons) <= policy.never_sole_reasons:
                 action = LABEL
             if degraded and SEVERITY[action] > SEVERITY[policy.degraded_max_action]:

@@ -40,7 +40,7 @@ SCORES = Histogram(
 )
 DEGRADED = Counter(
     "fraudmesh_decision_degraded_total",
-    "Decisions made with something missing, by cause (e.g. FEATURES_TIMEOUT, ORIGINATION_UNAVAILABLE).",
+    "Decisions made with something missing, by cause (services/decision/degraded.py: REDIS_TIMEOUT, …).",
     ["cause"],
 )
 DEPENDENCY_SECONDS = Histogram(

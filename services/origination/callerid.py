@@ -16,7 +16,7 @@ Each check returns a stable reason code from services.common.reasons; none of th
 * ``DNO_LISTED`` — the caller is on the do-not-originate list: numbers that only ever receive
   calls (bank and government inbound lines, unassigned blocks), so any call "from" them is spoofed.
   ``dno`` holds canonical numbers, and ``+digits`` prefixes ending in ``*`` for whole blocks.
-* ``CLI_REGION_MISMATCH`` (opt-in; the code still has to be added to services.common.reasons) — an
+* ``CLI_REGION_MISMATCH`` (opt-in) — an
   on-net fixed-line caller whose area code maps, via the tenant's ``area_regions``, to a different
   ISO 3166-2 subdivision than the on-net ingress point. Fixed lines do not roam, so an on-net
   switch in one province presenting another province's fixed number is usually a PBX or SIP trunk
@@ -40,16 +40,14 @@ from services.common.phone import (
     normalize,
     shared_national_prefix,
 )
+from services.common.reasons import Reason
 
 __all__ = [
-    "CLI_REGION_MISMATCH",
     "CallerIdResult",
     "TenantRules",
     "check_caller_id",
     "load_dno",
 ]
-
-CLI_REGION_MISMATCH: Final = "CLI_REGION_MISMATCH"
 
 _PREFIX: Final = re.compile(r"\+[0-9]{1,15}|[A-Z]{2}:[0-9]{1,15}")
 _SUBDIVISION: Final = re.compile(r"[A-Z]{2}-[A-Z0-9]{1,3}")
@@ -89,7 +87,7 @@ class TenantRules:
 class CallerIdResult:
     """The reason codes of the caller-ID checks, plus the normalised numbers they were based on."""
 
-    reason_codes: tuple[str, ...]
+    reason_codes: tuple[Reason, ...]
     caller: NormalizedNumber | None
     callee: NormalizedNumber | None
     withheld: bool
@@ -112,27 +110,27 @@ def check_caller_id(setup: call_pb2.CallSetup, rules: TenantRules) -> CallerIdRe
         return CallerIdResult((), None, callee, withheld=True)
     caller = _try_normalize(raw, rules.region)
     if caller is None or caller.is_emergency:
-        return CallerIdResult(("INVALID_CLI",), caller, callee, withheld=False)
-    codes: list[str] = []
+        return CallerIdResult((Reason.INVALID_CLI,), caller, callee, withheld=False)
+    codes: list[Reason] = []
     if not caller.valid:
-        codes.append("INVALID_CLI")
+        codes.append(Reason.INVALID_CLI)
     ingress = setup.ingress_kind
     known_ingress = ingress != common_pb2.INGRESS_KIND_UNSPECIFIED
     on_net = ingress == common_pb2.INGRESS_KIND_ON_NET
     if ingress == common_pb2.INGRESS_KIND_INTERNATIONAL_GATEWAY and caller.region == rules.region:
-        codes.append("INTL_INGRESS_DOMESTIC_CLI")
+        codes.append(Reason.INTL_INGRESS_DOMESTIC_CLI)
     if known_ingress and not on_net and caller.canonical.startswith(rules.home_ranges):
-        codes.append("ONNET_CLI_OFFNET_INGRESS")
+        codes.append(Reason.ONNET_CLI_OFFNET_INGRESS)
     if not on_net and callee is not None and shared_national_prefix(caller, callee) >= rules.neighbor_digits:
-        codes.append("NEIGHBOR_SPOOFING")
+        codes.append(Reason.NEIGHBOR_SPOOFING)
     if rules.risky_ranges and caller.canonical.startswith(rules.risky_ranges):
-        codes.append("RISKY_RANGE")
+        codes.append(Reason.RISKY_RANGE)
     if rules.dno and _on_dno(caller.canonical, rules.dno):
-        codes.append("DNO_LISTED")
+        codes.append(Reason.DNO_LISTED)
     if rules.area_regions and on_net and caller.kind is NumberKind.FIXED_LINE and setup.ingress_region:
         expected = _area_region(caller, rules.area_regions)
         if expected is not None and expected != setup.ingress_region.strip().upper():
-            codes.append(CLI_REGION_MISMATCH)
+            codes.append(Reason.CLI_REGION_MISMATCH)
     return CallerIdResult(tuple(codes), caller, callee, withheld=False)
 
 

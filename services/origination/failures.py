@@ -16,6 +16,8 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+from services.common.reasons import Reason
+
 
 class Failure(enum.Enum):
     """One reason a PASSporT, its certificate chain or its Identity header was rejected."""
@@ -61,7 +63,7 @@ class Failure(enum.Enum):
     DIV_WITHOUT_SHAKEN = "div_without_shaken"
 
 
-VERIFIER_ERROR_CODE: Final = "DEGRADED_ORIGINATION"
+VERIFIER_ERROR_CODE: Final = Reason.DEGRADED_ORIGINATION
 """The reason code when verification raised unexpectedly: SHAKEN status UNSPECIFIED and degraded,
 while the caller-ID findings (computed independently) are still reported."""
 
@@ -70,16 +72,16 @@ UNSUPPORTED: Final[frozenset[Failure]] = frozenset(
 )
 """Failures that make a PASSporT unverifiable by this verifier rather than invalid (status UNSUPPORTED)."""
 
-_SPECIFIC: Final[dict[Failure, str]] = {
-    Failure.REPLAY: "SHAKEN_REPLAY",
-    Failure.ORIG_MISMATCH: "SHAKEN_TN_MISMATCH",
-    Failure.DEST_MISMATCH: "SHAKEN_TN_MISMATCH",
-    Failure.DIV_MISMATCH: "SHAKEN_TN_MISMATCH",
-    Failure.CERT_UNAVAILABLE: "SHAKEN_CERT_UNAVAILABLE",
-    **{failure: "SHAKEN_UNSUPPORTED" for failure in UNSUPPORTED},
+_SPECIFIC: Final[dict[Failure, Reason]] = {
+    Failure.REPLAY: Reason.SHAKEN_REPLAY,
+    Failure.ORIG_MISMATCH: Reason.SHAKEN_TN_MISMATCH,
+    Failure.DEST_MISMATCH: Reason.SHAKEN_TN_MISMATCH,
+    Failure.DIV_MISMATCH: Reason.SHAKEN_TN_MISMATCH,
+    Failure.CERT_UNAVAILABLE: Reason.SHAKEN_CERT_UNAVAILABLE,
+    **{failure: Reason.SHAKEN_UNSUPPORTED for failure in UNSUPPORTED},
 }
 
-REASON_CODE: Final[dict[Failure, str]] = {
-    failure: _SPECIFIC.get(failure, "SHAKEN_SIGNATURE_INVALID") for failure in Failure
+REASON_CODE: Final[dict[Failure, Reason]] = {
+    failure: _SPECIFIC.get(failure, Reason.SHAKEN_SIGNATURE_INVALID) for failure in Failure
 }
 """The services.common.reasons code reported for each failure (FAILED or UNSUPPORTED)."""

@@ -45,6 +45,7 @@ from services.common import keys
 from services.common.breaker import BreakerState, CircuitBreaker
 from services.common.grpcserver import ServerHandle, server_tls, start_server
 from services.common.pseudonym import Pseudonymizer
+from services.common.reasons import Reason
 from services.common.redisstore import make_async_redis
 from services.common.tracing import child_span, incoming_context
 from services.origination import metrics
@@ -62,7 +63,6 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("fraudmesh.origination")
 
 SERVICE_NAME = origination_pb2.DESCRIPTOR.services_by_name["OriginationService"].full_name
-NEIGHBOR = "NEIGHBOR_SPOOFING"
 _STATUS_NAMES = {
     value: name.removeprefix("SHAKEN_STATUS_").lower() for name, value in verdicts_pb2.ShakenStatus.items()
 }
@@ -121,7 +121,7 @@ class Origination:
         if shaken.status == verdicts_pb2.SHAKEN_STATUS_PENDING:
             causes.append("cert_pending")
         replay_needed = shaken.status == verdicts_pb2.SHAKEN_STATUS_VERIFIED and shaken.replay_key is not None
-        neighbor = NEIGHBOR in caller_id.reason_codes and caller_id.caller is not None
+        neighbor = Reason.NEIGHBOR_SPOOFING in caller_id.reason_codes and caller_id.caller is not None
         codes = caller_id.reason_codes
         if replay_needed or neighbor:
             history: Awaitable[bool | None] = (
@@ -148,7 +148,7 @@ class Origination:
             if neighbor and established is None:
                 causes.append("history_store")
             elif established:
-                codes = tuple(code for code in codes if code != NEIGHBOR)
+                codes = tuple(code for code in codes if code != Reason.NEIGHBOR_SPOOFING)
         verdict = origination_verdict(shaken, replace(caller_id, reason_codes=codes))
         verdict.degraded = bool(causes)
         _observe(verdict, shaken.failure, causes)

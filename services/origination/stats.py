@@ -40,6 +40,7 @@ from services.common.codec import DecodeError
 from services.common.identity import attribute_setup
 from services.common.phone import InvalidNumberError
 from services.common.pseudonym import Pseudonymizer
+from services.common.reasons import Reason
 from services.common.streams import DeadLetterWriter, make_faust_app, raw_topic
 from services.common.topics import CALLS_SETUP
 from services.common.windows import HOUR, MINUTE, Window
@@ -271,7 +272,7 @@ class Observer:
                 caller=caller,
                 trunk_id=setup.ingress_trunk_id,
                 outcome=shaken_outcome(shaken),
-                onnet_offnet="ONNET_CLI_OFFNET_INGRESS" in found.reason_codes,
+                onnet_offnet=Reason.ONNET_CLI_OFFNET_INGRESS in found.reason_codes,
                 withheld=withheld,
             ),
             shaken,

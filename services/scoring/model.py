@@ -18,15 +18,15 @@ import numpy as np
 import numpy.typing as npt
 
 from services.common.features import FEATURES, WIDTH, empty_vector
+from services.common.reasons import Reason
 from services.scoring import artifact as artifact_io
 from services.scoring import kernels
 from services.scoring.artifact import Artifact
 
 DEFAULT_MODEL_PATH: Final[Path] = Path(__file__).resolve().parent / "default"
 """The model shipped in the repository (trained on the simulator's default scenario; see its README)."""
-MODEL_SCORE: Final[str] = "MODEL_SCORE"
 TOP_REASONS: Final[int] = 3
-REASON_OF: Final[tuple[str, ...]] = tuple(f.reason or MODEL_SCORE for f in FEATURES)
+REASON_OF: Final[tuple[Reason, ...]] = tuple(f.reason or Reason.MODEL_SCORE for f in FEATURES)
 REASON_CODES: Final[tuple[str, ...]] = tuple(sorted(set(REASON_OF)))
 REASON_ID: Final[npt.NDArray[np.int64]] = np.array([REASON_CODES.index(c) for c in REASON_OF], dtype=np.int64)
 _F32: Final = np.dtype(np.float32)

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from fraudmesh.v1 import call_pb2, common_pb2, verdicts_pb2
 from loadtest.stipki import CarrierSpec, SigningCarrier, StiPki, build_pki
+from services.common.reasons import Reason
 from services.origination.callerid import CallerIdResult
 from services.origination.certs import CertificateCache, ChainValidator, Revocations
 from services.origination.failures import REASON_CODE, UNSUPPORTED, Failure
@@ -185,7 +186,7 @@ def test_verdict_merges_reason_codes_once_and_marks_pending_degraded(
     verifier: Verifier, home: SigningCarrier
 ) -> None:
     shaken = verifier.verify(setup(sign(home, "C")), "CN")
-    caller_id = CallerIdResult(("SHAKEN_ATTESTATION_C", "RISKY_RANGE"), None, None, withheld=False)
+    caller_id = CallerIdResult((Reason.SHAKEN_ATTESTATION_C, Reason.RISKY_RANGE), None, None, withheld=False)
     verdict = origination_verdict(shaken, caller_id)
     assert list(verdict.reason_codes) == ["SHAKEN_ATTESTATION_C", "RISKY_RANGE"]
     assert (verdict.shaken_status, verdict.attestation, verdict.origid, verdict.signer_ocn) == (

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from services.common.features import FEATURES, INDEX, WIDTH, empty_vector
-from services.common.reasons import REASONS
+from services.common.reasons import REASONS, Reason
 from services.scoring import artifact
 from services.scoring.artifact import ArtifactError, Calibration, IntegrityError
-from services.scoring.model import MODEL_SCORE, REASON_OF, Scorer, positive_order, top_reasons
+from services.scoring.model import REASON_OF, Scorer, positive_order, top_reasons
 from tests.unit.test_scoring_kernels import adversarial_rows, model
 from training import export
 
@@ -69,7 +69,7 @@ def test_reason_mapping_dedupes_and_falls_back_to_model_score() -> None:
     no_code = [i for i, f in enumerate(FEATURES) if f.reason is None]
     assert top_reasons([INDEX["complaints_7d"], INDEX["complaints_30d"], no_code[0], *velocity]) == [
         "COMPLAINTS",
-        MODEL_SCORE,
+        Reason.MODEL_SCORE,
         "VELOCITY_1H_HIGH",
     ]
     assert top_reasons([]) == []

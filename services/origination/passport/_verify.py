@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from fraudmesh.v1 import call_pb2, common_pb2, verdicts_pb2
 from services.common.identity import presented_caller
+from services.common.reasons import Reason
 from services.origination.certs import CachedChain, Revocations
 from services.origination.failures import REASON_CODE, UNSUPPORTED, VERIFIER_ERROR_CODE, Failure
 from services.origination.passport._errors import (
@@ -38,10 +39,10 @@ from services.origination.passport._parse import (
 )
 from services.origination.passport._replay import ReplayStore, replay_key
 
-_ATTESTATION_REASONS: Final[dict[str, tuple[str, ...]]] = {
+_ATTESTATION_REASONS: Final[dict[str, tuple[Reason, ...]]] = {
     "A": (),
-    "B": ("SHAKEN_ATTESTATION_B",),
-    "C": ("SHAKEN_ATTESTATION_C",),
+    "B": (Reason.SHAKEN_ATTESTATION_B,),
+    "C": (Reason.SHAKEN_ATTESTATION_C,),
 }
 _ECDSA_SHA256: Final = ec.ECDSA(hashes.SHA256())
 
@@ -68,7 +69,7 @@ class ShakenResult:
     """
 
     status: ShakenStatus
-    reason_codes: tuple[str, ...] = ()
+    reason_codes: tuple[Reason, ...] = ()
     failure: Failure | None = None
     attestation: AttestationValue = common_pb2.ATTESTATION_UNSPECIFIED
     origid: str = ""
@@ -83,7 +84,7 @@ class ShakenResult:
         return _failed(Failure.REPLAY, self.x5u)
 
 
-_ABSENT_RESULT: Final = ShakenResult(ABSENT, ("SHAKEN_ABSENT",))
+_ABSENT_RESULT: Final = ShakenResult(ABSENT, (Reason.SHAKEN_ABSENT,))
 VERIFICATION_ERROR: Final = ShakenResult(verdicts_pb2.SHAKEN_STATUS_UNSPECIFIED, (VERIFIER_ERROR_CODE,))
 """What stands in for a verification that raised unexpectedly: unverified (not failed) and degraded."""
 
