@@ -11,6 +11,8 @@ serve grpc.health.v1 alone, sharing the main server's health state.
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,3 +128,12 @@ async def start_server(
     if handle.health_server is not None:
         await handle.health_server.start()
     return handle
+
+
+async def until_signalled() -> None:
+    """Return at the first SIGTERM or SIGINT; the serving process then drains and exits."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import faust
 from faust.types import EventT, TopicT
@@ -18,10 +20,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from fraudmesh.v1 import events_pb2
 from services.common.codec import ProtoCodec
 from services.common.logs import logging_config, scrub
-from services.common.settings import CommonSettings
+from services.common.settings import CommonSettings, SettingsError, load
+from services.common.telemetry import setup_telemetry
 from services.common.topics import Topic, dead_letter_topic
 
 log = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=CommonSettings)
 
 
 def kafka_broker_urls(bootstrap: str) -> list[str]:
@@ -66,6 +71,21 @@ def raw_topic(app: faust.App, topic: Topic) -> TopicT:
         value_serializer="raw",
         partitions=topic.partitions,
     )
+
+
+def run_stream_service(settings_class: type[S], build_app: Callable[[S], faust.App]) -> int:
+    """``python -m services.<name>`` of a faust service: settings → telemetry → worker; 2 on bad settings."""
+    try:
+        settings = load(settings_class)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    telemetry = setup_telemetry(settings)
+    try:
+        run_worker(build_app(settings), settings)
+    finally:
+        telemetry.shutdown()
+    return 0
 
 
 def run_worker(app: faust.App, settings: CommonSettings) -> None:

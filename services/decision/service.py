@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -39,7 +38,7 @@ from fraudmesh.v1 import (
     verdicts_pb2,
 )
 from services.common.features import SCHEMA_HASH
-from services.common.grpcserver import ServerHandle, server_tls, start_server
+from services.common.grpcserver import ServerHandle, server_tls, start_server, until_signalled
 from services.common.redisstore import make_async_redis
 from services.common.settings import load
 from services.common.telemetry import setup_telemetry
@@ -296,11 +295,7 @@ async def start(settings: DecisionSettings, *, scorer: Scorer | None = None) -> 
 async def serve(settings: DecisionSettings) -> None:
     """Serve until SIGTERM/SIGINT, then drain gracefully."""
     running = await start(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_signalled()
     log.info("draining")
     await running.stop(grace_s=5.0)
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -43,7 +42,7 @@ from redis.exceptions import RedisError
 from fraudmesh.v1 import call_pb2, common_pb2, origination_pb2, origination_pb2_grpc, verdicts_pb2
 from services.common import keys
 from services.common.breaker import BreakerState, CircuitBreaker
-from services.common.grpcserver import ServerHandle, server_tls, start_server
+from services.common.grpcserver import ServerHandle, server_tls, start_server, until_signalled
 from services.common.pseudonym import Pseudonymizer
 from services.common.reasons import Reason
 from services.common.redisstore import make_async_redis
@@ -406,11 +405,7 @@ async def start(
 async def serve(settings: OriginationSettings) -> None:
     """Run until SIGTERM/SIGINT, then drain in-flight calls (health NOT_SERVING first)."""
     handle, core = await start(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_signalled()
     log.info("draining")
     await handle.stop(grace_s=5.0)
     await core.redis.aclose()
