@@ -1,0 +1,29 @@
+"""Replay report: detection quality, time to detect, emergency safety and Decide latency.
+
+Reads a dataset folder — ground truth in ``calls.fmds`` (and ``numbers.fmds`` when present) plus
+the replay's ``outcomes.fmds`` — joins outcomes to calls by call_id, and writes ``report.md``,
+PNG plots and ``summary.json`` to an output folder. Calls without an outcome are reported as
+"not decided", never dropped. Without ``outcomes.fmds`` (a Kafka-only replay) the report describes
+the traffic alone and says that no decisions were recorded. Per-call state lives in numpy arrays
+so datasets of a few million calls fit in memory; files are read as streams.
+
+What lives where: ``_codes`` holds the outcome status codes, ``kind_name`` and the array types;
+``_reading`` streams the dataset files into per-call arrays; ``_analysis`` derives the figures
+(``group_calls``, detection and time to detect) and ``ReportSummary``; ``_plots`` draws the PNGs and
+is the only module that imports matplotlib; ``_format`` writes numbers, table cells and tables;
+``_sections`` (traffic and detection) and ``_service_sections`` (emergency calls, latency, reason
+codes, audio, numbers, data notes) write the markdown; ``_build`` holds ``build_report`` and
+``main``, which ``python -m loadtest.report`` runs.
+"""
+
+from loadtest.report._analysis import ReportSummary, group_calls
+from loadtest.report._build import build_report, main
+from loadtest.report._codes import kind_name
+
+__all__ = [
+    "ReportSummary",
+    "build_report",
+    "group_calls",
+    "kind_name",
+    "main",
+]
