@@ -25,14 +25,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from loadtest.pipeline import (
-    REPO_ROOT,
-    ServiceProcess,
-    SetupProducer,
-    call_setup,
-    end_offsets,
-    start_group_at_end,
-)
+from loadtest.kafkaio import SetupProducer, call_setup, end_offsets, start_group_at_end
+from loadtest.processes import REPO_ROOT, ServiceProcess
 from services.common import keys
 from services.common.kafka import make_consumer
 from services.common.pseudonym import Pseudonymizer

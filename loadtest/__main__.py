@@ -21,8 +21,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fraudmesh.v1 import events_pb2
 from loadtest import audiorun, report
 from loadtest.audio import attach
+from loadtest.kafkaio import end_offsets
 from loadtest.mesh import Mesh, MeshError, fresh_group
-from loadtest.pipeline import REPO_ROOT, ServiceProcess, end_offsets
+from loadtest.processes import REPO_ROOT, ServiceProcess
 from loadtest.replay import ReplayConfig, ReplayError, ReplayStats, replay
 from loadtest.scenario import ScenarioError, load
 from loadtest.simulate import simulate, write_dataset

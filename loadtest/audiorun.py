@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from fraudmesh.v1 import events_pb2
-from loadtest.pipeline import read_matching
+from loadtest.kafkaio import read_matching
 from loadtest.report import kind_name
 from services.common import keys
 from services.common.featurestore import FeatureReader

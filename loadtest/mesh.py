@@ -22,7 +22,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from loadtest.pipeline import REPO_ROOT, ServiceProcess, start_group_at_end
+from loadtest.kafkaio import start_group_at_end
+from loadtest.processes import REPO_ROOT, ServiceProcess
 from loadtest.stipki import PREWARM_FILE
 from services.common.topics import AUDIO_SEGMENTS, AUDIO_VERDICTS, CALLS_CDR, CALLS_SETUP, COMPLAINTS, Topic
 from training.pki import ROOT_FILE

@@ -21,15 +21,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from loadtest.pipeline import (
-    REPO_ROOT,
-    ServiceProcess,
-    SetupProducer,
-    call_setup,
-    end_offsets,
-    pseudonyms_of,
-    read_dead_letters,
-)
+from loadtest.kafkaio import SetupProducer, call_setup, end_offsets, pseudonyms_of, read_dead_letters
+from loadtest.processes import REPO_ROOT, ServiceProcess
 from services.common import keys
 from services.common.phone import InvalidNumberError, normalize
 from services.common.pseudonym import Pseudonymizer

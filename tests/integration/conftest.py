@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import pytest
 import redis
 
-from loadtest.pipeline import REPO_ROOT, ServiceProcess, SetupProducer, start_group_at_end
+from loadtest.kafkaio import SetupProducer, start_group_at_end
+from loadtest.processes import REPO_ROOT, ServiceProcess
 from services.common.pseudonym import Pseudonymizer
 from services.common.settings import CommonSettings, load
 from services.common.topics import AUDIO_VERDICTS, CALLS_CDR, CALLS_SETUP, COMPLAINTS, ensure_topics

@@ -27,14 +27,8 @@ from loadtest import audiorun
 from loadtest.audio import attach, calls, voices
 from loadtest.audio.phoneline import LineCondition
 from loadtest.audiorun import fresh_audio_store
-from loadtest.pipeline import (
-    REPO_ROOT,
-    ServiceProcess,
-    SetupProducer,
-    end_offsets,
-    read_dead_letters,
-    start_group_at_end,
-)
+from loadtest.kafkaio import SetupProducer, end_offsets, read_dead_letters, start_group_at_end
+from loadtest.processes import REPO_ROOT, ServiceProcess
 from loadtest.replay import ReplayConfig, replay
 from loadtest.scenario import load
 from loadtest.simulate import simulate, write_dataset

@@ -21,7 +21,7 @@ import redis
 from confluent_kafka import TopicPartition
 
 from fraudmesh.v1 import admin_pb2, call_pb2, common_pb2, dataset_pb2, events_pb2
-from loadtest.pipeline import SetupProducer, call_setup, end_offsets
+from loadtest.kafkaio import SetupProducer, call_setup, end_offsets
 from loadtest.stipki import CarrierSpec, build_pki
 from services.common import features
 from services.common.context import ContextRules

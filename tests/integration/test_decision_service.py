@@ -31,8 +31,9 @@ from fraudmesh.v1 import (
     decision_pb2_grpc,
     events_pb2,
 )
+from loadtest.kafkaio import end_offsets
 from loadtest.mesh import wait_serving
-from loadtest.pipeline import ServiceProcess, end_offsets
+from loadtest.processes import ServiceProcess
 from services.common.kafka import make_consumer
 from services.common.settings import load
 from services.common.topics import CALLS_SETUP

@@ -21,7 +21,7 @@ import redis
 from fraudmesh.v1 import call_pb2, origination_pb2
 from fuzz.inprocess import ErrorLog, InProcessContext, build_core, call_verify, check_redis
 from fuzz.passports import BASE_TIME, FuzzPki
-from loadtest.pipeline import REPO_ROOT
+from loadtest.processes import REPO_ROOT
 from services.common import keys
 from services.origination.service import Origination, OriginationServicer
 from tests.integration.conftest import Stack

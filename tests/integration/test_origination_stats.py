@@ -17,14 +17,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from fraudmesh.v1 import common_pb2, events_pb2
-from loadtest.pipeline import (
-    REPO_ROOT,
-    ServiceProcess,
-    SetupProducer,
-    end_offsets,
-    read_dead_letters,
-    start_group_at_end,
-)
+from loadtest.kafkaio import SetupProducer, end_offsets, read_dead_letters, start_group_at_end
+from loadtest.processes import REPO_ROOT, ServiceProcess
 from services.common.identity import withheld_key
 from services.common.pseudonym import Pseudonymizer
 from services.common.topics import CALLS_SETUP, dead_letter_topic

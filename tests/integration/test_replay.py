@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from loadtest.pipeline import end_offsets
+from loadtest.kafkaio import end_offsets
 from loadtest.replay import ReplayConfig, ReplayError, replay, require_loopback
 from loadtest.scenario import load
 from loadtest.simulate import simulate, write_dataset

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from fraudmesh.v1 import events_pb2
-from loadtest.pipeline import SetupProducer, call_setup, end_offsets, read_dead_letters
+from loadtest.kafkaio import SetupProducer, call_setup, end_offsets, read_dead_letters
 from services.common import keys
 from services.common.phone import normalize
 from services.common.pseudonym import Pseudonymizer

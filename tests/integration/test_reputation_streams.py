@@ -18,7 +18,7 @@ import redis
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from fraudmesh.v1 import events_pb2
-from loadtest.pipeline import SetupProducer, call_setup, end_offsets, read_dead_letters
+from loadtest.kafkaio import SetupProducer, call_setup, end_offsets, read_dead_letters
 from services.common import keys
 from services.common.featurestore import FeatureReader
 from services.common.phone import normalize

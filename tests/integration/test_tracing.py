@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
 
 from fraudmesh.v1 import decision_pb2, decision_pb2_grpc
-from loadtest.pipeline import end_offsets
+from loadtest.kafkaio import end_offsets
 from services.common.kafka import extract_trace_context, make_consumer
 from services.common.settings import load
 from services.common.topics import CALLS_SETUP

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.pipeline import REPO_ROOT
+from loadtest.processes import REPO_ROOT
 
 TARGETS = {
     "identity_header": (12_000, "fuzz/corpus/identity_header"),

@@ -1,21 +1,16 @@
-"""Driving the real mesh from outside: build call setups, produce them, run workers, read DLQs.
+"""Driving the real mesh through Kafka from outside: build call setups, produce them, read topics and DLQs.
 
-Shared by the smoke job (``python -m loadtest.smoke``) and the integration tests, so both exercise
-the services exactly as a switch, mediation and an operator would: through Kafka and Redis.
+Shared by the main job, the smoke job, the benchmarks and the integration tests, so all of them
+exercise the services exactly as a switch, mediation and an operator would (processes to run the
+services are in ``loadtest.processes``).
 """
 
 from __future__ import annotations
 
-import ctypes
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 from confluent_kafka import KafkaError, Producer, TopicPartition
@@ -27,8 +22,6 @@ from services.common.kafka import inject_trace_headers, make_consumer, make_prod
 from services.common.phone import normalize
 from services.common.pseudonym import Pseudonymizer
 from services.common.topics import CALLS_SETUP, Topic, dead_letter_topic
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def call_setup(
@@ -174,62 +167,6 @@ def read_dead_letters(
     """
     topic = dead_letter_topic(consumer_name)
     return read_matching(bootstrap, topic, since, lambda letter: letter.key, keys, timeout_s)
-
-
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the launching process dies, so no worker outlives a killed run.
-
-    A stray worker left consuming in its own group would keep writing to the shared Redis and skew
-    the next run's results.
-    """
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-class ServiceProcess:
-    """A fraudmesh service run as its own OS process (``python -m services.<name>``)."""
-
-    def __init__(
-        self, module: str, env: Mapping[str, str], log_path: Path, args: Sequence[str] = (), nice: int = 0
-    ) -> None:
-        self.module = module
-        self.log_path = log_path
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(  # noqa: S603 - fixed interpreter and module
-            [sys.executable, "-m", module, *args],
-            env={**os.environ, **env},
-            cwd=REPO_ROOT,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-        )
-        if nice:  # lower priority, set before the interpreter starts threads (they inherit it)
-            os.setpriority(os.PRIO_PROCESS, self.process.pid, nice)
-
-    def alive(self) -> bool:
-        """True while the process runs."""
-        return self.process.poll() is None
-
-    def stop(self, timeout_s: float = 30.0) -> int:
-        """SIGTERM, wait, then SIGKILL; returns the exit code."""
-        if self.alive():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        self._log.close()
-        return self.process.returncode
-
-    def tail(self, lines: int = 40) -> str:
-        """The last lines of the process's log, for failure messages."""
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
 
 
 def pseudonyms_of(numbers: Iterable[str], pseudonymize: Pseudonymizer, region: str) -> dict[str, str]:
