@@ -22,13 +22,13 @@ import uuid
 import redis
 from confluent_kafka import TopicPartition
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from loadtest.kafkaio import SetupProducer, call_setup, end_offsets, start_group_at_end
 from loadtest.processes import REPO_ROOT, ServiceProcess
 from services.common import keys
 from services.common.kafka import make_consumer
+from services.common.progress import progress_bar
 from services.common.pseudonym import Pseudonymizer
 from services.common.settings import CommonSettings, Secret, load
 from services.common.topics import AUDIO_VERDICTS, CALLS_CDR, CALLS_SETUP, COMPLAINTS
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     producer = SetupProducer.connect(settings.kafka_bootstrap, pseudonymize)
     callers = [f"+86139{random.randrange(10**8):08d}" for _ in range(args.callers)]
     callees = [f"+86138{random.randrange(10**8):08d}" for _ in range(5_000)]
-    with Progress(console=console) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("pre-producing setups", total=args.events)
         for i in range(args.events):
             producer.send(call_setup(random.choice(callers), random.choice(callees), call_id=f"{app_id}-{i}"))

@@ -34,10 +34,10 @@ import numpy.typing as npt
 import tl2cgen
 import treelite
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from services.common.features import NAMES
+from services.common.progress import progress_bar
 from services.scoring import kernels
 from services.scoring.model import Scorer
 from training import export, synthetic
@@ -269,14 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for trees, depth in configs:
             title = f"{trees} trees, depth {depth}"
-            with Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-            ) as progress:
+            with progress_bar(console, transient=True) as progress:
                 task = progress.add_task(f"{title}: training LightGBM", total=4)
                 booster = train_forest(train_data, trees, depth)
                 progress.update(task, advance=1, description=f"{title}: treelite compile (gcc)")

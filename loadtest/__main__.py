@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fraudmesh.v1 import events_pb2
 from loadtest import audiorun, report
@@ -28,6 +27,7 @@ from loadtest.replay import ReplayConfig, ReplayError, ReplayStats, replay
 from loadtest.scenario import ScenarioError, load
 from loadtest.simulate import simulate, write_dataset
 from services.common import keys
+from services.common.progress import progress_bar
 from services.common.pseudonym import Pseudonymizer
 from services.common.redisstore import make_sync_redis
 from services.common.settings import CommonSettings, SettingsError
@@ -37,17 +37,6 @@ from training.dataset import AUDIO_RUN, CALLS, EVENTS, Manifest, read_records
 
 console = Console(stderr=True)
 MAX_DECIDE_ERROR_SHARE = 0.01  # client deadlines missed under CPU contention; more fails the run
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        console=console,
-    )
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -66,7 +55,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     sim = simulate(scenario)
     calls = len(sim.calls)
     console.print(f"  {calls:,} calls simulated in {sim.generate_s:.2f} s")
-    with _progress() as progress:
+    with progress_bar(console, rate=True) as progress:
         task = progress.add_task("writing events", total=calls * 2, rate="")
         manifest = write_dataset(sim, args.out, lambda step: progress.update(task, completed=step))
         progress.update(task, completed=calls * 2)
@@ -103,7 +92,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     )
     if args.max_events:
         total = min(total, args.max_events)
-    with _progress() as progress:
+    with progress_bar(console, rate=True) as progress:
         task = progress.add_task("replaying", total=total, rate="")
 
         def update(stats: ReplayStats) -> None:
@@ -194,7 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             audio=rendered,
         )
-        with _progress() as progress:
+        with progress_bar(console, rate=True) as progress:
             where = "Decide + Kafka" if mesh.decide_address else "Kafka"
             task = progress.add_task(f"replaying into {where}", total=None, rate="")
 
@@ -292,7 +281,7 @@ class _AudioRender:
 
     def wait(self) -> dict[str, bytes]:
         """The rendered segments (encoded AudioSegments by segment id)."""
-        with _progress() as progress:
+        with progress_bar(console, rate=True) as progress:
             task = progress.add_task("rendering audio", total=len(self.chosen), rate="")
             while not self._future.done():
                 progress.update(task, completed=self.done)

@@ -18,13 +18,13 @@ from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from loadtest.kafkaio import SetupProducer, call_setup, end_offsets, pseudonyms_of, read_dead_letters
 from loadtest.processes import REPO_ROOT, ServiceProcess
 from services.common import keys
 from services.common.phone import InvalidNumberError, normalize
+from services.common.progress import progress_bar
 from services.common.pseudonym import Pseudonymizer
 from services.common.redisstore import make_sync_redis
 from services.common.settings import CommonSettings, SettingsError, load
@@ -101,13 +101,7 @@ def _run(
     expected: Counter[str] = Counter()
     duplicates = 0
     started = time.monotonic()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("producing call setups", total=args.calls)
         for _ in range(args.calls):
             caller = rng.choices(callers, weights)[0]

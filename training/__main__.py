@@ -11,6 +11,7 @@ import sys
 import urllib.parse
 from pathlib import Path
 
+from services.common.progress import progress_bar
 from services.scoring.artifact import ArtifactError
 from services.scoring.model import DEFAULT_MODEL_PATH, Scorer
 from training import synthetic
@@ -143,7 +144,6 @@ def _ship(model: Path, out: Path) -> int:
 
 def _build_features(args: argparse.Namespace) -> int:
     """Point-in-time features for every call of a dataset (see training.pointintime)."""
-    from rich.progress import Progress
 
     from services.common.context import ContextRules
     from services.common.settings import SettingsError, load
@@ -163,7 +163,7 @@ def _build_features(args: argparse.Namespace) -> int:
         utc_offset_hours=settings.utc_offset_hours,
     )
     scratch = args.scratch_redis or urllib.parse.urlparse(settings.redis_url)._replace(path="/15").geturl()
-    with Progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("replaying the dataset through reputation", total=None)
         try:
             rows = build_sync(

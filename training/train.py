@@ -27,7 +27,7 @@ import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from sklearn.metrics import (  # type: ignore[import-untyped]
     average_precision_score,
     brier_score_loss,
@@ -36,6 +36,7 @@ from sklearn.metrics import (  # type: ignore[import-untyped]
 )
 
 from services.common.features import FEATURES, NAMES, SCHEMA_HASH, WIDTH
+from services.common.progress import progress_bar
 from services.scoring import artifact as artifact_io
 from services.scoring.artifact import Calibration
 from services.scoring.model import Scorer
@@ -377,13 +378,7 @@ def train(
         features.X[split.calibration], label=features.y[split.calibration], reference=train_set
     )
     started = time.perf_counter()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("training", total=trees)
         booster = lgb.train(
             params,

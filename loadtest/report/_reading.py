@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from fraudmesh.v1 import dataset_pb2
 from loadtest.report._codes import (
@@ -29,6 +29,7 @@ from loadtest.report._codes import (
     FloatArray,
     IntArray,
 )
+from services.common.progress import progress_bar
 from training.dataset import Manifest, read_records
 
 console = Console(stderr=True)
@@ -87,15 +88,7 @@ class _NumberStats:
 
 
 def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,} records"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
+    return progress_bar(console, transient=True, terminal_only=True)
 
 
 def _stream(path: Path, progress: Progress, total: int | None) -> Iterator[dataset_pb2.DatasetRecord]:
