@@ -17,11 +17,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Final
 
 import zstandard
 
 from fraudmesh.v1 import dataset_pb2
+
+UNWANTED_KINDS: Final[frozenset[int]] = frozenset(
+    {
+        dataset_pb2.ACTOR_KIND_ROBOCALL,
+        dataset_pb2.ACTOR_KIND_NEIGHBOR_SPOOFER,
+        dataset_pb2.ACTOR_KIND_INTL_DOMESTIC_SPOOFER,
+        dataset_pb2.ACTOR_KIND_ONNET_SPOOFER,
+        dataset_pb2.ACTOR_KIND_INVALID_NUMBER_SPOOFER,
+        dataset_pb2.ACTOR_KIND_AI_IMPERSONATOR,
+    }
+)
+"""The label: calls by these actor kinds are unwanted (``CallTruth.unwanted``); every other kind is wanted."""
 
 SUFFIX = ".fmds"
 EVENTS = "events" + SUFFIX

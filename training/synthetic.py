@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from fraudmesh.v1 import dataset_pb2
 from services.common.features import INDEX, WIDTH, Source, by_source
+from training.dataset import UNWANTED_KINDS
 
 DAY_MS: Final[int] = 86_400_000
 START_MS: Final[int] = 1_767_225_600_000
@@ -37,16 +38,6 @@ MIX: Final[dict[int, float]] = {
     K.ACTOR_KIND_INVALID_NUMBER_SPOOFER: 0.005,
     K.ACTOR_KIND_AI_IMPERSONATOR: 0.003,
 }
-UNWANTED: Final[frozenset[int]] = frozenset(
-    {
-        K.ACTOR_KIND_ROBOCALL,
-        K.ACTOR_KIND_NEIGHBOR_SPOOFER,
-        K.ACTOR_KIND_INTL_DOMESTIC_SPOOFER,
-        K.ACTOR_KIND_ONNET_SPOOFER,
-        K.ACTOR_KIND_INVALID_NUMBER_SPOOFER,
-        K.ACTOR_KIND_AI_IMPERSONATOR,
-    }
-)
 REPUTATION_TIMEOUT: Final[float] = 0.02
 
 
@@ -78,7 +69,7 @@ def generate(n: int, *, seed: int = 7, days: int = 14) -> Rows:
     timed_out = rng.random(n) < REPUTATION_TIMEOUT
     for feature in by_source(Source.REPUTATION):
         matrix[timed_out, INDEX[feature.name]] = np.nan
-    y = np.isin(kinds, list(UNWANTED))
+    y = np.isin(kinds, list(UNWANTED_KINDS))
     return Rows(X=matrix, y=y, t_ms=t_ms, kinds=kinds)
 
 

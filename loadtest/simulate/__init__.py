@@ -22,8 +22,8 @@ Emergency calls come in the forms switches send them (``emergency_form``): bare 
 ``tel:`` with a global ``phone-context``, a ``sip:…;user=phone`` URI, the international ``+cc``
 form, or bare digits with the IMS Request-URI ``urn:service:sos``.
 
-What lives where: ``_model`` holds the calls table (``Calls``), ``Population``, ``Simulation``, the
-hour weights, ``UNWANTED_KINDS`` and the identity helpers (``trunk_id``, ``identity_keys``,
+The label (``UNWANTED_KINDS``) is the dataset format's, in ``training.dataset``. What lives where: ``_model`` holds the calls table (``Calls``), ``Population``, ``Simulation``, the
+hour weights and the identity helpers (``trunk_id``, ``identity_keys``,
 ``canonical``); ``_builder`` the seeded ``Builder`` with its shared draws and the population's
 contact graph; ``_actors`` one function per actor family (subscribers and their callbacks, foreign
 callers, the bulk callers: couriers, call centres, reminders and bank alerts; robocall campaigns,
@@ -34,11 +34,10 @@ Identity headers, ``emergency_form``, CDRs, complaints, audio metadata, per-call
 
 from loadtest.simulate._actors import simulate
 from loadtest.simulate._dataset import write_dataset
-from loadtest.simulate._model import HOUR_WEIGHTS_BUSINESS, UNWANTED_KINDS, Simulation, trunk_id
+from loadtest.simulate._model import HOUR_WEIGHTS_BUSINESS, Simulation, trunk_id
 
 __all__ = [
     "HOUR_WEIGHTS_BUSINESS",
-    "UNWANTED_KINDS",
     "Simulation",
     "simulate",
     "trunk_id",

@@ -12,8 +12,8 @@ import numpy as np
 
 from fraudmesh.v1 import dataset_pb2
 from loadtest.simulate._emit import Emitter
-from loadtest.simulate._model import UNWANTED_KINDS, Simulation, actor_name, identity_keys, identity_name
-from training.dataset import CALLS, EVENTS, NUMBERS, Manifest, RecordWriter
+from loadtest.simulate._model import Simulation, actor_name, identity_keys, identity_name
+from training.dataset import CALLS, EVENTS, NUMBERS, UNWANTED_KINDS, Manifest, RecordWriter
 
 GENERATOR_VERSION = "3"
 SETUP, CDR, COMPLAINT, AUDIO = 0, 1, 2, 3

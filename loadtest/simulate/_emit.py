@@ -14,7 +14,6 @@ from loadtest.simulate._model import (
     ATTEST,
     INTERNATIONAL,
     ON_NET,
-    UNWANTED_KINDS,
     VOIP,
     K,
     Simulation,
@@ -24,6 +23,7 @@ from loadtest.simulate._model import (
     identity_name,
     trunk_id,
 )
+from training.dataset import UNWANTED_KINDS
 
 ANONYMOUS_FROM = '"Anonymous" <sip:anonymous@anonymous.invalid>'  # RFC 3323 privacy
 ANONYMOUS_RECORDED = "anonymous"  # what mediation and media taps record for a withheld caller

@@ -18,7 +18,6 @@ from fraudmesh.v1 import call_pb2, common_pb2, dataset_pb2
 from loadtest.scenario import load
 from loadtest.simulate import (
     HOUR_WEIGHTS_BUSINESS,
-    UNWANTED_KINDS,
     Simulation,
     simulate,
     trunk_id,
@@ -28,7 +27,7 @@ from loadtest.stipki import decode_identity_header
 from services.common.emergency import is_emergency_call
 from services.common.identity import attribute_record, attribute_setup, is_withheld
 from services.common.phone import InvalidNumberError, normalize
-from training.dataset import CALLS, EVENTS, NUMBERS, Manifest, read_records
+from training.dataset import CALLS, EVENTS, NUMBERS, UNWANTED_KINDS, Manifest, read_records
 
 K = dataset_pb2.ActorKind
 

@@ -12,7 +12,6 @@ from loadtest import simulate
 EXPORTS = [
     "HOUR_WEIGHTS_BUSINESS",
     "Simulation",
-    "UNWANTED_KINDS",
     "simulate",
     "trunk_id",
     "write_dataset",
