@@ -55,7 +55,7 @@ smoke: up ## A quick pipeline check: setups → Kafka → reputation → Redis, 
 	$(PY) -m loadtest.smoke
 
 bench-loadtest: up ## Benchmark: generation and replay rates beside bare ES256 and a raw producer
-	$(PY) -m loadtest.bench --scenario $(SCENARIO)
+	$(PY) -m bench.simulator --scenario $(SCENARIO)
 
 bench-reputation: up ## Benchmark: a reputation worker's events/s and freshness beside a raw consumer
 	$(PY) -m bench.reputation

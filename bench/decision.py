@@ -36,8 +36,8 @@ from rich.console import Console
 from rich.table import Table
 
 from fraudmesh.v1 import call_pb2, decision_pb2, decision_pb2_grpc, verdicts_pb2
-from loadtest.__main__ import resolve_model
 from loadtest.mesh import Mesh, free_port, wait_serving
+from loadtest.model import resolve_model
 from loadtest.processes import REPO_ROOT
 from services.common.grpcserver import start_server
 from services.decision.service import SERVICE_NAME

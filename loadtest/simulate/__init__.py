@@ -22,7 +22,8 @@ Emergency calls come in the forms switches send them (``emergency_form``): bare 
 ``tel:`` with a global ``phone-context``, a ``sip:…;user=phone`` URI, the international ``+cc``
 form, or bare digits with the IMS Request-URI ``urn:service:sos``.
 
-The label (``UNWANTED_KINDS``) is the dataset format's, in ``training.dataset``. What lives where: ``_model`` holds the calls table (``Calls``), ``Population``, ``Simulation``, the
+The label (``UNWANTED_KINDS``) is the dataset format's, in ``training.dataset``.
+What lives where: ``_model`` holds the calls table (``Calls``), ``Population``, ``Simulation``, the
 hour weights and the identity helpers (``trunk_id``, ``identity_keys``,
 ``canonical``); ``_builder`` the seeded ``Builder`` with its shared draws and the population's
 contact graph; ``_actors`` one function per actor family (subscribers and their callbacks, foreign

@@ -51,7 +51,7 @@ from services.decision.degraded import Degraded
 from services.decision.models import ModelStore, model_reloaded
 from services.decision.policy import ALLOW, PolicyStore
 from services.decision.settings import DecisionSettings
-from services.scoring.model import Scorer
+from services.scoring.model import Scorer, default_model
 
 log = logging.getLogger(__name__)
 
@@ -155,12 +155,10 @@ def model_path(settings: DecisionSettings) -> Path:
     """The model artifact to load: FRAUDMESH_MODEL_PATH, else the shipped default."""
     if settings.model_path:
         return Path(settings.model_path)
-    from services.scoring import model as scoring_model
-
-    default = getattr(scoring_model, "DEFAULT_MODEL_PATH", None)
+    default = default_model()
     if default is None:
         raise FileNotFoundError("FRAUDMESH_MODEL_PATH is not set and no default model ships with this build")
-    return Path(default)
+    return default
 
 
 class Running:

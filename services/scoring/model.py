@@ -24,6 +24,16 @@ from services.scoring import kernels
 from services.scoring.artifact import Artifact
 
 DEFAULT_MODEL_PATH: Final[Path] = Path(__file__).resolve().parent / "default"
+
+
+def default_model() -> Path | None:
+    """The model shipped with this build (``DEFAULT_MODEL_PATH``), or None when the build ships none.
+
+    The one lookup the decision service (when FRAUDMESH_MODEL_PATH is unset) and the main job share.
+    """
+    return DEFAULT_MODEL_PATH if (DEFAULT_MODEL_PATH / "model.json").is_file() else None
+
+
 """The model shipped in the repository (trained on the simulator's default scenario; see its README)."""
 TOP_REASONS: Final[int] = 3
 REASON_OF: Final[tuple[Reason, ...]] = tuple(f.reason or Reason.MODEL_SCORE for f in FEATURES)

@@ -1,0 +1,217 @@
+"""The main job (``python -m loadtest run``): generate, replay through the real mesh, verify, report."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import time
+from collections import Counter
+from typing import Any
+
+from fraudmesh.v1 import events_pb2
+from loadtest import audiorun, report
+from loadtest.audio.render import AudioRender
+from loadtest.console import console
+from loadtest.jobs import generate
+from loadtest.kafkaio import end_offsets
+from loadtest.mesh import Mesh, fresh_group
+from loadtest.model import resolve_model
+from loadtest.processes import REPO_ROOT, ServiceProcess
+from loadtest.replay import ReplayConfig, ReplayStats, replay
+from loadtest.scenario import load
+from services.common import keys
+from services.common.progress import progress_bar
+from services.common.pseudonym import Pseudonymizer
+from services.common.redisstore import make_sync_redis
+from services.common.settings import CommonSettings
+from services.common.settings import load as load_settings
+from services.common.topics import AUDIO_VERDICTS, ensure_topics
+from training.dataset import AUDIO_RUN, CALLS, Manifest, read_records
+
+MAX_DECIDE_ERROR_SHARE = 0.01  # client deadlines missed under CPU contention; more fails the run
+
+
+def run(args: argparse.Namespace) -> int:
+    """The main job: generate a scenario, replay it through the real mesh, check it, report.
+
+    Setups go to DecisionService.Decide (which verifies with origination, reads reputation, scores,
+    and publishes the audit record that reputation folds back in); CDRs and complaints go to Kafka.
+    With ``--kafka-only`` setups go straight to Kafka and only reputation runs.
+    """
+    # A pseudonym key of its own (test-only, never stored) isolates this run's Redis state from
+    # earlier runs of the same numbers, so "exactly its call count" stays exact on a reused stack.
+    run_key = secrets.token_hex(32)
+    settings = load_settings(CommonSettings, {**os.environ, "FRAUDMESH_PSEUDONYM_KEY": run_key})
+    pseudonymize = Pseudonymizer(settings.pseudonym_key)
+    run_env = {"FRAUDMESH_PSEUDONYM_KEY": run_key}
+    ensure_topics(settings.kafka_bootstrap)
+    scenario = load(args.scenario)
+    dataset = args.data / scenario.name  # a scenario given as a path is named by its own ``name``
+    reports = args.reports / scenario.name
+    capture = scenario.capture
+    if generate(argparse.Namespace(scenario=args.scenario, out=dataset, seed=None)) != 0:
+        return 1
+    (dataset / AUDIO_RUN).unlink(missing_ok=True)
+    render: AudioRender | None = None
+    if capture.audio and not args.no_audio:
+        render = AudioRender(dataset, Manifest.read(dataset).seed, capture.max_audio_segments)
+    audio_env: dict[str, str] | None = None
+    audio_store: Any = None
+    if render is not None and render.chosen:
+        audio_url, audio_store = audiorun.fresh_audio_store(settings)
+        audio_env = {"FRAUDMESH_REDIS_URL": audio_url}
+    if args.kafka_only:
+        mesh = Mesh()
+        mesh.processes["reputation"] = ServiceProcess(
+            "services.reputation",
+            {"FRAUDMESH_METRICS_PORT": "0", **run_env, **fresh_group(settings.kafka_bootstrap)},
+            REPO_ROOT / ".stack" / "logs" / "reputation-run.log",
+        )
+        if audio_env is not None:
+            mesh.start_audio(
+                {"FRAUDMESH_METRICS_PORT": "0", **run_env, **audio_env}, settings.kafka_bootstrap
+            )
+    else:
+        model = resolve_model(args.model, args.reports / "placeholder-model")
+        audio_note = ", audio" if audio_env is not None else ""
+        console.print(f"starting the mesh (reputation, origination, decision{audio_note}; model {model}) ...")
+        mesh = Mesh.start(
+            dataset / "pki", model, run_env, bootstrap=settings.kafka_bootstrap, audio_env=audio_env
+        )
+    verdicts: dict[str, events_pb2.AudioVerdict] = {}
+    published: dict[str, str] = {}  # segment id → call id
+    folded = 0
+    try:
+        rendered = render.wait() if render is not None else {}
+        published = {sid: render.call_ids[sid] for sid in rendered} if render is not None else {}
+        verdicts_since = end_offsets(settings.kafka_bootstrap, AUDIO_VERDICTS)
+        campaigns_before = audiorun.campaign_index(audio_store) if audio_store is not None else set()
+        config = ReplayConfig(
+            bootstrap=settings.kafka_bootstrap,
+            pseudonymize=pseudonymize,
+            default_region=settings.default_region,
+            speed=args.speed,
+            max_seconds=args.max_seconds,
+            decide=mesh.decide_address,
+            decide_timeout_s=args.decide_timeout_ms / 1000,
+            concurrency=args.concurrency,
+            audio=rendered,
+        )
+        with progress_bar(console, rate=True) as progress:
+            where = "Decide + Kafka" if mesh.decide_address else "Kafka"
+            task = progress.add_task(f"replaying into {where}", total=None, rate="")
+
+            def update(stats: ReplayStats) -> None:
+                progress.update(task, completed=stats.events, rate=f"sim {stats.simulated_s / 3600:,.1f} h")
+
+            stats = asyncio.run(replay(dataset, config, update))
+        console.print(
+            f"replayed {stats.events:,} events in {stats.wall_s:.1f} s "
+            f"({stats.events / stats.wall_s:,.0f}/s), "
+            f"stopped by {stats.stopped_by}"
+        )
+        if mesh.decide_address:
+            console.print(f"  decided: {stats.decided:,}; errors: {stats.decide_errors or 'none'}")
+        if stats.audio_segments:
+            console.print(f"  audio segments published: {stats.audio_segments:,}")
+        expected = Counter(r.call_truth.presented_number for r in read_records(dataset / CALLS))
+        matched, waited = _wait_for_reputation(
+            settings, pseudonymize, expected, mesh.processes["reputation"], args.timeout
+        )
+        if stats.audio_segments:
+            started = time.monotonic()
+            verdicts = audiorun.read_verdicts(
+                settings.kafka_bootstrap, verdicts_since, published, args.timeout, lambda: mesh.alive("audio")
+            )
+            folded = audiorun.wait_folded(
+                make_sync_redis(settings), pseudonymize, verdicts.values(), settings.default_region, 60.0
+            )
+            console.print(
+                f"audio: {len(verdicts):,}/{stats.audio_segments:,} verdicts back, {folded:,} folded by "
+                f"reputation ({time.monotonic() - started:.1f} s after reputation caught up)"
+            )
+    finally:
+        codes = mesh.stop()
+    console.print(
+        f"reputation: {matched:,}/{len(expected):,} caller numbers hold exactly their call count in Redis "
+        f"({waited:.1f} s after the replay finished)"
+    )
+    if stats.audio_segments:
+        audio_figures = audiorun.summarise(
+            dataset,
+            published,
+            verdicts,
+            folded,
+            make_sync_redis(settings),
+            audio_store,
+            pseudonymize,
+            campaigns_before,
+        )
+        audiorun.write(dataset, audio_figures)
+        _print_audio(audio_figures)
+    unclean = {name: code for name, code in codes.items() if code != 0}
+    if unclean:
+        console.print(f"[red]services did not stop cleanly: {unclean}")
+    code = report.main(["--dataset", str(dataset), "--out", str(reports)])
+    console.print(f"report: {reports / 'report.md'}")
+    errors = sum(stats.decide_errors.values())
+    decide_failed = bool(mesh.decide_address) and (
+        stats.decided == 0 or errors > MAX_DECIDE_ERROR_SHARE * stats.decided
+    )
+    if errors:
+        colour = "red" if decide_failed else "yellow"
+        console.print(
+            f"[{colour}]Decide errors: {stats.decide_errors} "
+            f"(tolerated: {MAX_DECIDE_ERROR_SHARE:.0%} of calls)"
+        )
+    audio_broken = stats.audio_segments > 0 and not verdicts
+    if audio_broken:
+        console.print(
+            f"[red]{stats.audio_segments:,} audio segments were published but no verdict came back: "
+            f"the audio path is broken (see {REPO_ROOT / '.stack' / 'logs' / 'audio-run.log'})"
+        )
+    ok = matched == len(expected) and not unclean and not decide_failed and not audio_broken
+    return code or (0 if ok else 1)
+
+
+def _print_audio(figures: dict[str, Any]) -> None:
+    """The run's audio figures in a few lines (all of them are in audio.json and the report)."""
+    discovered = figures["audio_campaigns_discovered_this_run"]
+    console.print(
+        f"audio campaigns: {len(discovered)} discovered this run, "
+        f"{len(figures['audio_campaigns_matched'])} matched by this run's segments"
+    )
+    for name, row in figures["simulated_campaigns"].items():
+        console.print(
+            f"  {name}: {row['numbers_linked']}/{row['numbers_with_audio']} numbers with audio linked "
+            f"(of {row['numbers']} numbers it used) → {len(row['audio_campaigns'])} audio campaign(s)"
+        )
+    if figures["false_links_by_kind"]:
+        console.print(f"  linked numbers outside any simulated campaign: {figures['false_links_by_kind']}")
+
+
+def _wait_for_reputation(
+    settings: CommonSettings,
+    pseudonymize: Pseudonymizer,
+    expected: Counter[str],
+    worker: ServiceProcess,
+    timeout_s: float,
+) -> tuple[int, float]:
+    """Poll Redis until every caller's setup count equals the calls it made (or time runs out)."""
+    client = make_sync_redis(settings)
+    numbers = list(expected)
+    started = time.monotonic()
+    matched = 0
+    while True:
+        pipe = client.pipeline(transaction=False)
+        for number in numbers:
+            pipe.hget(keys.number_key(pseudonymize(number)), "setups")
+        counts = pipe.execute()
+        matched = sum(
+            1 for number, got in zip(numbers, counts, strict=True) if int(got or 0) == expected[number]
+        )
+        if matched == len(numbers) or time.monotonic() - started > timeout_s or not worker.alive():
+            return matched, time.monotonic() - started
+        time.sleep(0.5)
