@@ -8,6 +8,7 @@ import os
 import secrets
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from fraudmesh.v1 import events_pb2
@@ -20,7 +21,7 @@ from loadtest.mesh import Mesh, fresh_group
 from loadtest.model import resolve_model
 from loadtest.processes import REPO_ROOT, ServiceProcess
 from loadtest.replay import ReplayConfig, ReplayStats, replay
-from loadtest.scenario import load
+from loadtest.scenario import Scenario, load
 from services.common import keys
 from services.common.progress import progress_bar
 from services.common.pseudonym import Pseudonymizer
@@ -31,6 +32,12 @@ from services.common.topics import AUDIO_VERDICTS, ensure_topics
 from training.dataset import AUDIO_RUN, CALLS, Manifest, read_records
 
 MAX_DECIDE_ERROR_SHARE = 0.01  # client deadlines missed under CPU contention; more fails the run
+
+
+def run_folders(scenario: Scenario, data: Path, reports: Path) -> tuple[Path, Path]:
+    """Where a run writes its dataset and report: named after the scenario's ``name``, whether the
+    scenario was given by name or as a path to a YAML file anywhere."""
+    return data / scenario.name, reports / scenario.name
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
     run_env = {"FRAUDMESH_PSEUDONYM_KEY": run_key}
     ensure_topics(settings.kafka_bootstrap)
     scenario = load(args.scenario)
-    dataset = args.data / scenario.name  # a scenario given as a path is named by its own ``name``
-    reports = args.reports / scenario.name
+    dataset, reports = run_folders(scenario, args.data, args.reports)
     capture = scenario.capture
     if generate(argparse.Namespace(scenario=args.scenario, out=dataset, seed=None)) != 0:
         return 1
