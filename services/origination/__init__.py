@@ -1,4 +1,8 @@
-"""Origination core: STIR/SHAKEN PASSporT verification, the STI certificate store and caller-ID checks.
+"""Origination: STIR/SHAKEN verification, the STI certificate store and caller-ID checks.
 
-Pure library modules; the gRPC service, Kafka agent and Redis-backed stores wire them up elsewhere.
+``passport`` (a package) parses PASSporTs and holds the ``Verifier``; ``certs`` validates chains and
+caches them; ``fetch`` fetches x5u certificates under an allow rule; ``shared`` shares fetched chains
+across replicas through Redis; ``callerid`` the caller-ID consistency checks; ``failures`` the
+failure vocabulary and its reason codes; ``verdict`` assembles an OriginationVerdict; ``service``
+the gRPC Verify service; ``stats`` the attestation statistics agent; ``settings``, ``metrics``.
 """
