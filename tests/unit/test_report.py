@@ -132,7 +132,7 @@ MIXED_OUTCOMES = [
     Outcome("r3", A.ACTION_ALLOW),
     Outcome("r4", A.ACTION_ALLOW),
     Outcome("c1", A.ACTION_LABEL, reasons=("MANY_CALLEES",)),
-    Outcome("c2", A.ACTION_BLOCK, reasons=("MANY_CALLEES",), degraded=("FEATURES_TIMEOUT",)),
+    Outcome("c2", A.ACTION_BLOCK, reasons=("MANY_CALLEES",), degraded=("REDIS_TIMEOUT",)),
     Outcome("c3", A.ACTION_ALLOW),
     Outcome("c4", A.ACTION_ALLOW),
     Outcome("s1", A.ACTION_ALLOW),
@@ -153,7 +153,7 @@ def test_precision_recall_and_false_positives_match_hand_counts(tmp_path: Path) 
     quality = section(markdown, "Detection quality")
     assert row(quality, "ROBOCALL")[:4] == ["ROBOCALL", "4", "50.00%", "25.00%"]
     assert row(quality, "COURIER")[4:7] == ["4", "50.00%", "25.00%"]
-    assert row(markdown, "FEATURES_TIMEOUT")[1] == "1"
+    assert row(markdown, "REDIS_TIMEOUT")[1] == "1"
     assert row(markdown, "MANY_CALLEES")[1:] == ["2", "20.00%", "2"]
 
 
