@@ -4,6 +4,11 @@ One EVALSHA on the caller's slot returns every reputation feature of the caller 
 caller-callee relationship; ``fill`` writes them into a feature vector in schema order. A number
 reputation has never seen reads as zero counts and age 0 (known, not missing); ratios without a
 denominator and audio scores never measured are NaN.
+
+A new reputation or audio feature, once a fold in ``services.reputation.numbers`` keeps its state:
+a hash field goes in ``NUM_FIELDS`` (the script reads exactly what it lists), a windowed count in
+``RINGS``; then its ``ReputationRead`` field, its place in ``parse`` and its formula in ``fill``.
+``tests/unit/test_featurestore.py`` fails on whichever step was forgotten.
 """
 
 from __future__ import annotations
@@ -27,12 +32,29 @@ from services.common.windows import (
     Window,
 )
 
+NUM_FIELDS = (
+    "first_seen_ms",
+    "setups",
+    "cdrs",
+    "answered",
+    "short",
+    "answered_ms",
+    "max_concurrent",
+    "rapid",
+    "campaigns",
+    "campaign_numbers",
+    "synthetic",
+    "bot",
+)
+"""The fields of the number's hash the read returns first, in this order (the script is built from it)."""
+
+_NUM_FIELDS_LUA = "local NUM_FIELDS = {" + ", ".join(f"'{name}'" for name in NUM_FIELDS) + "}"
+
 # KEYS: num, win, out, in, then the distinct-callee HLL buckets (1 h then 24 h)
 # ARGV: callee digest, count of 1 h HLL keys, then (prefix, lowest bucket, highest bucket) per ring
-# sum in this order: m, h, d, ca (30 d), ca (7 d), cf, ch
-READ_FEATURES = """
-local num = redis.call('HMGET', KEYS[1], 'first_seen_ms', 'setups', 'cdrs', 'answered', 'short',
-  'answered_ms', 'max_concurrent', 'rapid', 'campaigns', 'campaign_numbers', 'synthetic', 'bot')
+# reply: the NUM_FIELDS values, one sum per ring of RINGS, distinct 1 h and 24 h, the two relationships
+_READ_BODY = """
+local num = redis.call('HMGET', KEYS[1], unpack(NUM_FIELDS))
 local ring = redis.call('HGETALL', KEYS[2])
 local held = {}
 for i = 1, #ring, 2 do
@@ -65,7 +87,7 @@ if ARGV[1] ~= '' then
   caller_called = redis.call('SISMEMBER', KEYS[3], ARGV[1])
 end
 local out = {}
-for i = 1, 12 do out[i] = num[i] or '' end
+for i = 1, #NUM_FIELDS do out[i] = num[i] or '' end
 for _, v in ipairs(sums) do out[#out + 1] = tostring(v) end
 out[#out + 1] = tostring(distinct_1h)
 out[#out + 1] = tostring(distinct_24h)
@@ -73,21 +95,8 @@ out[#out + 1] = tostring(callee_called)
 out[#out + 1] = tostring(caller_called)
 return out
 """
+READ_FEATURES = _NUM_FIELDS_LUA + _READ_BODY
 
-NUM_FIELDS = (
-    "first_seen_ms",
-    "setups",
-    "cdrs",
-    "answered",
-    "short",
-    "answered_ms",
-    "max_concurrent",
-    "rapid",
-    "campaigns",
-    "campaign_numbers",
-    "synthetic",
-    "bot",
-)
 _COMPLAINTS_7D = Window(COMPLAINTS_30D.prefix, COMPLAINTS_30D.bucket_ms, windows.COMPLAINTS_7D_DAYS)
 RINGS = (*CALL_WINDOWS, COMPLAINTS_30D, _COMPLAINTS_7D, FRAUD_COMPLAINTS_30D, HONEYPOT_30D)
 
@@ -145,8 +154,8 @@ def _float(value: Any) -> float:
 
 def parse(reply: list[Any]) -> ReputationRead:
     """Turn the read script's reply into a typed record."""
-    num = dict(zip(NUM_FIELDS, reply[:12], strict=True))
-    rest = [_int(v) for v in reply[12:]]
+    num = dict(zip(NUM_FIELDS, reply[: len(NUM_FIELDS)], strict=True))
+    rest = [_int(v) for v in reply[len(NUM_FIELDS) :]]
     (
         calls_1m,
         calls_1h,
