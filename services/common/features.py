@@ -1,7 +1,15 @@
 """The feature schema: the one ordered list of model inputs, shared by every producer and consumer.
 
+Adding a feature: follow CONTRIBUTING.md, "A model feature" (it lists every file and check).
+
 The decision service builds vectors in this order, the trainer builds training rows in this order,
-the scoring core checks its artifact against ``SCHEMA_HASH``. Adding a feature is one entry here.
+the scoring core checks its artifact against ``SCHEMA_HASH``. A feature is an entry here plus the
+code that fills it for its source: ``services.common.context`` (context, and origination at decision
+time; the trainer fills origination in ``training.pointintime``), ``services.common.featurestore``
+for reputation and audio, whose state a fold in ``services.reputation.numbers`` keeps. Adding,
+removing or reordering an entry, or changing its source, monotone, reason or categorical flag,
+changes ``SCHEMA_HASH``: the shipped model is then retrained (``make model-default``) before the
+tests pass.
 
 Missing-value semantics: every feature is a float32; NaN means "unknown" — the source did not
 answer in time, or the feature is undefined (a ratio with a zero denominator). A number that

@@ -1,8 +1,10 @@
 """The one declarative list of Kafka topics: name, message type, partitions, retention, cleanup.
 
+Adding a topic (or a consumer and its dead-letter topic): follow CONTRIBUTING.md, "A Kafka topic".
+
 Every topic carries exactly one protobuf message type. Each consumer has its own dead-letter
 topic. ``python -m services.common.topics`` creates what is missing and reconciles configs, so
-the local stack, CI and (later) the Helm chart's topic job all read the same list.
+the local stack, CI and the Helm chart's topic hook Job all read the same list.
 """
 
 from __future__ import annotations
