@@ -350,6 +350,9 @@ class Decider:
     ) -> T | None:
         """Start and await work within its sub-deadline and the client's budget; None (and a cause) otherwise.
 
+        The work runs as its own task, and the call stops waiting at the deadline whatever the
+        client library does with the cancellation (redis-py's blocking pool can absorb one and keep
+        waiting for a connection for its own timeout): the abandoned task is cancelled and reaped.
         Only the dependency's own failures charge its breaker: a refusal, an error, or a timeout
         after it was given its whole sub-deadline. A call too late to wait (budget below
         ``MIN_WAIT_S``) skips it; a wait cut short by the client's deadline is a timeout without charge.
@@ -365,8 +368,7 @@ class Decider:
         full_wait = wait >= sub_deadline_s
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(wait):
-                result = await start()
+            result = await within(start, wait)
         except TimeoutError:
             if full_wait:
                 breaker.failure()
@@ -534,3 +536,32 @@ def _normalize(raw: str, region: str) -> NormalizedNumber | None:
 def _breaker_changed(name: str, state: BreakerState) -> None:
     metrics.BREAKER_STATE.labels(name).set(state.value)
     log.warning("circuit breaker changed", extra={"dependency": name, "state": state.name})
+
+
+async def within(start: Callable[[], Awaitable[T]], wait_s: float) -> T:
+    """The result of ``start()`` if it arrives within ``wait_s``, else TimeoutError at ``wait_s``.
+
+    The work runs as its own task and is abandoned (cancelled, its outcome reaped) at the deadline,
+    so the caller returns on time even when the work absorbs the cancellation and keeps waiting.
+    """
+    work = asyncio.ensure_future(start())
+    try:
+        done, _ = await asyncio.wait((work,), timeout=wait_s)
+    except asyncio.CancelledError:
+        _abandon(work)
+        raise
+    if not done:
+        _abandon(work)
+        raise TimeoutError
+    return work.result()
+
+
+def _abandon(work: asyncio.Future[Any]) -> None:
+    """Cancel work the call no longer waits for, and reap its outcome so nothing is left unretrieved."""
+    work.cancel()
+    work.add_done_callback(_reap)
+
+
+def _reap(work: asyncio.Future[Any]) -> None:
+    if not work.cancelled():
+        work.exception()
