@@ -167,7 +167,7 @@ class Decision(_message.Message):
 
     @_builtins.property
     def degraded_reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """which dependency degraded, e.g. FEATURES_TIMEOUT"""
+        """which dependency degraded, e.g. REDIS_TIMEOUT (services/decision/degraded.py)"""
 
     @_builtins.property
     def sip(self) -> Global___SipResponse:
