@@ -4,6 +4,8 @@ Each service runs as its own process (``python -m services.<name>``) against the
 Redis, configured only through FRAUDMESH_* variables as in a deployment, with two differences a
 replay needs: ``FRAUDMESH_CLOCK_SOURCE=event`` (recorded PASSporTs and reputation windows live in
 the simulated past) and origination pre-seeded with the simulated PKI (its x5u hosts do not exist).
+Sub-deadlines, breakers and origination's replay-marker timeout are the production defaults: the
+report's degraded share and server-side p99 are what this machine does at production settings.
 ``Mesh.start`` returns once both gRPC services report SERVING on grpc.health.v1. The audio worker
 runs only when the replay publishes audio segments.
 """
@@ -92,7 +94,6 @@ class Mesh:
                     "FRAUDMESH_GRPC_PORT": str(origination_port),
                     "FRAUDMESH_STI_TRUST_ANCHORS": str(pki / ROOT_FILE),
                     "FRAUDMESH_X5U_PREWARM_FILE": str(pki / PREWARM_FILE),
-                    "FRAUDMESH_REPLAY_TIMEOUT_S": "0.02",
                 },
                 ["serve"],
             )
@@ -105,8 +106,6 @@ class Mesh:
                     "FRAUDMESH_GRPC_PORT": str(decision_port),
                     "FRAUDMESH_ORIGINATION_TARGET": f"127.0.0.1:{origination_port}",
                     "FRAUDMESH_MODEL_PATH": str(model),
-                    "FRAUDMESH_ORIGINATION_TIMEOUT_S": "0.05",
-                    "FRAUDMESH_FEATURES_TIMEOUT_S": "0.05",
                 },
             )
             mesh._wait_serving("decision", decision_port, "fraudmesh.v1.DecisionService", timeout_s)

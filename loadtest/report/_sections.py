@@ -83,6 +83,7 @@ def _headline(summary: ReportSummary, outcomes_present: bool, coverage: str) -> 
                 f"{_fmt_s(s.seconds_to_detect_p50)} / {_fmt_s(s.seconds_to_detect_p90)}",
             ],
             ["emergency calls not allowed", f"{s.emergency_non_allow:,} of {s.emergency_calls:,}"],
+            ["Decide server-side p99 (Decision.latency_us)", _fmt_ms(s.server_latency_p99_ms)],
             [
                 "Decide client latency p50 / p99 / p99.9",
                 f"{_fmt_ms(s.latency_p50_ms)} / {_fmt_ms(s.latency_p99_ms)} / {_fmt_ms(s.latency_p999_ms)}",
