@@ -463,7 +463,10 @@ async def test_late_calls_skip_dependencies_without_opening_the_breakers(
             await decider.decide(call(), 0.0009, record=False)
         assert all(breaker.allow() for breaker in decider.breakers.values()), "late calls opened a breaker"
         on_time = await decide(stub, call(), deadline_s=1.0)
-    assert not on_time.decision.degraded, on_time.decision.degraded_reasons
+    # Both breakers still closed: an on-time call waits for both dependencies (whether they answer
+    # within 4 ms on a busy 2-core machine is timing, which never gates CI).
+    tried = {"REDIS_UNAVAILABLE", "ORIGINATION_UNAVAILABLE", "REDIS_SKIPPED_LATE", "ORIGINATION_SKIPPED_LATE"}
+    assert not tried & set(on_time.decision.degraded_reasons), on_time.decision.degraded_reasons
 
 
 async def test_decide_stream_decides_concurrently_matches_call_ids_and_answers_bad_messages(
