@@ -17,7 +17,7 @@ class AudioSettings(CommonSettings):
 
     service_name: str = "audio"
     app_id: str = "fraudmesh-audio"
-    metrics_port: int = 9104
+    metrics_port: int = 9105  # the chart and the Dockerfile; 9104 is origination stats
     redis_timeout_s: float = 1.0
     max_segment_s: float = 35.0
     min_segment_s: float = 0.5
