@@ -74,10 +74,16 @@ def fill_origination(
 ) -> None:
     """Write origination's features from its verdict; none (NaN) when origination did not answer.
 
-    Shared by the decision service and the trainer, so both turn a verdict into features alike.
+    When only its SHAKEN check raised (status UNSPECIFIED with ``DEGRADED_ORIGINATION``), the
+    caller-ID checks still ran independently, so their count is kept and the SHAKEN features stay
+    missing. Shared by the decision service and the trainer, so both turn a verdict into features alike.
     """
-    if verdict is None or verdict.shaken_status == verdicts_pb2.SHAKEN_STATUS_UNSPECIFIED:
+    if verdict is None:
         return
-    vector[INDEX["shaken_status"]] = verdict.shaken_status
-    vector[INDEX["attestation"]] = verdict.attestation
+    if verdict.shaken_status == verdicts_pb2.SHAKEN_STATUS_UNSPECIFIED:
+        if Reason.DEGRADED_ORIGINATION not in verdict.reason_codes:
+            return
+    else:
+        vector[INDEX["shaken_status"]] = verdict.shaken_status
+        vector[INDEX["attestation"]] = verdict.attestation
     vector[INDEX["cli_findings"]] = sum(1 for code in verdict.reason_codes if code in CLI_FINDINGS)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from fraudmesh.v1 import call_pb2, common_pb2
-from services.common.context import ContextRules, fill_context
+from fraudmesh.v1 import call_pb2, common_pb2, verdicts_pb2
+from services.common.context import ContextRules, fill_context, fill_origination
 from services.common.features import INDEX, empty_vector
 from services.common.phone import normalize, shared_national_prefix
 
@@ -43,3 +45,33 @@ def test_unusable_caller_is_invalid_and_the_rest_unknown() -> None:
 def test_shared_national_prefix_needs_the_same_country() -> None:
     assert shared_national_prefix(normalize("+8613800138000", "CN"), normalize("+12025550123", "US")) == 0
     assert shared_national_prefix(normalize("+8613800138000", "CN"), normalize("+8613800199999", "CN")) == 6
+
+
+def test_origination_features_from_a_verdict() -> None:
+    def filled(verdict: verdicts_pb2.OriginationVerdict | None) -> dict[str, float]:
+        vector = empty_vector()
+        fill_origination(vector, verdict)
+        return {name: float(vector[INDEX[name]]) for name in ("shaken_status", "attestation", "cli_findings")}
+
+    assert all(math.isnan(v) for v in filled(None).values())
+    assert all(math.isnan(v) for v in filled(verdicts_pb2.OriginationVerdict()).values())
+    verified = filled(
+        verdicts_pb2.OriginationVerdict(
+            shaken_status=verdicts_pb2.SHAKEN_STATUS_VERIFIED,
+            attestation=common_pb2.ATTESTATION_A,
+            reason_codes=["RISKY_RANGE"],
+        )
+    )
+    assert verified == {
+        "shaken_status": verdicts_pb2.SHAKEN_STATUS_VERIFIED,
+        "attestation": common_pb2.ATTESTATION_A,
+        "cli_findings": 1.0,
+    }
+    shaken_raised = filled(
+        verdicts_pb2.OriginationVerdict(
+            reason_codes=["DEGRADED_ORIGINATION", "NEIGHBOR_SPOOFING"], degraded=True
+        )
+    )
+    assert math.isnan(shaken_raised["shaken_status"])
+    assert math.isnan(shaken_raised["attestation"])
+    assert shaken_raised["cli_findings"] == 1.0
