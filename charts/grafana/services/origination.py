@@ -16,6 +16,7 @@ CACHE = "fraudmesh_origination_cert_cache_total"
 FETCHES = "fraudmesh_origination_cert_fetches_total"
 ENTRIES = "fraudmesh_origination_cert_cache_entries"
 BREAKER = "fraudmesh_origination_breaker_state"
+INTERNAL_ERRORS = "fraudmesh_origination_internal_errors_total"
 BUDGET_S = 0.001  # Verify within 1 ms with a warm certificate cache
 HIT = 'outcome="hit"'
 REPLAY_STORE = 'cause="replay_store"'
@@ -129,6 +130,14 @@ replay_store = Panel(
     width=12,
     description="Replay checks answered from the replica's memory because Redis missed its 3 ms budget.",
 )
+internal_errors = Panel(
+    "Internal errors / s by part",
+    (Query(_rate(INTERNAL_ERRORS, "part"), "{{part}}"),),
+    unit="ops",
+    width=12,
+    description="A part of Verify raised and was answered without (verification, caller_id, redis_checks, "
+    "verify): each is a bug, logged with its traceback; should be zero.",
+)
 breaker = Panel(
     "Redis breaker (0 closed, 1 half-open, 2 open)",
     (Query(f"max by (pod) ({sel(BREAKER, SCOPE)})", "{{pod}}"),),
@@ -170,7 +179,7 @@ SECTION = Section(
         Row("Verify", (verifications, latency, hit_ratio, latency_by_pod, attestations)),
         Row("Failures", (failures, reasons)),
         Row("Certificates", (cache_lookups, fetches, cache_entries)),
-        Row("Redis and degradation", (degraded, replay_store, breaker)),
+        Row("Redis and degradation", (degraded, replay_store, breaker, internal_errors)),
     ),
     fraud=(spoofing, shaken_failed_share),
 )
