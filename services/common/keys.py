@@ -89,9 +89,13 @@ def trunk_seen_key(tenant: str, trunk_id: str, call_id: str) -> str:
     return f"{PREFIX}:{{trunk:{trunk}}}:seen:{opaque_id(tenant + chr(0) + call_id)}"
 
 
-def replay_key(passport_digest: bytes) -> str:
-    """A verified PASSporT's replay marker, keyed by its signature digest (no numbers in it)."""
-    return f"{PREFIX}:shaken:replay:{passport_digest.hex()}"
+def replay_key(pseudonym: str, passport_digest: bytes) -> str:
+    """A verified PASSporT's replay marker on its caller's slot, keyed by the signature digest.
+
+    A verified PASSporT's ``orig`` is the presented caller, so every presentation of it lands on
+    this one slot, and decision sets the marker inside the caller's one feature read.
+    """
+    return f"{PREFIX}:{{{pseudonym}}}:replay:{passport_digest.hex()}"
 
 
 def x5u_chain_key(x5u: str) -> str:

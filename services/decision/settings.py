@@ -5,12 +5,18 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 
-from services.common.settings import CommonSettings, TextSecret, env_name
+from services.common.settings import TextSecret, env_name
+from services.origination.settings import ShakenSettings
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class DecisionSettings(CommonSettings):
-    """How decision serves Decide, reaches its dependencies and publishes its audit trail."""
+class DecisionSettings(ShakenSettings):
+    """How decision serves Decide, reaches its dependencies and publishes its audit trail.
+
+    Origination is verified in this process when ``sti_trust_anchors`` is set (the certificates
+    come from origination's feed on Kafka, see services.origination.certfeed); otherwise through
+    origination's Verify RPC at ``origination_target`` (empty: no origination checks at all).
+    """
 
     service_name: str = "decision"
     grpc_bind: str = "127.0.0.1"
@@ -25,6 +31,10 @@ class DecisionSettings(CommonSettings):
     tls_client_cert_file: str = ""
     tls_client_key_file: str = ""
     origination_timeout_s: float = 0.004
+    # In-process verification: how long start-up may spend loading the certificate feed, and how
+    # often one unknown x5u is reported to origination.
+    cert_catch_up_s: float = 10.0
+    cert_miss_interval_s: float = 30.0
     features_timeout_s: float = 0.004
     deadline_margin_s: float = 0.0005
     breaker_failures: int = 5
@@ -64,6 +74,8 @@ class DecisionSettings(CommonSettings):
             "breaker_reset_s",
             "policy_check_s",
             "model_check_s",
+            "cert_catch_up_s",
+            "cert_miss_interval_s",
         ):
             if getattr(self, name) <= 0:
                 problems.append(f"{env_name(name)}: must be positive")

@@ -30,7 +30,7 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,20 +43,21 @@ from fraudmesh.v1 import call_pb2, common_pb2, origination_pb2, origination_pb2_
 from services.common import keys
 from services.common.breaker import BreakerState, CircuitBreaker
 from services.common.grpcserver import ServerHandle, server_tls, start_server, until_signalled
+from services.common.identity import attribute_setup
+from services.common.phone import InvalidNumberError
 from services.common.pseudonym import Pseudonymizer
-from services.common.reasons import Reason
 from services.common.redisstore import make_async_redis
 from services.common.tracing import child_span, incoming_context
 from services.origination import metrics
-from services.origination.callerid import CallerIdResult, check_caller_id, load_dno
+from services.origination.callerid import load_dno
 from services.origination.certs import CachedChain, ChainValidator, Revocations, load_trust_anchors
+from services.origination.checks import CallChecks
 from services.origination.failures import Failure
 from services.origination.fetch import FetchPolicy, HostAllowList, X5uFetcher
-from services.origination.passport import VERIFICATION_ERROR, ShakenResult, Verifier
+from services.origination.passport import Verifier
 from services.origination.settings import OriginationSettings
 from services.origination.shared import ReplayGuard, SharedCertificateCache, SharedChains, read_prewarm_file
 from services.origination.stats import RulesByTenant
-from services.origination.verdict import NO_CALLER_ID, origination_verdict
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("fraudmesh.origination")
@@ -105,78 +106,57 @@ class Origination:
     breaker: CircuitBreaker
     rules: RulesByTenant
     pseudonymize: Pseudonymizer
+    checks: CallChecks = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.checks = CallChecks(self.settings, self.verifier, self.rules, on_error=_internal_error)
 
     async def verify(self, setup: Any) -> verdicts_pb2.OriginationVerdict:
         """The OriginationVerdict of one call setup; never raises for hostile input.
 
-        SHAKEN verification and the caller-ID checks run independently: either failing unexpectedly
-        (logged, counted) leaves the other's findings in the verdict, which is then degraded.
+        SHAKEN verification and the caller-ID checks run independently (services.origination.checks);
+        then the replay marker and, for a neighbour-spoofing finding, the caller's history, in one
+        bounded round trip.
         """
         stamp = setup.event_time
         now = self.settings.call_time(stamp.seconds + stamp.nanos / 1e9)
-        causes: list[str] = []
-        shaken = self._shaken(setup, now, causes)
-        caller_id = self._caller_id(setup, causes)
-        if shaken.status == verdicts_pb2.SHAKEN_STATUS_PENDING:
-            causes.append("cert_pending")
-        replay_needed = shaken.status == verdicts_pb2.SHAKEN_STATUS_VERIFIED and shaken.replay_key is not None
-        neighbor = Reason.NEIGHBOR_SPOOFING in caller_id.reason_codes and caller_id.caller is not None
-        codes = caller_id.reason_codes
-        if replay_needed or neighbor:
+        checks = self.checks.check(setup, now)
+        digest = checks.replay_key
+        replayed, fallback, established = False, False, None
+        if digest is not None or checks.needs_history:
+            caller = checks.caller_id.caller
             history: Awaitable[bool | None] = (
-                self._has_history(caller_id.caller.canonical, now)
-                if neighbor and caller_id.caller
-                else _none()
+                self._has_history(caller.canonical, now) if checks.needs_history and caller else _none()
             )
             replay: Awaitable[tuple[bool, bool]] = (
-                self.replay.first_seen(shaken.replay_key, shaken.replay_expires_at, now)  # type: ignore[arg-type]
-                if replay_needed
+                self.replay.first_seen(self._slot(setup), digest, checks.shaken.replay_expires_at, now)
+                if digest is not None
                 else _fresh()
             )
             try:
                 with child_span(tracer, "origination.replay", trace.SpanKind.CLIENT):
-                    (new, replay_fallback), established = await asyncio.gather(replay, history)
+                    (new, fallback), established = await asyncio.gather(replay, history)
             except Exception:  # a bug in the Redis checks: answer as if Redis had not answered
                 log.exception("the replay/history checks raised; answering without them")
                 metrics.INTERNAL_ERRORS.labels("redis_checks").inc()
-                (new, replay_fallback), established = (True, True), None
-            if replay_fallback and replay_needed:
-                causes.append("replay_store")
-            if not new:
-                shaken = shaken.as_replay()
-            if neighbor and established is None:
-                causes.append("history_store")
-            elif established:
-                codes = tuple(code for code in codes if code != Reason.NEIGHBOR_SPOOFING)
-        verdict = origination_verdict(shaken, replace(caller_id, reason_codes=codes))
-        verdict.degraded = bool(causes)
-        _observe(verdict, shaken.failure, causes)
-        return verdict
+                (new, fallback), established = (True, True), None
+            replayed = not new
+        concluded = self.checks.verdict(
+            checks, replayed=replayed, replay_fallback=fallback, established=established
+        )
+        _observe(concluded.verdict, concluded.failure, concluded.causes)
+        return concluded.verdict
 
-    def _shaken(self, setup: call_pb2.CallSetup, now: float, causes: list[str]) -> ShakenResult:
-        """The Identity headers' outcome; VERIFICATION_ERROR (and cause ``error``) if verify() raised."""
+    def _slot(self, setup: call_pb2.CallSetup) -> str | None:
+        """The pseudonym of the caller the call is attributed to (the replay marker's slot), or None."""
         try:
-            return self.verifier.verify(setup, self.settings.region_for(setup.tenant), now=now)
-        except Exception:  # a bug: the caller-ID findings must still be answered
-            log.exception("PASSporT verification raised; answering it unverified")
-            metrics.INTERNAL_ERRORS.labels("verification").inc()
-            causes.append("error")
-            return VERIFICATION_ERROR
-
-    def _caller_id(self, setup: call_pb2.CallSetup, causes: list[str]) -> CallerIdResult:
-        """The caller-ID findings; none (and cause ``error``) if the checks raised."""
-        try:
-            return check_caller_id(setup, self.rules.get(setup.tenant))
-        except Exception:  # a bug: the SHAKEN outcome must still be answered
-            log.exception("caller-ID checks raised; answering without them")
-            metrics.INTERNAL_ERRORS.labels("caller_id").inc()
-            causes.append("error")
-            return NO_CALLER_ID
+            return self.pseudonymize(attribute_setup(setup, self.settings.region_for(setup.tenant)).key)
+        except InvalidNumberError:
+            return None
 
     def fallback_verdict(self, setup: call_pb2.CallSetup) -> verdicts_pb2.OriginationVerdict:
         """The answer when verify() itself raised: unverified and degraded, with the caller-ID findings."""
-        caller_id = self._caller_id(setup, [])
-        return origination_verdict(VERIFICATION_ERROR, caller_id)
+        return self.checks.fallback(setup)
 
     async def _has_history(self, canonical: str, now: float) -> bool | None:
         """True when reputation first saw the caller long enough ago; None when Redis did not answer."""
@@ -196,7 +176,11 @@ class Origination:
         except ValueError:
             log.warning("unreadable first_seen_ms in a caller's reputation record; history unknown")
             return None
-        return (now * 1000 - first_seen_ms) >= self.settings.neighbor_history_days * 86_400_000
+        return self.checks.established(first_seen_ms, now)
+
+
+def _internal_error(part: str) -> None:
+    metrics.INTERNAL_ERRORS.labels(part).inc()
 
 
 async def _none() -> None:
@@ -207,7 +191,9 @@ async def _fresh() -> tuple[bool, bool]:
     return True, False
 
 
-def _observe(verdict: verdicts_pb2.OriginationVerdict, failure: Failure | None, causes: list[str]) -> None:
+def _observe(
+    verdict: verdicts_pb2.OriginationVerdict, failure: Failure | None, causes: tuple[str, ...]
+) -> None:
     """Count one verdict in the service's metrics."""
     metrics.VERIFICATIONS.labels(_STATUS_NAMES.get(verdict.shaken_status, "unspecified")).inc()
     if failure is not None:

@@ -10,7 +10,37 @@ DAY_S = 86_400
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class OriginationSettings(CommonSettings):
+class ShakenSettings(CommonSettings):
+    """What verifying a call's origination needs, wherever it runs (origination's Verify, decision).
+
+    The same FRAUDMESH_* names configure both services, so one ConfigMap serves both.
+    """
+
+    # STIR/SHAKEN trust: PEM files of the STI-CA roots; CRLs (PEM or DER) of those CAs.
+    sti_trust_anchors: tuple[str, ...] = ()
+    sti_crl_files: tuple[str, ...] = ()
+    freshness_s: int = 60
+    cert_cache_entries: int = 4096
+    # Caller-ID rules on top of CommonSettings' ranges.
+    neighbor_digits: int = 7
+    neighbor_history_days: float = 7.0
+    dno_file: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        problems: list[str] = []
+        if self.freshness_s < 1:
+            problems.append(f"{env_name('freshness_s')}: must be at least 1 second")
+        if self.cert_cache_entries < 1:
+            problems.append(f"{env_name('cert_cache_entries')}: must be at least 1")
+        if self.neighbor_history_days < 0:
+            problems.append(f"{env_name('neighbor_history_days')}: must not be negative")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OriginationSettings(ShakenSettings):
     """How origination verifies calls (gRPC Verify) and keeps attestation statistics (agent)."""
 
     service_name: str = "origination"
@@ -18,26 +48,17 @@ class OriginationSettings(CommonSettings):
     grpc_port: int = 50052
     max_concurrent_rpcs: int = 2000
     metrics_port: int = 9103
-    # STIR/SHAKEN trust: PEM files of the STI-CA roots; CRLs (PEM or DER) of those CAs.
-    sti_trust_anchors: tuple[str, ...] = ()
-    sti_crl_files: tuple[str, ...] = ()
-    freshness_s: int = 60
     # x5u fetching: allow-listed hosts ("sti.example.net" or ".example.net" for subdomains), an
     # optional CA bundle for their TLS servers (default: the system's), and pre-warm entries.
     x5u_allow_hosts: tuple[str, ...] = ()
     x5u_tls_ca_file: str = ""
     x5u_fetch_timeout_s: float = 2.0
     x5u_prewarm_file: str = ""
-    cert_cache_entries: int = 4096
     cert_negative_ttl_s: float = 60.0
     # Replay detection across replicas: one Redis SET NX per verified PASSporT, within this budget.
     replay_timeout_s: float = 0.003
     breaker_failures: int = 5
     breaker_reset_s: float = 1.0
-    # Caller-ID rules on top of CommonSettings' ranges.
-    neighbor_digits: int = 7
-    neighbor_history_days: float = 7.0
-    dno_file: str = ""
     # Attestation statistics agent (consumes calls.setup.v1).
     stats_app_id: str = "fraudmesh-origination-stats"
     stats_batch_size: int = 500
@@ -50,14 +71,12 @@ class OriginationSettings(CommonSettings):
         problems: list[str] = []
         if not 0 <= self.grpc_port <= 65535:
             problems.append(f"{env_name('grpc_port')}: must be a port number")
-        if self.freshness_s < 1:
-            problems.append(f"{env_name('freshness_s')}: must be at least 1 second")
         if self.replay_timeout_s <= 0 or self.x5u_fetch_timeout_s <= 0:
             problems.append("replay and fetch timeouts must be positive")
         if self.breaker_failures < 1 or self.breaker_reset_s <= 0:
             problems.append("breaker settings must be positive")
-        if self.cert_cache_entries < 1 or self.max_concurrent_rpcs < 1:
-            problems.append("cache size and concurrency must be at least 1")
+        if self.max_concurrent_rpcs < 1:
+            problems.append(f"{env_name('max_concurrent_rpcs')}: must be at least 1")
         if self.stats_batch_size < 1 or self.stats_batch_wait_s <= 0:
             problems.append("stats batch settings must be positive")
         if self.dedupe_ttl_s < 60 or self.stats_ttl_s < self.dedupe_ttl_s:

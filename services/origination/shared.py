@@ -205,19 +205,24 @@ class ReplayGuard:
         self._timeout = timeout_s
         self.local = local if local is not None else MemoryReplayStore()
 
-    async def first_seen(self, digest: bytes, expires_at: float, now: float) -> tuple[bool, bool]:
+    async def first_seen(
+        self, caller: str | None, digest: bytes, expires_at: float, now: float
+    ) -> tuple[bool, bool]:
         """(True if this PASSporT was not seen before, True if the answer came from the local fallback).
+
+        ``caller`` is the pseudonym of the caller the call is attributed to (the marker's slot);
+        None when there is none, and then only the local store can answer.
 
         The local store always records the key too, so a replica that loses Redis still catches
         replays that reach it, and a Redis answer is never contradicted by stale local state.
         """
         new_locally = self.local.add_if_absent(digest, expires_at, now)
-        if not self._breaker.allow():
+        if caller is None or not self._breaker.allow():
             return new_locally, True
         try:
             async with asyncio.timeout(self._timeout):
                 created = await self._redis.set(
-                    keys.replay_key(digest), b"1", nx=True, ex=max(1, math.ceil(expires_at - now))
+                    keys.replay_key(caller, digest), b"1", nx=True, ex=max(1, math.ceil(expires_at - now))
                 )
         except (RedisError, OSError, TimeoutError):
             self._breaker.failure()

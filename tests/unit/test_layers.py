@@ -26,10 +26,12 @@ ALLOWED: dict[str, set[str]] = {
     "fuzz": {"fraudmesh", "services", "training", "loadtest", "fuzz"},
     "charts": {"charts"},
 }
+# Decision verifies SHAKEN in-process with origination's library (issue 15); origination never
+# imports decision, so the library stays the one origination's own Verify runs.
 SERVICES_ALLOWED: dict[str, set[str]] = {
     "common": set(),
     "scoring": {"common"},
-    "decision": {"common", "scoring"},
+    "decision": {"common", "scoring", "origination"},
     "origination": {"common"},
     "reputation": {"common"},
     "audio": {"common"},
