@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -66,6 +66,8 @@ class ServerHandle:
     service_names: tuple[str, ...]
     health_server: grpc.aio.Server | None = None
     health_port: int = 0
+    # What must stop with the server (background feeds), awaited after in-flight calls finished.
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def set_serving(self, serving: bool = True) -> None:
         """Mark every registered service (and the overall server) SERVING or NOT_SERVING."""
@@ -80,6 +82,8 @@ class ServerHandle:
         await self.server.stop(grace_s)
         if self.health_server is not None:
             await self.health_server.stop(0)
+        for stop in self.on_stop:
+            await stop()
 
 
 async def start_server(

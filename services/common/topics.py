@@ -96,6 +96,27 @@ AUDIO_VERDICTS = Topic(
     required_fields=("segment_id", "tenant"),
 )
 
+# Origination's certificate feed (services.origination.certfeed): every validated chain, keyed by
+# its x5u, compacted so a starting decision process reads each URL's latest entry; and the misses
+# decision processes report. One partition each: a few thousand certificates, read whole by every
+# reader.
+STI_CERTS = Topic(
+    "sti.certs.v1",
+    events_pb2.CertificateChain,
+    1,
+    30 * DAY_MS,
+    cleanup_policy="compact",
+    required_fields=("x5u",),
+    extra_config={"min.cleanable.dirty.ratio": "0.1", "segment.ms": str(HOUR_MS)},
+)
+STI_CERT_MISSES = Topic(
+    "sti.certs.misses.v1",
+    events_pb2.CertificateMiss,
+    1,
+    1 * DAY_MS,
+    required_fields=("x5u",),
+)
+
 CONSUMERS = ("reputation", "origination", "audio")
 
 
@@ -119,6 +140,8 @@ TOPICS: tuple[Topic, ...] = (
     COMPLAINTS,
     AUDIO_SEGMENTS,
     AUDIO_VERDICTS,
+    STI_CERTS,
+    STI_CERT_MISSES,
     *(dead_letter_topic(consumer) for consumer in CONSUMERS),
 )
 

@@ -391,6 +391,13 @@ class CertificateCache:
         self._failures: OrderedDict[str, tuple[Failure, float]] = OrderedDict()
         self._in_flight: dict[str, asyncio.Task[CachedChain | None]] = {}
         self._semaphore = asyncio.Semaphore(max_concurrent_fetches)
+        # Observers of what enters the cache (origination's certificate feed publishes both).
+        self.on_cached: Callable[[CachedChain], None] | None = None
+        self.on_refused: Callable[[str, Failure, float], None] | None = None
+
+    def chains(self) -> list[CachedChain]:
+        """Every chain held (expired ones included until touched), for publishing at start."""
+        return list(self._entries.values())
 
     def __len__(self) -> int:
         """The number of cached chains (expired ones included until touched)."""
@@ -438,6 +445,8 @@ class CertificateCache:
         self._entries.move_to_end(x5u)
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
+        if self.on_cached is not None:
+            self.on_cached(chain)
         return chain
 
     async def fetch(self, x5u: str) -> CachedChain:
@@ -493,3 +502,5 @@ class CertificateCache:
         self._failures.move_to_end(x5u)
         while len(self._failures) > self._max_entries:
             self._failures.popitem(last=False)
+        if self.on_refused is not None:
+            self.on_refused(x5u, failure, now + self._negative_ttl)

@@ -50,6 +50,7 @@ from services.common.redisstore import make_async_redis
 from services.common.tracing import child_span, incoming_context
 from services.origination import metrics
 from services.origination.callerid import load_dno
+from services.origination.certfeed import CertificatePublisher, MissFollower
 from services.origination.certs import CachedChain, ChainValidator, Revocations, load_trust_anchors
 from services.origination.checks import CallChecks
 from services.origination.failures import Failure
@@ -372,8 +373,18 @@ async def start(
 ) -> tuple[ServerHandle, Origination]:
     """Build (unless given), pre-warm, start the gRPC server and report SERVING."""
     core = core if core is not None else build(settings)
+    publisher = CertificatePublisher.connect(
+        settings.kafka_bootstrap, f"{settings.service_name}-certificates"
+    )
+    core.cache.on_cached = publisher.chain  # every chain validated from here on goes to the feed
+    core.cache.on_refused = publisher.refusal
+    for chain in core.cache.chains():  # and what the cache held before (a core built earlier)
+        publisher.chain(chain)
     counts = await prewarm(core)
-    log.info("certificate cache pre-warmed", extra=counts)
+    left = await asyncio.to_thread(publisher.flush, 10.0)  # on the feed before SERVING (bounded)
+    log.info("certificate cache pre-warmed", extra={**counts, "unpublished": left})
+    misses = MissFollower(settings.kafka_bootstrap, settings.cert_miss_group, core.cache, publisher)
+    misses.start()
     handle = await start_server(
         settings.grpc_bind,
         settings.grpc_port,
@@ -383,6 +394,14 @@ async def start(
         tls=server_tls(settings),
         health_port=settings.grpc_health_port or None,
     )
+
+    async def stop_feed() -> None:
+        await misses.close()
+        left = await asyncio.to_thread(publisher.flush, 5.0)
+        if left:
+            log.warning("certificate records left unpublished at shutdown", extra={"records": left})
+
+    handle.on_stop.append(stop_feed)
     await handle.set_serving(True)
     log.info("origination serving", extra={"port": handle.port, "certificates": len(core.cache)})
     return handle, core

@@ -55,6 +55,8 @@ class OriginationSettings(ShakenSettings):
     x5u_fetch_timeout_s: float = 2.0
     x5u_prewarm_file: str = ""
     cert_negative_ttl_s: float = 60.0
+    # The consumer group reading the certificate misses decision processes report (sti.certs.misses.v1).
+    cert_miss_group: str = "fraudmesh-origination-certificates"
     # Replay detection across replicas: one Redis SET NX per verified PASSporT, within this budget.
     replay_timeout_s: float = 0.003
     breaker_failures: int = 5

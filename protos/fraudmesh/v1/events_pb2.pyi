@@ -517,3 +517,70 @@ class DeadLetter(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeadLetter: _TypeAlias = DeadLetter  # noqa: Y015
+
+@_typing.final
+class CertificateChain(_message.Message):
+    """sti.certs.v1 (compacted, keyed by the x5u URL): every certificate chain origination validated,
+    or its refusal. Readers validate the chain again against their own trust anchors and ignore
+    entries past expires_at_ms / refused_until_ms, so no tombstones are needed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    X5U_FIELD_NUMBER: _builtins.int
+    PEM_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_MS_FIELD_NUMBER: _builtins.int
+    FAILURE_FIELD_NUMBER: _builtins.int
+    REFUSED_UNTIL_MS_FIELD_NUMBER: _builtins.int
+    PUBLISHED_MS_FIELD_NUMBER: _builtins.int
+    x5u: _builtins.str
+    pem: _builtins.bytes
+    """the chain without its trust anchor, PEM; empty for a refusal"""
+    expires_at_ms: _builtins.int
+    """origination's cache expiry of the chain"""
+    failure: _builtins.str
+    """a refusal: the services.origination.failures.Failure value"""
+    refused_until_ms: _builtins.int
+    """a refusal stands until then"""
+    published_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        x5u: _builtins.str = ...,
+        pem: _builtins.bytes = ...,
+        expires_at_ms: _builtins.int = ...,
+        failure: _builtins.str = ...,
+        refused_until_ms: _builtins.int = ...,
+        published_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at_ms", b"expires_at_ms", "failure", b"failure", "pem", b"pem", "published_ms", b"published_ms", "refused_until_ms", b"refused_until_ms", "x5u", b"x5u"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CertificateChain: _TypeAlias = CertificateChain  # noqa: Y015
+
+@_typing.final
+class CertificateMiss(_message.Message):
+    """sti.certs.misses.v1: a decision process met an x5u it holds no chain for; origination fetches it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    X5U_FIELD_NUMBER: _builtins.int
+    SEEN_MS_FIELD_NUMBER: _builtins.int
+    x5u: _builtins.str
+    seen_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        x5u: _builtins.str = ...,
+        seen_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["seen_ms", b"seen_ms", "x5u", b"x5u"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CertificateMiss: _TypeAlias = CertificateMiss  # noqa: Y015
