@@ -72,13 +72,12 @@ class Mesh:
         their work. With ``audio_env`` (extra variables for it) the audio worker runs too.
         """
         mesh = cls()
-        # Replay runs every service, Kafka, Redis and the client on one small machine: sub-deadlines
-        # and breakers get more room than in production, so the report measures the model and
-        # policy rather than CPU contention (latency is still reported as measured).
+        # Production sub-deadlines and breakers: nothing here relaxes them (issue 15). Decision
+        # verifies SHAKEN in-process with the same trust anchors, its certificates from
+        # origination's feed (services.decision.verification).
         common = {
             "FRAUDMESH_CLOCK_SOURCE": "event",
             "FRAUDMESH_METRICS_PORT": "0",
-            "FRAUDMESH_BREAKER_FAILURES": "50",
             **(extra_env or {}),
         }
         origination_port, decision_port = free_port(), free_port()
@@ -104,7 +103,7 @@ class Mesh:
                 {
                     **common,
                     "FRAUDMESH_GRPC_PORT": str(decision_port),
-                    "FRAUDMESH_ORIGINATION_TARGET": f"127.0.0.1:{origination_port}",
+                    "FRAUDMESH_STI_TRUST_ANCHORS": str(pki / ROOT_FILE),
                     "FRAUDMESH_MODEL_PATH": str(model),
                 },
             )

@@ -64,7 +64,7 @@ for i = 1, #ring, 2 do
   held[#held + 1] = {prefix, tonumber(string.sub(value, 1, sep - 1)), tonumber(string.sub(value, sep + 1))}
 end
 local sums = {}
-local n_rings = (#ARGV - 2) / 3
+local n_rings = (n_argv - 2) / 3
 for r = 0, n_rings - 1 do
   local prefix, low, high = ARGV[3 + 3 * r], tonumber(ARGV[4 + 3 * r]), tonumber(ARGV[5 + 3 * r])
   local total = 0
@@ -75,7 +75,7 @@ for r = 0, n_rings - 1 do
 end
 local n_1h = tonumber(ARGV[2])
 local hll_1h, hll_24h = {}, {}
-for i = 5, #KEYS do
+for i = 5, n_keys do
   if i - 4 <= n_1h then hll_1h[#hll_1h + 1] = KEYS[i] else hll_24h[#hll_24h + 1] = KEYS[i] end
 end
 local distinct_1h = redis.call('PFCOUNT', unpack(hll_1h))
@@ -93,9 +93,32 @@ out[#out + 1] = tostring(distinct_1h)
 out[#out + 1] = tostring(distinct_24h)
 out[#out + 1] = tostring(callee_called)
 out[#out + 1] = tostring(caller_called)
-return out
 """
-READ_FEATURES = _NUM_FIELDS_LUA + _READ_BODY
+READ_FEATURES = _NUM_FIELDS_LUA + "\nlocal n_keys, n_argv = #KEYS, #ARGV\n" + _READ_BODY + "return out\n"
+
+# The decision's one round trip per call: the read above, the caller's list entries and, for a
+# verified PASSporT, its replay marker (SET NX EX), all on the caller's slot.
+# KEYS: the read's keys, then the lists key, then the replay key when there is one
+# ARGV: the read's args, then the list fields, their count, and the marker's TTL in s ('' for none)
+# reply: {the read's reply, the list values, 1 new marker / 0 already there / -1 none asked}
+_CALL_HEAD = """
+local replay_ttl = ARGV[#ARGV]
+local n_fields = tonumber(ARGV[#ARGV - 1])
+local has_replay = replay_ttl ~= ''
+local n_keys = #KEYS - 1 - (has_replay and 1 or 0)
+local n_argv = #ARGV - 2 - n_fields
+"""
+_CALL_TAIL = """
+local fields = {}
+for i = 1, n_fields do fields[i] = ARGV[n_argv + i] end
+local listed = redis.call('HMGET', KEYS[n_keys + 1], unpack(fields))
+local replay = -1
+if has_replay then
+  replay = redis.call('SET', KEYS[n_keys + 2], '1', 'NX', 'EX', replay_ttl) and 1 or 0
+end
+return {out, listed, replay}
+"""
+READ_CALL = _NUM_FIELDS_LUA + _CALL_HEAD + _READ_BODY + _CALL_TAIL
 
 _COMPLAINTS_7D = Window(COMPLAINTS_30D.prefix, COMPLAINTS_30D.bucket_ms, windows.COMPLAINTS_7D_DAYS)
 RINGS = (*CALL_WINDOWS, COMPLAINTS_30D, _COMPLAINTS_7D, FRAUD_COMPLAINTS_30D, HONEYPOT_30D)
@@ -142,6 +165,42 @@ def read_request(caller: str, callee: str, now_ms: int) -> tuple[list[str], list
         span = ring.buckets(now_ms)
         args += [ring.prefix, span.start, span.stop - 1]
     return script_keys, args
+
+
+def call_request(
+    caller: str,
+    callee: str,
+    now_ms: int,
+    list_fields: list[str],
+    replay_digest: bytes | None = None,
+    replay_ttl_s: int = 1,
+) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of READ_CALL: the feature read, the caller's list fields, an optional replay marker."""
+    script_keys, args = read_request(caller, callee, now_ms)
+    script_keys.append(keys.lists_key(caller))
+    args += [*list_fields, len(list_fields)]
+    if replay_digest is None:
+        args.append("")
+    else:
+        script_keys.append(keys.replay_key(caller, replay_digest))
+        args.append(max(1, replay_ttl_s))
+    return script_keys, args
+
+
+@dataclass(frozen=True, slots=True)
+class CallRead:
+    """What READ_CALL returned: the features, the raw list values, and the replay marker's outcome."""
+
+    features: ReputationRead
+    list_values: list[Any]
+    replayed: bool | None  # None when no marker was asked for
+
+
+def parse_call(reply: list[Any]) -> CallRead:
+    """Turn READ_CALL's reply into a typed record."""
+    features, listed, replay = reply
+    outcome = int(replay)
+    return CallRead(parse(features), list(listed), None if outcome < 0 else outcome == 0)
 
 
 def _int(value: Any) -> int:

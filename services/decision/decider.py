@@ -33,6 +33,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -48,11 +49,12 @@ from redis.exceptions import NoScriptError, RedisError
 
 from fraudmesh.v1 import call_pb2, events_pb2, origination_pb2, verdicts_pb2
 from services.common import keys
+from services.common.autopipeline import AutoPipeline
 from services.common.breaker import BreakerState, CircuitBreaker
 from services.common.context import ContextRules, fill_context, fill_origination
 from services.common.emergency import is_emergency_call
 from services.common.features import empty_vector
-from services.common.featurestore import READ_FEATURES, ReputationRead, fill, parse, read_request
+from services.common.featurestore import READ_CALL, CallRead, ReputationRead, call_request, fill, parse_call
 from services.common.identity import CallerIdentity, attribute_setup
 from services.common.phone import InvalidNumberError, NormalizedNumber, normalize
 from services.common.pseudonym import Pseudonymizer
@@ -64,6 +66,8 @@ from services.decision.degraded import Degraded, skipped_late, timed_out, unavai
 from services.decision.models import ModelStore
 from services.decision.policy import ALLOW, BLOCK, CHALLENGE, LABEL, SEVERITY, Policy, PolicyStore
 from services.decision.settings import DecisionSettings
+from services.decision.verification import LocalOrigination
+from services.origination.checks import Checks
 from services.scoring.model import Scorer
 
 log = logging.getLogger(__name__)
@@ -79,10 +83,11 @@ MIN_WAIT_S: Final = 0.0002
 
 @dataclass
 class Lookup:
-    """What the one Redis round trip returned: the caller's features and list status."""
+    """What the one Redis round trip returned: the caller's features, list status, replay marker."""
 
     features: ReputationRead
     lists: lists.ListStatus
+    read: CallRead
 
 
 @dataclass
@@ -107,13 +112,19 @@ class Decider:
         redis: aioredis.Redis,
         origination: Any | None,
         audit: AuditPublisher | None,
+        local: LocalOrigination | None = None,
     ) -> None:
+        """``origination`` is the Verify stub (remote checks); ``local`` verifies in this process
+        instead (it wins when both are given); neither: no origination checks."""
         self.settings = settings
         self.policies = policies
         self.models = models
         self.redis = redis
-        self._read_sha = hashlib.sha1(READ_FEATURES.encode()).hexdigest()  # noqa: S324 - Redis's script id
-        self.origination = origination
+        batch_timeout_s = max(settings.redis_timeout_s, settings.features_timeout_s)
+        self.pipeline = AutoPipeline(redis, timeout_s=batch_timeout_s)
+        self._read_sha = hashlib.sha1(READ_CALL.encode()).hexdigest()  # noqa: S324 - Redis's script id
+        self.local = local
+        self.origination = origination if local is None else None
         self.audit = audit
         self.pseudonymize = Pseudonymizer(settings.pseudonym_key)
         self.breakers = {
@@ -210,11 +221,21 @@ class Decider:
         stamp = setup.event_time
         now_ms = int(self.settings.call_time(stamp.seconds + stamp.nanos / 1e9) * 1000)
         callee = _normalize(setup.called_number, region)
-        budget = self._budget(started, time_remaining_s)
         degraded: list[str] = []
-        verdict_task = self._verify(setup, budget, degraded)
-        lookup_task = self._lookup(setup.tenant, caller, callee, now_ms, budget, degraded)
-        verdict, lookup = await asyncio.gather(verdict_task, lookup_task)
+        if self.local is not None:
+            # Origination in this process: CPU checks, then the one round trip carries the replay marker.
+            with child_span(tracer, "decision.verify", trace.SpanKind.INTERNAL):
+                checks = self.local.check(setup, now_ms / 1000)
+            budget = self._budget(started, time_remaining_s)
+            lookup = await self._lookup(setup.tenant, caller, callee, now_ms, budget, degraded, checks)
+            verdict: verdicts_pb2.OriginationVerdict | None = self.local.conclude(
+                checks, lookup.read if lookup is not None else None, now_ms / 1000
+            )
+        else:
+            budget = self._budget(started, time_remaining_s)
+            verdict_task = self._verify(setup, budget, degraded)
+            lookup_task = self._lookup(setup.tenant, caller, callee, now_ms, budget, degraded)
+            verdict, lookup = await asyncio.gather(verdict_task, lookup_task)
         if verdict is not None and verdict.degraded:
             degraded.append(Degraded.ORIGINATION_DEGRADED)
         vector = empty_vector()
@@ -305,29 +326,36 @@ class Decider:
         now_ms: int,
         budget_s: float | None,
         degraded: list[str],
+        checks: Checks | None = None,
     ) -> Lookup | None:
-        """The caller's features and list entries in one pipelined round trip, or None."""
+        """The caller's features, list entries and (``checks`` of a verified PASSporT) replay marker.
+
+        Exactly one Redis command per call — one EVALSHA of READ_CALL on the caller's slot — sent
+        with the other calls of the same event-loop tick in one pipeline (AutoPipeline).
+        """
         if caller is None:
             return None
         pseudonym = self.pseudonymize(caller.key)
         callee_pseudonym = self.pseudonymize(callee.canonical) if callee is not None else ""
-        script_keys, args = read_request(pseudonym, callee_pseudonym, now_ms)
-        fields = lists.lookup_fields(tenant)
-        list_key = keys.lists_key(pseudonym)
+        digest = checks.replay_key if checks is not None else None
+        ttl_s = 1
+        if checks is not None and digest is not None:
+            ttl_s = math.ceil(checks.shaken.replay_expires_at - now_ms / 1000)
+        script_keys, args = call_request(
+            pseudonym, callee_pseudonym, now_ms, lists.lookup_fields(tenant), digest, ttl_s
+        )
 
-        async def round_trip() -> list[Any]:
-            # EVALSHA straight into the pipeline: redis-py's Script objects would add a SCRIPT EXISTS
-            # round trip to every pipeline; the script is loaded at start and again after NOSCRIPT.
+        async def round_trip() -> Any:
+            # EVALSHA, never EVAL: the script is loaded at start and again after a NOSCRIPT reply.
             for attempt in (1, 2):
-                async with self.redis.pipeline(transaction=False) as pipe:  # released even when cancelled
-                    pipe.evalsha(self._read_sha, len(script_keys), *script_keys, *args)
-                    pipe.hmget(list_key, fields)
-                    try:
-                        return await pipe.execute()
-                    except NoScriptError:
-                        if attempt == 2:
-                            raise
-                        await self.load_scripts()
+                try:
+                    return await self.pipeline.execute(
+                        "EVALSHA", self._read_sha, len(script_keys), *script_keys, *args
+                    )
+                except NoScriptError:
+                    if attempt == 2:
+                        raise
+                    await self.load_scripts()
             raise AssertionError("unreachable")
 
         with child_span(tracer, "decision.features", trace.SpanKind.CLIENT) as span:
@@ -338,7 +366,8 @@ class Decider:
                 span.set_status(trace.StatusCode.ERROR, degraded[-1])
         if results is None:
             return None
-        return Lookup(parse(results[0]), lists.ListStatus.of(results[1], now_ms))
+        read = parse_call(results)
+        return Lookup(read.features, lists.ListStatus.of(read.list_values, now_ms), read)
 
     async def _bounded(
         self,
@@ -392,8 +421,8 @@ class Decider:
         return result
 
     async def load_scripts(self) -> None:
-        """Load the feature-read script into Redis (at start, and after a Redis restart lost it)."""
-        await self.redis.script_load(READ_FEATURES)
+        """Load the call's read script into Redis (at start, and after a Redis restart lost it)."""
+        await self.redis.script_load(READ_CALL)
 
     def _context_rules(self, tenant: str, region: str) -> ContextRules:
         rules = self._rules.get(tenant)

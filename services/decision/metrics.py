@@ -88,3 +88,24 @@ STREAM_INVALID = Counter(
     "fraudmesh_decision_stream_invalid_messages_total",
     "DecideStream messages without setup.call_id, answered ALLOW (degraded INVALID_REQUEST).",
 )
+
+# In-process origination (services/decision/verification.py; FRAUDMESH_STI_TRUST_ANCHORS set).
+SHAKEN = Counter(
+    "fraudmesh_decision_shaken_verdicts_total",
+    "SHAKEN outcomes of calls verified in this process, by status (verified, pending, failed, …).",
+    ["status"],
+)
+CERT_FEED = Counter(
+    "fraudmesh_decision_cert_feed_events_total",
+    "Certificate feed events: loaded, refused (failed validation here), expired, miss_reported.",
+    ["outcome"],
+)
+CERTIFICATES = Gauge(
+    "fraudmesh_decision_certificates",
+    "Validated certificate chains this process holds from origination's feed.",
+)
+INTERNAL_ERRORS = Counter(
+    "fraudmesh_decision_internal_errors_total",
+    "Bugs caught on the call path, by part (verification, caller_id); the call is still answered.",
+    ["part"],
+)

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -51,6 +52,7 @@ from services.decision.degraded import Degraded
 from services.decision.models import ModelStore, model_reloaded
 from services.decision.policy import ALLOW, PolicyStore
 from services.decision.settings import DecisionSettings
+from services.decision.verification import ConfigurationError, LocalOrigination
 from services.scoring.model import Scorer, default_model
 
 log = logging.getLogger(__name__)
@@ -191,6 +193,9 @@ class Running:
             left = await self.decider.audit.drain(5.0)
             if left:
                 log.warning("audit records left undelivered at shutdown", extra={"records": left})
+        if self.decider.local is not None:
+            await self.decider.local.close()
+        await self.decider.pipeline.aclose()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -240,12 +245,16 @@ async def start(settings: DecisionSettings, *, scorer: Scorer | None = None) -> 
     )
     metrics.POLICY_INFO.labels(policies.policy.version).set(1)
     redis = make_async_redis(settings)
-    channel = origination_channel(settings)
+    local = LocalOrigination.build(settings) if settings.sti_trust_anchors else None
+    channel = origination_channel(settings) if local is None else None
     stub = origination_pb2_grpc.OriginationServiceStub(channel) if channel is not None else None
+    if local is not None:
+        held = await local.start(settings.cert_catch_up_s)  # bounded; unknown chains answer PENDING
+        log.info("origination verified in-process", extra={"certificates": held})
     audit = (
         AuditPublisher(settings.kafka_bootstrap, settings.audit_queue_max) if settings.audit_enabled else None
     )
-    decider = Decider(settings, policies, models, redis, stub, audit)
+    decider = Decider(settings, policies, models, redis, stub, audit, local)
     with contextlib.suppress(RedisError, OSError):
         await decider.load_scripts()  # a Redis that is down now is handled per call (NOSCRIPT reloads)
     tasks = [
@@ -306,5 +315,8 @@ def run_worker(index: int) -> None:
     telemetry = setup_telemetry(settings)
     try:
         asyncio.run(serve(settings))
+    except ConfigurationError as exc:  # unreadable trust anchors, CRLs or DNO list: say which, exit 2
+        print(f"decision: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     finally:
         telemetry.shutdown()

@@ -47,7 +47,7 @@ from services.common.windows import HOUR, MINUTE, Window
 from services.origination import metrics
 from services.origination.callerid import TenantRules, check_caller_id
 from services.origination.passport import ShakenResult, Verifier
-from services.origination.settings import OriginationSettings
+from services.origination.settings import OriginationSettings, ShakenSettings
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ class Observer:
 class RulesByTenant:
     """TenantRules per tenant, built once from settings (region per tenant, shared ranges and lists)."""
 
-    def __init__(self, settings: OriginationSettings, dno: frozenset[str] = frozenset()) -> None:
+    def __init__(self, settings: ShakenSettings, dno: frozenset[str] = frozenset()) -> None:
         self._settings = settings
         self._dno = dno
         self._rules: dict[str, TenantRules] = {}
