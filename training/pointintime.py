@@ -21,6 +21,7 @@ its caller-ID checks (``cli_findings`` is the number of findings).
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import multiprocessing
 import time
@@ -261,22 +262,29 @@ async def _prepared(
             yield preparer.prepare(raw)
         return
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(
-        workers,
-        mp_context=context,
-        initializer=_start_worker,
-        initargs=(settings, rules, dataset / "pki", start_s),
-    ) as pool:
-        in_flight: deque[asyncio.Future[list[Prepared | None]]] = deque()
-        while True:
-            chunk = list(itertools.islice(records, PREPARE_CHUNK))
-            if chunk:
-                in_flight.append(asyncio.wrap_future(pool.submit(_prepare_chunk, chunk)))
-            if in_flight and (not chunk or len(in_flight) > 2 * workers):
-                for prepared in await in_flight.popleft():
-                    yield prepared
-            if not chunk and not in_flight:
-                return
+    # A forked worker must never run the destructors of what it inherited (a librdkafka client whose
+    # threads it does not have segfaults there): collect now, freeze the survivors for the pool's life.
+    gc.collect()
+    gc.freeze()
+    try:
+        with ProcessPoolExecutor(
+            workers,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(settings, rules, dataset / "pki", start_s),
+        ) as pool:
+            in_flight: deque[asyncio.Future[list[Prepared | None]]] = deque()
+            while True:
+                chunk = list(itertools.islice(records, PREPARE_CHUNK))
+                if chunk:
+                    in_flight.append(asyncio.wrap_future(pool.submit(_prepare_chunk, chunk)))
+                if in_flight and (not chunk or len(in_flight) > 2 * workers):
+                    for prepared in await in_flight.popleft():
+                        yield prepared
+                if not chunk and not in_flight:
+                    return
+    finally:
+        gc.unfreeze()
 
 
 async def build(

@@ -78,7 +78,7 @@ class CertificatePublisher:
     """Publishes origination's validated chains and refusals to sti.certs.v1 (non-blocking)."""
 
     def __init__(self, producer: Producer, clock: Callable[[], float] = time.time) -> None:
-        self._producer = producer
+        self._producer: Producer | None = producer
         self._clock = clock
         self.published = 0
 
@@ -93,6 +93,8 @@ class CertificatePublisher:
         self._send(x5u, refusal_record(x5u, failure, until, int(self._clock() * 1000)))
 
     def _send(self, x5u: str, record: events_pb2.CertificateChain) -> None:
+        if self._producer is None:  # closed
+            return
         try:
             self._producer.produce(STI_CERTS.name, record.SerializeToString(), key=x5u.encode())
             self._producer.poll(0)
@@ -116,6 +118,8 @@ class CertificatePublisher:
             detail=str(error)[:200],
         )
         letter.dead_lettered_at.GetCurrentTime()
+        if self._producer is None:
+            return
         try:
             self._producer.produce(dead_letter_topic(CONSUMER).name, letter.SerializeToString())
             self._producer.poll(0)
@@ -124,7 +128,17 @@ class CertificatePublisher:
 
     def flush(self, timeout_s: float = 5.0) -> int:
         """Deliver what is queued (bounded); returns how many records are left."""
-        return int(self._producer.flush(timeout_s))
+        return int(self._producer.flush(timeout_s)) if self._producer is not None else 0
+
+    def close(self, timeout_s: float = 5.0) -> int:
+        """Flush (bounded) and release the producer now, not at some later garbage collection.
+
+        A librdkafka client left for the collector can be destroyed in a forked child whose
+        threads it never had (seen as a segfault in the trainer's worker pool).
+        """
+        left = self.flush(timeout_s)
+        self._producer = None
+        return left
 
 
 class FollowedChains:
@@ -244,6 +258,7 @@ class CertificateFollower:
             await asyncio.to_thread(self._thread.join, 5.0)
         if self._producer is not None:
             await asyncio.to_thread(self._producer.flush, 2.0)
+            self._producer = None  # released now (see CertificatePublisher.close)
 
     # ---- the feed thread -------------------------------------------------------------------
 

@@ -397,7 +397,8 @@ async def start(
 
     async def stop_feed() -> None:
         await misses.close()
-        left = await asyncio.to_thread(publisher.flush, 5.0)
+        core.cache.on_cached = core.cache.on_refused = None
+        left = await asyncio.to_thread(publisher.close, 5.0)
         if left:
             log.warning("certificate records left unpublished at shutdown", extra={"records": left})
 
