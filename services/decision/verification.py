@@ -19,16 +19,14 @@ The origination service stays independent: it owns certificates and keeps servin
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from fraudmesh.v1 import call_pb2, verdicts_pb2
 from services.common.featurestore import CallRead
 from services.decision import metrics
 from services.decision.settings import DecisionSettings
-from services.origination.callerid import load_dno
 from services.origination.certfeed import CertificateFollower
-from services.origination.certs import ChainValidator, Revocations, load_trust_anchors
-from services.origination.checks import CallChecks, Checks
+from services.origination.certs import ChainValidator
+from services.origination.checks import CallChecks, Checks, Trust
 from services.origination.passport import MemoryReplayStore, Verifier
 from services.origination.stats import RulesByTenant
 
@@ -53,17 +51,7 @@ class LocalOrigination:
     def build(cls, settings: DecisionSettings) -> LocalOrigination:
         """From the decision's settings; raises ConfigurationError on unreadable trust or lists."""
         try:
-            anchors = load_trust_anchors(Path(path) for path in settings.sti_trust_anchors)
-            revocations = (
-                Revocations.load((Path(p) for p in settings.sti_crl_files), anchors)
-                if settings.sti_crl_files
-                else Revocations()
-            )
-            dno = (
-                load_dno(Path(settings.dno_file).read_text().splitlines(), settings.default_region)
-                if settings.dno_file
-                else frozenset()
-            )
+            trust = Trust.load(settings)
         except (OSError, ValueError) as exc:
             raise ConfigurationError(str(exc)) from exc
         held: list[CertificateFollower] = []
@@ -75,7 +63,7 @@ class LocalOrigination:
 
         follower = CertificateFollower(
             settings.kafka_bootstrap,
-            ChainValidator(anchors),
+            ChainValidator(trust.anchors),
             client_id=f"{settings.service_name}-certificates",
             max_entries=settings.cert_cache_entries,
             miss_interval_s=settings.cert_miss_interval_s,
@@ -86,10 +74,10 @@ class LocalOrigination:
             follower.chains,
             None,  # replays are checked on the caller's slot in the one round trip (see below)
             freshness_s=settings.freshness_s,
-            revocations=revocations,
+            revocations=trust.revocations,
             on_miss=follower.report_miss,
         )
-        checks = CallChecks(settings, verifier, RulesByTenant(settings, dno), on_error=_internal_error)
+        checks = CallChecks(settings, verifier, RulesByTenant(settings, trust.dno), on_error=_internal_error)
         return cls(checks, follower, MemoryReplayStore())
 
     async def start(self, catch_up_timeout_s: float) -> int:

@@ -23,11 +23,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Final, NamedTuple
+
+from cryptography import x509
 
 from fraudmesh.v1 import call_pb2, verdicts_pb2
 from services.common.reasons import Reason
-from services.origination.callerid import CallerIdResult, check_caller_id
+from services.origination.callerid import CallerIdResult, check_caller_id, load_dno
+from services.origination.certs import Revocations, load_trust_anchors
 from services.origination.failures import Failure
 from services.origination.passport import VERIFICATION_ERROR, ShakenResult, Verifier
 from services.origination.settings import ShakenSettings
@@ -37,6 +41,31 @@ from services.origination.verdict import NO_CALLER_ID, origination_verdict
 log = logging.getLogger(__name__)
 
 DAY_MS: Final = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class Trust:
+    """What a verifying process reads from files at start: STI-CA roots, their CRLs, the DNO list."""
+
+    anchors: tuple[x509.Certificate, ...]
+    revocations: Revocations
+    dno: frozenset[str]
+
+    @classmethod
+    def load(cls, settings: ShakenSettings) -> Trust:
+        """Read the configured files; raises OSError or ValueError naming what is wrong."""
+        anchors = load_trust_anchors(Path(path) for path in settings.sti_trust_anchors)
+        revocations = (
+            Revocations.load((Path(p) for p in settings.sti_crl_files), anchors)
+            if settings.sti_crl_files
+            else Revocations()
+        )
+        dno = (
+            load_dno(Path(settings.dno_file).read_text().splitlines(), settings.default_region)
+            if settings.dno_file
+            else frozenset()
+        )
+        return cls(anchors, revocations, dno)
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,10 +49,9 @@ from services.common.pseudonym import Pseudonymizer
 from services.common.redisstore import make_async_redis
 from services.common.tracing import child_span, incoming_context
 from services.origination import metrics
-from services.origination.callerid import load_dno
 from services.origination.certfeed import CertificatePublisher, MissFollower
-from services.origination.certs import CachedChain, ChainValidator, Revocations, load_trust_anchors
-from services.origination.checks import CallChecks
+from services.origination.certs import CachedChain, ChainValidator
+from services.origination.checks import CallChecks, Trust
 from services.origination.failures import Failure
 from services.origination.fetch import FetchPolicy, HostAllowList, X5uFetcher
 from services.origination.passport import Verifier
@@ -262,19 +261,10 @@ def build(
             "FRAUDMESH_STI_TRUST_ANCHORS: no STI-CA trust anchors configured; nothing could verify"
         )
     try:
-        anchors = load_trust_anchors(Path(path) for path in settings.sti_trust_anchors)
-        revocations = (
-            Revocations.load((Path(p) for p in settings.sti_crl_files), anchors)
-            if settings.sti_crl_files
-            else Revocations()
-        )
-        dno = (
-            load_dno(Path(settings.dno_file).read_text().splitlines(), settings.default_region)
-            if settings.dno_file
-            else frozenset()
-        )
+        trust = Trust.load(settings)
     except (OSError, ValueError) as exc:
         raise ConfigurationError(str(exc)) from exc
+    anchors, revocations, dno = trust.anchors, trust.revocations, trust.dno
     if not settings.x5u_allow_hosts:
         log.warning("FRAUDMESH_X5U_ALLOW_HOSTS is empty: only pre-seeded certificates can verify")
     client = redis if redis is not None else make_async_redis(settings)
