@@ -17,8 +17,9 @@ Order of precedence, each step failing open:
 4. The compiled model scores the vector (reasons computed only when the action is not ALLOW); the
    tenant's policy maps the score to an action, applies reason-forced actions, refuses to
    CHALLENGE/BLOCK on side signals alone, caps degraded decisions, and applies shadow mode.
-5. The decision is queued for the audit topic and the caller's recent-decisions list, off the call
-   path. Any exception anywhere answers ALLOW, degraded, with ``DECISION_ERROR``.
+5. The decision is queued for the audit topic, off the call path (reputation folds it, and writes
+   the caller's recent-decisions list from it). Any exception anywhere answers ALLOW, degraded,
+   with ``DECISION_ERROR``.
 
 Tracing: ``decision.decide`` spans the whole decision (the audit record carries its context to
 Kafka), with ``decision.verify`` (the Verify RPC, context in its metadata) and
@@ -29,9 +30,7 @@ sampled. Attributes only when sampled, and never a number.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import json
 import logging
 import math
 import time
@@ -48,7 +47,6 @@ from opentelemetry.context import Context
 from redis.exceptions import NoScriptError, RedisError
 
 from fraudmesh.v1 import call_pb2, events_pb2, origination_pb2, verdicts_pb2
-from services.common import keys
 from services.common.autopipeline import AutoPipeline
 from services.common.breaker import BreakerState, CircuitBreaker
 from services.common.context import ContextRules, fill_context, fill_origination
@@ -138,7 +136,6 @@ class Decider:
         }
         for name in self.breakers:
             metrics.BREAKER_STATE.labels(name).set(BreakerState.CLOSED.value)
-        self._recent: asyncio.Queue[tuple[str, str]] = asyncio.Queue(settings.recent_decisions_queue_max)
         self._rules: dict[str, ContextRules] = {}
 
     @property
@@ -470,40 +467,6 @@ class Decider:
             if outcome.origination is not None:
                 record.origination.CopyFrom(outcome.origination)
             self.audit.publish(record, pseudonym.encode() if pseudonym else None)
-        if pseudonym:
-            decision = outcome.decision
-            summary = {
-                "call_id": decision.call_id,
-                "tenant": setup.tenant,
-                "decided_ms": int(time.time() * 1000),
-                "action": int(decision.action),
-                "shadow_action": int(decision.shadow_action),
-                "score": decision.score,
-                "reasons": list(decision.reason_codes),
-                "model": decision.model_version,
-                "policy": decision.policy_version,
-                "degraded": decision.degraded,
-            }
-            with contextlib.suppress(asyncio.QueueFull):  # best effort; the audit topic has every decision
-                self._recent.put_nowait((pseudonym, json.dumps(summary)))
-
-    async def write_recent(self, batch: int = 200) -> None:
-        """Background task: push recent decisions to each caller's capped list, pipelined, until cancelled."""
-        while True:
-            items = [await self._recent.get()]
-            while len(items) < batch and not self._recent.empty():
-                items.append(self._recent.get_nowait())
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for pseudonym, summary in items:
-                        key = keys.decisions_key(pseudonym)
-                        pipe.lpush(key, summary)
-                        pipe.ltrim(key, 0, lists.RECENT_DECISIONS - 1)
-                        pipe.expire(key, lists.DECISIONS_TTL_S)
-                    await pipe.execute()
-            except (RedisError, OSError):
-                log.warning("recent decisions not recorded (Redis unavailable)")
-                await asyncio.sleep(0.5)
 
 
 def _decision(

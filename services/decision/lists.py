@@ -3,7 +3,7 @@
 An entry lives in the hash ``fm:v1:{<pseudonym>}:lists`` under ``<allow|deny>:<tenant>`` (``*`` for
 every tenant) as JSON with its own expiry; the key's TTL is the latest expiry, so every entry and
 the key itself go away. The decision reads a caller's entries in the same pipeline (one round trip)
-as its features. Recent decisions (``:dec``) are a capped list written off the call path.
+as its features. Recent decisions (``:dec``) are written by reputation (services.common.recent).
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ DENY: Final = admin_pb2.LIST_KIND_DENY
 KIND_NAMES: Final = {ALLOW: "allow", DENY: "deny"}
 ANY_TENANT: Final = "*"
 MAX_TTL_S: Final = 400 * 86_400
-RECENT_DECISIONS: Final = 20
-DECISIONS_TTL_S: Final = 35 * 86_400
 
 
 def field(kind: admin_pb2.ListKind.ValueType, tenant: str) -> str:

@@ -258,7 +258,6 @@ async def start(settings: DecisionSettings, *, scorer: Scorer | None = None) -> 
     with contextlib.suppress(RedisError, OSError):
         await decider.load_scripts()  # a Redis that is down now is handled per call (NOSCRIPT reloads)
     tasks = [
-        asyncio.create_task(decider.write_recent(), name="recent-decisions"),
         asyncio.create_task(policies.run(), name="policy-reload"),
         asyncio.create_task(models.run(), name="model-reload"),
     ]

@@ -46,7 +46,6 @@ class DecisionSettings(ShakenSettings):
     # Audit: every decision goes to calls.setup.v1 without the call waiting for Kafka.
     audit_enabled: bool = True
     audit_queue_max: int = 100_000
-    recent_decisions_queue_max: int = 10_000
     # DecideStream: how many of one stream's calls are decided at once, and each message's deadline
     # when it does not send budget_ms.
     stream_window: int = 64
@@ -79,7 +78,7 @@ class DecisionSettings(ShakenSettings):
         ):
             if getattr(self, name) <= 0:
                 problems.append(f"{env_name(name)}: must be positive")
-        if self.breaker_failures < 1 or self.audit_queue_max < 1 or self.recent_decisions_queue_max < 1:
+        if self.breaker_failures < 1 or self.audit_queue_max < 1:
             problems.append("breaker and queue sizes must be at least 1")
         client_tls = (self.tls_server_ca_file, self.tls_client_cert_file, self.tls_client_key_file)
         if any(client_tls) and not all(client_tls):

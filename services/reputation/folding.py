@@ -18,6 +18,7 @@ from fraudmesh.v1 import events_pb2
 from services.common.identity import CallerFields, attribute_record
 from services.common.phone import InvalidNumberError, normalize
 from services.common.pseudonym import Pseudonymizer
+from services.common.recent import summary_json
 from services.common.topics import AUDIO_VERDICTS, CALLS_CDR, CALLS_SETUP, COMPLAINTS
 from services.reputation.numbers import (
     CdrUpdate,
@@ -84,13 +85,15 @@ class Folding:
 
     def setup(self, value: bytes, fallback_ms: int) -> Update:
         """calls.setup.v1 → SetupUpdate."""
-        setup = CALLS_SETUP.codec().decode(value).setup
+        event = CALLS_SETUP.codec().decode(value)
+        setup = event.setup
         return SetupUpdate(
             caller=self.caller(setup),
             callee=self.number(setup.called_number, setup.tenant, "called_number", required=False),
             tenant=setup.tenant,
             call_id=setup.call_id,
             t_ms=_ms(setup.event_time, fallback_ms),
+            summary=summary_json(event),
         )
 
     def cdr(self, value: bytes, fallback_ms: int) -> Update:

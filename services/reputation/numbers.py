@@ -18,7 +18,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from services.common import keys, windows
+from services.common import keys, recent, windows
 from services.common.pseudonym import opaque_id
 from services.common.windows import CALL_WINDOWS, DISTINCT_1H, DISTINCT_24H, RING_ADD
 
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 
 # Lua source with the windows and retention baked in, so each call sends only what varies.
+# KEYS: marker, num, win, hll 1 h, hll 24 h, out, recent decisions; ARGV: t_ms, callee digest, summary
 SETUP_BODY = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', MARKER_TTL) then return 0 end
 local t = tonumber(ARGV[1])
@@ -46,6 +47,11 @@ if ARGV[2] ~= '' then
   redis.call('EXPIRE', KEYS[5], HLL_24H_TTL)
   capped_add(KEYS[6], ARGV[2], RELATIONSHIP_CAP, NUMBER_TTL)
 end
+if ARGV[3] ~= '' then
+  redis.call('LPUSH', KEYS[7], ARGV[3])
+  redis.call('LTRIM', KEYS[7], 0, RECENT_DECISIONS - 1)
+  redis.call('EXPIRE', KEYS[7], DECISIONS_TTL)
+end
 return 1
 """
 
@@ -65,6 +71,8 @@ def compile_script(body: str, retention: Retention) -> str:
         "RAPID_GAP_MS": windows.RAPID_GAP_MS,
         "DAY_MS": windows.COMPLAINTS_30D.bucket_ms,
         "COMPLAINT_SLOTS": windows.COMPLAINTS_30D.slots,
+        "RECENT_DECISIONS": recent.RECENT_DECISIONS,
+        "DECISIONS_TTL": recent.DECISIONS_TTL_S,
     }
     prelude = "".join(f"local {name} = {value}\n" for name, value in constants.items())
     prelude += f"local CALL_RINGS = {windows.lua_rings(CALL_WINDOWS)}\n"
@@ -202,6 +210,7 @@ class SetupUpdate:
     tenant: str
     call_id: str
     t_ms: int
+    summary: str = ""  # the audited decision for the caller's recent list (services.common.recent)
 
 
 @dataclass(frozen=True)
@@ -284,8 +293,9 @@ class NumberStore:
                     keys.hll_key(update.caller, DISTINCT_1H.prefix, DISTINCT_1H.bucket(update.t_ms)),
                     keys.hll_key(update.caller, DISTINCT_24H.prefix, DISTINCT_24H.bucket(update.t_ms)),
                     keys.outbound_key(update.caller),
+                    keys.decisions_key(update.caller),
                 ],
-                args=[update.t_ms, callee],
+                args=[update.t_ms, callee, update.summary],
                 client=pipe,
             )
             if update.callee:

@@ -44,7 +44,7 @@ from services.origination.service import build as build_origination
 from services.origination.service import start as start_origination
 from services.origination.settings import OriginationSettings
 from services.scoring.model import Scorer
-from tests.integration.conftest import Stack, _free_port
+from tests.integration.conftest import Stack, Worker, _free_port
 from tests.integration.origination_pki import HOME_X5U, Pki, build_pki, signed_setup
 from tests.unit.test_grpcserver_tls import _ca, _issue
 from training.synthetic import generate
@@ -255,7 +255,7 @@ async def test_deadline_holds_with_redis_blackholed_and_breaker_opens(
 
 
 async def test_redress_allow_list_shadow_mode_and_hot_reload(
-    stack: Stack, scorer: Scorer, policy_file: Path
+    stack: Stack, scorer: Scorer, policy_file: Path, reputation_worker: Worker
 ) -> None:
     caller = f"+86137{uuid.uuid4().int % 10**8:08d}"
     settings = decision_settings(stack, policy_file, "")
@@ -320,10 +320,15 @@ async def test_redress_allow_list_shadow_mode_and_hot_reload(
         assert reloaded.label == "疑似诈骗"
         assert reloaded.reason_codes
 
-        await asyncio.sleep(0.3)  # recent decisions are written off the call path
-        explained = await admin.Explain(
-            admin_pb2.ExplainRequest(tenant="demo-cn", number=caller), metadata=BEARER, timeout=2.0
-        )
+        # Recent decisions are written by reputation as it folds the audit records (off the call path).
+        deadline = time.monotonic() + 60
+        while True:
+            explained = await admin.Explain(
+                admin_pb2.ExplainRequest(tenant="demo-cn", number=caller), metadata=BEARER, timeout=2.0
+            )
+            if len(explained.recent) >= 3 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
     assert [e.kind for e in explained.entries] == [admin_pb2.LIST_KIND_DENY]
     assert explained.entries[0].reason == "test: confirmed fraud"
     assert [s.action for s in explained.recent] == [ALLOW, ALLOW, BLOCK]

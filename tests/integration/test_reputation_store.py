@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from services.common import features, keys
 from services.common.featurestore import FeatureReader, fill
+from services.common.recent import DECISIONS_TTL_S, RECENT_DECISIONS
 from services.common.windows import CALLS_1H, CALLS_1M, CALLS_24H, COMPLAINTS_30D, DAY, Window
 from services.reputation.numbers import (
     CdrUpdate,
@@ -276,3 +277,28 @@ def test_every_key_expires_and_none_holds_a_number(
     assert len(written) >= 8
     for key in written:
         assert plain.ttl(key) > 0, key
+
+
+def test_the_recent_decisions_list_counts_each_audit_record_once_capped_and_with_a_ttl(
+    clients: tuple[NumberStore, FeatureReader], loop: asyncio.AbstractEventLoop, stack: Stack
+) -> None:
+    store, _ = clients
+    caller = fresh()
+    updates = [
+        SetupUpdate(caller, "", "t", f"call-{i}", T0 + i, summary=f'{{"call_id": "call-{i}"}}')
+        for i in range(RECENT_DECISIONS + 5)
+    ]
+    loop.run_until_complete(store.apply(updates[:1]))
+    loop.run_until_complete(store.apply(updates[:1]))  # the same record delivered again
+    sync = redis.Redis.from_url(stack.settings.redis_url)
+    try:
+        assert sync.lrange(keys.decisions_key(caller), 0, -1) == [b'{"call_id": "call-0"}']
+        loop.run_until_complete(store.apply(updates))
+        held = sync.lrange(keys.decisions_key(caller), 0, -1)
+        assert len(held) == RECENT_DECISIONS
+        assert held[0] == f'{{"call_id": "call-{RECENT_DECISIONS + 4}"}}'.encode()
+        assert 0 < sync.ttl(keys.decisions_key(caller)) <= DECISIONS_TTL_S
+        loop.run_until_complete(store.apply([SetupUpdate(caller, "", "t", "no-decision", T0)]))
+        assert len(sync.lrange(keys.decisions_key(caller), 0, -1)) == RECENT_DECISIONS
+    finally:
+        sync.close()
