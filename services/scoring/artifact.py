@@ -273,7 +273,8 @@ def _read_forest(file: Path) -> Forest:
             arrays = {name: npz[name] for name in names}
     except FileNotFoundError:
         raise ArtifactError(_MISSING, file=file) from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+    # NotImplementedError: zipfile's answer to a damaged compression-method field
+    except (OSError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile, zlib.error) as exc:
         raise ArtifactError(f"cannot read the arrays, truncated or not an npz ({exc})", file=file) from None
     if any(array.ndim != 1 for array in arrays.values()):
         raise ArtifactError("every array must be one-dimensional", file=file)
