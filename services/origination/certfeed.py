@@ -3,57 +3,84 @@
 Decision verifies SHAKEN in its own process (services.decision.verification) and never fetches an
 x5u: origination owns certificates (allow-listed fetching, CRLs, pre-warm, the shared Redis copy)
 and publishes each chain it validates — or its refusal — to ``sti.certs.v1``, a compacted topic
-keyed by the x5u URL, so the topic holds each URL's latest entry for as long as it matters.
+keyed by the x5u URL, so the topic holds each URL's latest entry for as long as it matters
+(origination's side, the publisher and the miss follower, is ``services.origination.certpublish``).
 
-* ``CertificatePublisher`` (origination): one record per chain entering origination's cache and per
-  refusal it remembers; produce is non-blocking.
-* ``CertificateFollower`` (every decision process): assigns the topic's partitions itself (no group,
-  no commits: each process reads it whole), loads it up to its end before the process serves
-  (bounded), then keeps following on a daemon thread. Each chain is validated again against this
-  process's trust anchors — Kafka is never trusted for validity — and handed to the event loop
-  thread-safely; expired entries are ignored (so the topic needs no tombstones). ``report_miss``
+This module is the feed's contract and its reader:
+
+* the records (``chain_record``, ``refusal_record``, ``decode_chain_record``, ``decode_miss``) and
+  what a record means to a reader (``read_record`` → ``FeedUpdate``): each chain is validated again
+  against the reader's own trust anchors — Kafka is never trusted for validity; expired entries are
+  ignored, so the topic needs no tombstones (one is honoured: it forgets its URL);
+* ``FollowedChains``, the bounded in-memory copy the Verifier reads (its ``ChainSource``); a chain
+  held wins over a later refusal of its URL, so one origination replica failing to fetch a URL
+  another one validated does not withdraw it;
+* ``CertificateFollower`` (every decision process): assigns the topic's partitions itself (no
+  group, no commits: each process reads it whole), loads it up to its end before the process
+  serves (bounded), then keeps following on a daemon thread, where records are parsed and
+  validated; changes reach the event loop through ``call_soon_threadsafe``. ``report_miss``
   publishes an unknown x5u to ``sti.certs.misses.v1`` at most once per URL per interval.
-* ``MissFollower`` (origination): reads the misses in a consumer group and fetches each URL in the
-  background (allow-list, shared copy and negative caching apply); the publisher sends the result.
-  A URL already cached is published again (a reader that missed it catches up).
 
 Records carry x5u URLs and public certificates only, never numbers. A record that does not decode
 or a chain that does not validate is counted (``on_event("refused")``) and logged without the URL's
-query string; the thread never dies of one.
+query string; the thread never dies of one. ``on_event`` may run on the feed's thread, and this
+module registers no metrics: each process counts the outcomes in its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import threading
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any, Final
+from dataclasses import dataclass, replace
+from typing import Any, Final, Literal
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from cryptography.hazmat.primitives import serialization
-from google.protobuf.message import DecodeError
 
 from fraudmesh.v1 import events_pb2
+from services.common.codec import DecodeError, ProtoCodec
 from services.common.kafka import make_consumer, make_producer
-from services.common.topics import STI_CERT_MISSES, STI_CERTS, dead_letter_topic
-from services.origination.certs import CachedChain, CertificateCache, CertificateError, ChainValidator
+from services.common.topics import STI_CERT_MISSES, STI_CERTS
+from services.origination.certs import CachedChain, CertificateError, ChainValidator
 from services.origination.failures import Failure
 from services.origination.fetch import FetchError, parse_pem_chain
+
+__all__ = [
+    "CertificateFollower",
+    "FeedUpdate",
+    "FollowedChains",
+    "MissDeduper",
+    "chain_record",
+    "decode_chain_record",
+    "decode_miss",
+    "read_record",
+    "refusal_record",
+]
 
 log = logging.getLogger(__name__)
 
 POLL_S: Final = 0.2
-CONSUMER: Final = "origination"
+BATCH: Final = 500
 MAX_TRACKED_MISSES: Final = 10_000
 
+Event = Callable[[str], None]
+Outcome = Literal["loaded", "refusal", "forget", "expired", "refused"]
+CHAINS_CODEC: Final[ProtoCodec[events_pb2.CertificateChain]] = STI_CERTS.codec()
+MISSES_CODEC: Final[ProtoCodec[events_pb2.CertificateMiss]] = STI_CERT_MISSES.codec()
 
-def _url_for_logs(x5u: str) -> str:
+
+def ignore(_outcome: str) -> None:
+    """The default on_event: count nothing."""
+
+
+def url_for_logs(x5u: str) -> str:
     """The URL without query or fragment (they can carry tokens)."""
     return x5u.split("?", 1)[0].split("#", 1)[0][:200]
 
@@ -74,88 +101,127 @@ def refusal_record(x5u: str, failure: Failure, until: float, now_ms: int) -> eve
     )
 
 
-class CertificatePublisher:
-    """Publishes origination's validated chains and refusals to sti.certs.v1 (non-blocking)."""
+def decode_chain_record(key: bytes | None, value: bytes) -> events_pb2.CertificateChain:
+    """A sti.certs.v1 record, strictly: it parses, names its x5u, and is keyed by it (DecodeError)."""
+    record = CHAINS_CODEC.decode(value)
+    if key is not None and key != record.x5u.encode():
+        raise DecodeError("key_mismatch", "record key is not its x5u")
+    if not record.failure and not record.pem:
+        raise DecodeError("missing_field", "neither a chain nor a refusal")
+    return record
 
-    def __init__(self, producer: Producer, clock: Callable[[], float] = time.time) -> None:
-        self._producer: Producer | None = producer
-        self._clock = clock
-        self.published = 0
 
-    @classmethod
-    def connect(cls, bootstrap: str, client_id: str) -> CertificatePublisher:
-        return cls(make_producer(bootstrap, client_id))
+def decode_miss(value: bytes | None) -> str:
+    """The x5u of a sti.certs.misses.v1 record; DecodeError (with its reason) when unusable."""
+    return str(MISSES_CODEC.decode(value).x5u)
 
-    def chain(self, chain: CachedChain) -> None:
-        self._send(chain.x5u, chain_record(chain, int(self._clock() * 1000)))
 
-    def refusal(self, x5u: str, failure: Failure, until: float) -> None:
-        self._send(x5u, refusal_record(x5u, failure, until, int(self._clock() * 1000)))
+@dataclass(frozen=True, slots=True)
+class FeedUpdate:
+    """What one sti.certs.v1 record means to a reader.
 
-    def _send(self, x5u: str, record: events_pb2.CertificateChain) -> None:
-        if self._producer is None:  # closed
-            return
+    ``outcome``: "loaded" (``chain`` validated here), "refusal" (origination refused ``x5u`` with
+    ``failure`` until ``until``), "forget" (a tombstone), "expired" or "refused" (does not decode
+    or does not validate here; nothing changes).
+    """
+
+    outcome: Outcome
+    x5u: str = ""
+    chain: CachedChain | None = None
+    failure: Failure | None = None
+    until: float = 0.0
+
+
+_CHANGES: Final[frozenset[Outcome]] = frozenset({"loaded", "refusal", "forget"})
+_EVENTS: Final[frozenset[Outcome]] = frozenset({"loaded", "refused", "expired"})
+
+
+def read_record(key: bytes | None, value: bytes | None, validator: ChainValidator, now: float) -> FeedUpdate:
+    """Decode one record and validate its chain against ``validator``'s anchors (Kafka is not trusted)."""
+    if value is None:
+        return FeedUpdate("forget", key.decode("utf-8", "replace")) if key else FeedUpdate("refused")
+    try:
+        record = decode_chain_record(key, value)
+    except DecodeError as exc:
+        log.warning("certificate feed record does not decode", extra={"reason": exc.reason})
+        return FeedUpdate("refused")
+    if record.failure:
+        until = record.refused_until_ms / 1000
+        if until <= now:
+            return FeedUpdate("expired", record.x5u)
         try:
-            self._producer.produce(STI_CERTS.name, record.SerializeToString(), key=x5u.encode())
-            self._producer.poll(0)
-            self.published += 1
-        except (BufferError, Exception) as exc:  # the feed is best effort; readers also ask again
-            log.warning(
-                "certificate not published", extra={"x5u": _url_for_logs(x5u), "error": type(exc).__name__}
-            )
-
-    def dead_letter(self, message: Any, reason: str, error: BaseException) -> None:
-        """Send a record origination could not read to its dead-letter topic, with the reason."""
-        letter = events_pb2.DeadLetter(
-            consumer=CONSUMER,
-            source_topic=message.topic() or "",
-            source_partition=message.partition() or 0,
-            source_offset=message.offset() or 0,
-            key=message.key() or b"",
-            value=message.value() or b"",
-            reason=reason,
-            error_type=type(error).__name__,
-            detail=str(error)[:200],
+            failure = Failure(record.failure)
+        except ValueError:
+            failure = Failure.CERT_UNAVAILABLE
+        return FeedUpdate("refusal", record.x5u, failure=failure, until=until)
+    expires_at = record.expires_at_ms / 1000
+    if expires_at <= now:
+        return FeedUpdate("expired", record.x5u)
+    try:
+        chain = validator.validate(record.x5u, parse_pem_chain(record.pem), now)
+    except (CertificateError, FetchError) as exc:
+        log.warning(
+            "certificate from the feed refused here",
+            extra={"x5u": url_for_logs(record.x5u), "error": type(exc).__name__, "detail": str(exc)[:200]},
         )
-        letter.dead_lettered_at.GetCurrentTime()
-        if self._producer is None:
-            return
-        try:
-            self._producer.produce(dead_letter_topic(CONSUMER).name, letter.SerializeToString())
-            self._producer.poll(0)
-        except (BufferError, Exception) as exc:
-            log.warning("dead letter not sent", extra={"reason": reason, "error": type(exc).__name__})
+        return FeedUpdate("refused", record.x5u)
+    return FeedUpdate("loaded", record.x5u, replace(chain, expires_at=min(expires_at, chain.not_after)))
 
-    def flush(self, timeout_s: float = 5.0) -> int:
-        """Deliver what is queued (bounded); returns how many records are left."""
-        return int(self._producer.flush(timeout_s)) if self._producer is not None else 0
 
-    def close(self, timeout_s: float = 5.0) -> int:
-        """Flush (bounded) and release the producer now, not at some later garbage collection.
+class MissDeduper:
+    """At most one pass per key per interval; bounded (forgets everything when it tracks too many)."""
 
-        A librdkafka client left for the collector can be destroyed in a forked child whose
-        threads it never had (seen as a segfault in the trainer's worker pool).
-        """
-        left = self.flush(timeout_s)
-        self._producer = None
-        return left
+    __slots__ = ("_clock", "_interval", "_limit", "_seen")
+
+    def __init__(
+        self,
+        interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        limit: int = MAX_TRACKED_MISSES,
+    ) -> None:
+        self._interval = interval_s
+        self._clock = clock
+        self._limit = limit
+        self._seen: dict[str, float] = {}
+
+    def first(self, key: str) -> bool:
+        """True if key was not let through within the interval (and lets it through now)."""
+        now = self._clock()
+        last = self._seen.get(key)
+        if last is not None and now - last < self._interval:
+            return False
+        if last is None and len(self._seen) >= self._limit:
+            self._seen.clear()
+        self._seen[key] = now
+        return True
+
+    def __len__(self) -> int:
+        """How many keys are tracked."""
+        return len(self._seen)
 
 
 class FollowedChains:
-    """x5u → chain validated by this process, and recent refusals; bounded, loop-thread only."""
+    """x5u → chain validated by this process, and recent refusals; bounded, mutated on one thread.
+
+    When full, the chain expiring first goes (a heap of expiries, stale pairs skipped lazily). A
+    chain held wins over a refusal of its URL (``get`` is asked first, as the Verifier does).
+    """
 
     def __init__(self, max_entries: int = 4096, clock: Callable[[], float] = time.time) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         self._max = max_entries
         self._clock = clock
-        self._entries: OrderedDict[str, CachedChain] = OrderedDict()
+        self._entries: dict[str, CachedChain] = {}
+        self._expiry: list[tuple[float, str]] = []
         self._failures: OrderedDict[str, tuple[Failure, float]] = OrderedDict()
 
     def __len__(self) -> int:
+        """The number of chains held (expired ones included until touched)."""
         return len(self._entries)
 
     def get(self, x5u: str, now: float | None = None) -> CachedChain | None:
+        """The chain of x5u unless absent or expired; never blocks, never fetches."""
         entry = self._entries.get(x5u)
         if entry is None:
             return None
@@ -165,6 +231,7 @@ class FollowedChains:
         return entry
 
     def failure(self, x5u: str, now: float | None = None) -> Failure | None:
+        """Why origination refused x5u, while that refusal stands."""
         found = self._failures.get(x5u)
         if found is None:
             return None
@@ -173,21 +240,44 @@ class FollowedChains:
             return None
         return found[0]
 
+    def refusals(self) -> int:
+        """The number of refusals held (lapsed ones included until touched)."""
+        return len(self._failures)
+
     def put(self, chain: CachedChain) -> None:
-        """Hold a chain (already validated here); when full, the one expiring first goes."""
+        """Hold a chain (already validated here); it replaces any refusal of its URL."""
         self._failures.pop(chain.x5u, None)
         self._entries[chain.x5u] = chain
-        if len(self._entries) > self._max:
-            soonest = min(self._entries.values(), key=lambda entry: entry.expires_at)
-            del self._entries[soonest.x5u]
+        heapq.heappush(self._expiry, (chain.expires_at, chain.x5u))
+        while len(self._entries) > self._max:
+            expires_at, x5u = heapq.heappop(self._expiry)
+            held = self._entries.get(x5u)
+            if held is not None and held.expires_at == expires_at:
+                del self._entries[x5u]
+        if len(self._expiry) > 2 * self._max + 64:
+            self._expiry = [(entry.expires_at, url) for url, entry in self._entries.items()]
+            heapq.heapify(self._expiry)
 
     def put_refusal(self, x5u: str, failure: Failure, until: float) -> None:
-        """Remember origination's refusal of x5u until ``until``."""
-        self._entries.pop(x5u, None)
+        """Remember origination's refusal of x5u until ``until``; bounded, oldest refusal first out."""
         self._failures[x5u] = (failure, until)
         self._failures.move_to_end(x5u)
         while len(self._failures) > self._max:
             self._failures.popitem(last=False)
+
+    def apply(self, update: FeedUpdate) -> None:
+        """Apply what a feed record means (``read_record``): hold, remember a refusal, or forget."""
+        if update.outcome == "loaded" and update.chain is not None:
+            self.put(update.chain)
+        elif update.outcome == "refusal" and update.failure is not None:
+            self.put_refusal(update.x5u, update.failure, update.until)
+        elif update.outcome == "forget":
+            self.forget(update.x5u)
+
+    def forget(self, x5u: str) -> None:
+        """Drop whatever is held for x5u (a tombstone on the feed)."""
+        self._entries.pop(x5u, None)
+        self._failures.pop(x5u, None)
 
 
 class CertificateFollower:
@@ -201,17 +291,16 @@ class CertificateFollower:
         client_id: str,
         max_entries: int = 4096,
         miss_interval_s: float = 30.0,
-        on_event: Callable[[str], None] | None = None,
+        on_event: Event | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._bootstrap = bootstrap
         self._validator = validator
         self._client_id = client_id
-        self._miss_interval_s = miss_interval_s
-        self._on_event = on_event or (lambda _outcome: None)
+        self._on_event = on_event or ignore
         self._clock = clock
         self.chains = FollowedChains(max_entries, clock)
-        self._misses: dict[str, float] = {}
+        self._misses = MissDeduper(miss_interval_s)
         self._producer: Producer | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -220,6 +309,8 @@ class CertificateFollower:
 
     async def start(self, catch_up_timeout_s: float = 10.0) -> int:
         """Load the feed up to its end (bounded by the timeout), then keep following; chains held."""
+        if self._thread is not None:
+            raise RuntimeError("the certificate follower is already started")
         self._loop = asyncio.get_running_loop()
         self._caught_up = asyncio.Event()
         self._producer = make_producer(self._bootstrap, f"{self._client_id}-misses", **{"linger.ms": 20})
@@ -236,19 +327,14 @@ class CertificateFollower:
 
     def report_miss(self, x5u: str) -> None:
         """Ask origination for x5u (non-blocking; at most once per URL per interval)."""
-        now = time.monotonic()
-        last = self._misses.get(x5u)
-        if (last is not None and now - last < self._miss_interval_s) or self._producer is None:
+        if self._producer is None or not self._misses.first(x5u):
             return
-        if len(self._misses) >= MAX_TRACKED_MISSES:
-            self._misses.clear()
-        self._misses[x5u] = now
         record = events_pb2.CertificateMiss(x5u=x5u, seen_ms=int(self._clock() * 1000))
         try:
-            self._producer.produce(STI_CERT_MISSES.name, record.SerializeToString(), key=x5u.encode())
+            self._producer.produce(STI_CERT_MISSES.name, MISSES_CODEC.encode(record), key=x5u.encode())
             self._producer.poll(0)
             self._on_event("miss_reported")
-        except (BufferError, Exception) as exc:  # best effort: the next call asks again
+        except Exception as exc:  # BufferError, KafkaException: best effort, the next call asks again
             log.warning("certificate miss not reported", extra={"error": type(exc).__name__})
 
     async def close(self) -> None:
@@ -258,7 +344,7 @@ class CertificateFollower:
             await asyncio.to_thread(self._thread.join, 5.0)
         if self._producer is not None:
             await asyncio.to_thread(self._producer.flush, 2.0)
-            self._producer = None  # released now (see CertificatePublisher.close)
+            self._producer = None  # released now (see certpublish.CertificatePublisher.close)
 
     # ---- the feed thread -------------------------------------------------------------------
 
@@ -270,21 +356,21 @@ class CertificateFollower:
         )
         try:
             pending = self._assign(consumer)
+            if not pending:
+                self._signal_caught_up()
             while not self._stop.is_set():
-                message = consumer.poll(POLL_S)
-                if message is None:
-                    continue
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(message.partition())
-                        if not pending:
-                            self._signal_caught_up()
+                for message in consumer.consume(BATCH, POLL_S):
+                    error = message.error()
+                    if error is None:
+                        self._take(message.key(), message.value())
+                    elif error.code() == KafkaError._PARTITION_EOF:
+                        if pending:
+                            pending.discard(message.partition() or 0)
+                            if not pending:
+                                self._signal_caught_up()
                     else:
                         log.warning("certificate feed error", extra={"error": str(error)[:200]})
-                    continue
-                self._take(message.value() or b"")
-        except Exception:  # the feed must never take the process down; it stops and says so
+        except Exception:  # the consumer itself failed: the process keeps serving what it holds
             log.exception("certificate feed stopped")
         finally:
             with contextlib.suppress(Exception):
@@ -302,46 +388,20 @@ class CertificateFollower:
                 partitions = sorted(topic.partitions)
                 consumer.assign([TopicPartition(STI_CERTS.name, p, OFFSET_BEGINNING) for p in partitions])
                 return set(partitions)
-            time.sleep(1.0)
+            self._stop.wait(1.0)
         return set()
 
-    def _take(self, value: bytes) -> None:
-        """Validate one record here and hand the outcome to the event loop."""
+    def _take(self, key: bytes | None, value: bytes | None) -> None:
+        """Read one record here (never raises) and hand the change to the event loop."""
         try:
-            record = events_pb2.CertificateChain.FromString(value)
-        except DecodeError:
-            self._on_event("refused")
-            log.warning("certificate feed record does not decode")
-            return
-        now = self._clock()
-        if record.failure:
-            until = record.refused_until_ms / 1000
-            try:
-                failure = Failure(record.failure)
-            except ValueError:
-                failure = Failure.CERT_UNAVAILABLE
-            if until > now:
-                self._hand(self.chains.put_refusal, record.x5u, failure, until)
-            return
-        try:
-            chain = self._validator.validate(record.x5u, parse_pem_chain(record.pem), now)
-        except (CertificateError, FetchError) as exc:
-            self._on_event("refused")
-            log.warning(
-                "certificate from the feed refused here",
-                extra={
-                    "x5u": _url_for_logs(record.x5u),
-                    "error": type(exc).__name__,
-                    "detail": str(exc)[:200],
-                },
-            )
-            return
-        expires_at = min(record.expires_at_ms / 1000, chain.not_after)
-        if expires_at <= now:
-            self._on_event("expired")
-            return
-        self._hand(self.chains.put, replace(chain, expires_at=expires_at))
-        self._on_event("loaded")
+            update = read_record(key, value, self._validator, self._clock())
+        except Exception as exc:  # anything a hostile record makes the libraries raise
+            log.warning("certificate feed record unusable", extra={"error": type(exc).__name__})
+            update = FeedUpdate("refused")
+        if update.outcome in _CHANGES:
+            self._hand(self.chains.apply, update)
+        if update.outcome in _EVENTS:
+            self._on_event(update.outcome)
 
     def _hand(self, action: Callable[..., None], *args: Any) -> None:
         loop = self._loop
@@ -355,76 +415,3 @@ class CertificateFollower:
         if caught_up is not None and loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(caught_up.set)
-
-
-class MissFollower:
-    """Origination's reader of sti.certs.misses.v1: fetch (or republish) what decision processes ask for."""
-
-    def __init__(
-        self,
-        bootstrap: str,
-        group_id: str,
-        cache: CertificateCache,
-        publisher: CertificatePublisher,
-    ) -> None:
-        self._bootstrap = bootstrap
-        self._group_id = group_id
-        self._cache = cache
-        self._publisher = publisher
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._recent: dict[str, float] = {}
-        self.handled = 0
-
-    def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._follow, name="certificate-misses", daemon=True)
-        self._thread.start()
-
-    async def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 5.0)
-
-    def _follow(self) -> None:
-        consumer = make_consumer(
-            self._bootstrap,
-            self._group_id,
-            **{"enable.auto.commit": True, "auto.offset.reset": "latest"},  # old misses were answered
-        )
-        consumer.subscribe([STI_CERT_MISSES.name])
-        try:
-            while not self._stop.is_set():
-                message = consumer.poll(POLL_S)
-                if message is None or message.error() is not None:
-                    continue
-                try:
-                    x5u = events_pb2.CertificateMiss.FromString(message.value() or b"").x5u
-                except DecodeError as exc:
-                    self._publisher.dead_letter(message, "decode_error", exc)
-                    continue
-                loop = self._loop
-                if x5u and loop is not None and not loop.is_closed():
-                    with contextlib.suppress(RuntimeError):
-                        loop.call_soon_threadsafe(self._handle, x5u)
-        except Exception:
-            log.exception("certificate miss follower stopped")
-        finally:
-            with contextlib.suppress(Exception):
-                consumer.close()
-
-    def _handle(self, x5u: str) -> None:
-        """On the loop: republish a cached chain, else fetch it (a burst of one URL counts once)."""
-        now = time.monotonic()
-        if now - self._recent.get(x5u, -1e9) < 1.0:
-            return
-        if len(self._recent) >= MAX_TRACKED_MISSES:
-            self._recent.clear()
-        self._recent[x5u] = now
-        self.handled += 1
-        chain = self._cache.get(x5u)
-        if chain is not None:
-            self._publisher.chain(chain)
-        else:
-            self._cache.fetch_in_background(x5u)

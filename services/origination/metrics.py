@@ -52,6 +52,13 @@ CERT_CACHE_ENTRIES = Gauge(
     "fraudmesh_origination_cert_cache_entries",
     "Validated certificate chains held in this process's cache.",
 )
+CERT_FEED = Counter(
+    "fraudmesh_origination_cert_feed_total",
+    "Certificate feed (services/origination/certfeed.py): records to sti.certs.v1 (published, "
+    "publish_failed) and misses read from sti.certs.misses.v1 (republished, fetch_started, "
+    "fetch_in_flight, refused, deduplicated, dead_lettered).",
+    ["outcome"],
+)
 BREAKER_STATE = Gauge(
     "fraudmesh_origination_breaker_state",
     "Circuit breaker state per dependency (0 closed, 1 half-open, 2 open).",

@@ -49,7 +49,7 @@ from services.common.pseudonym import Pseudonymizer
 from services.common.redisstore import make_async_redis
 from services.common.tracing import child_span, incoming_context
 from services.origination import metrics
-from services.origination.certfeed import CertificatePublisher, MissFollower
+from services.origination.certpublish import CertificatePublisher, MissFollower
 from services.origination.certs import CachedChain, ChainValidator
 from services.origination.checks import CallChecks, Trust
 from services.origination.failures import Failure
@@ -363,8 +363,12 @@ async def start(
 ) -> tuple[ServerHandle, Origination]:
     """Build (unless given), pre-warm, start the gRPC server and report SERVING."""
     core = core if core is not None else build(settings)
+
+    def feed_event(outcome: str) -> None:  # may run on the miss follower's thread
+        metrics.CERT_FEED.labels(outcome).inc()
+
     publisher = CertificatePublisher.connect(
-        settings.kafka_bootstrap, f"{settings.service_name}-certificates"
+        settings.kafka_bootstrap, f"{settings.service_name}-certificates", on_event=feed_event
     )
     core.cache.on_cached = publisher.chain  # every chain validated from here on goes to the feed
     core.cache.on_refused = publisher.refusal
@@ -373,7 +377,9 @@ async def start(
     counts = await prewarm(core)
     left = await asyncio.to_thread(publisher.flush, 10.0)  # on the feed before SERVING (bounded)
     log.info("certificate cache pre-warmed", extra={**counts, "unpublished": left})
-    misses = MissFollower(settings.kafka_bootstrap, settings.cert_miss_group, core.cache, publisher)
+    misses = MissFollower(
+        settings.kafka_bootstrap, settings.cert_miss_group, core.cache, publisher, on_event=feed_event
+    )
     misses.start()
     handle = await start_server(
         settings.grpc_bind,
