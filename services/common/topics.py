@@ -97,15 +97,19 @@ AUDIO_VERDICTS = Topic(
 )
 
 # Origination's certificate feed (services.origination.certfeed): every validated chain, keyed by
-# its x5u, compacted so a starting decision process reads each URL's latest entry; and the misses
-# decision processes report. One partition each: a few thousand certificates, read whole by every
-# reader.
+# its x5u (URLs are not personal data), compacted so a starting decision process reads each URL's
+# latest entry; and the misses decision processes report. One partition each: a few thousand
+# certificates, read whole by every reader. No tombstones are needed: every entry carries its own
+# expiry (a chain at most origination's 1-day cache max-age, a refusal its negative TTL, at most a
+# day) and readers ignore expired ones. Compaction decides what a reader sees; deletion after 7 days
+# only drops entries long expired, and bounds the topic, whose keys (refused x5u URLs included)
+# come from unauthenticated SIP headers.
 STI_CERTS = Topic(
     "sti.certs.v1",
     events_pb2.CertificateChain,
     1,
-    30 * DAY_MS,
-    cleanup_policy="compact",
+    7 * DAY_MS,
+    cleanup_policy="compact,delete",
     required_fields=("x5u",),
     extra_config={"min.cleanable.dirty.ratio": "0.1", "segment.ms": str(HOUR_MS)},
 )

@@ -54,7 +54,7 @@ class OriginationSettings(ShakenSettings):
     x5u_tls_ca_file: str = ""
     x5u_fetch_timeout_s: float = 2.0
     x5u_prewarm_file: str = ""
-    cert_negative_ttl_s: float = 60.0
+    cert_negative_ttl_s: float = 60.0  # a refused x5u is not fetched again, here or by the feed's readers
     # The consumer group reading the certificate misses decision processes report (sti.certs.misses.v1).
     cert_miss_group: str = "fraudmesh-origination-certificates"
     # Replay detection across replicas: one Redis SET NX per verified PASSporT, within this budget.
@@ -73,6 +73,11 @@ class OriginationSettings(ShakenSettings):
         problems: list[str] = []
         if not 0 <= self.grpc_port <= 65535:
             problems.append(f"{env_name('grpc_port')}: must be a port number")
+        if not 0 < self.cert_negative_ttl_s <= DAY_S:
+            # a refusal on the certificate feed must lapse well within sti.certs.v1's retention
+            problems.append(f"{env_name('cert_negative_ttl_s')}: must be positive and at most a day")
+        if not self.cert_miss_group:
+            problems.append(f"{env_name('cert_miss_group')}: must not be empty")
         if self.replay_timeout_s <= 0 or self.x5u_fetch_timeout_s <= 0:
             problems.append("replay and fetch timeouts must be positive")
         if self.breaker_failures < 1 or self.breaker_reset_s <= 0:
