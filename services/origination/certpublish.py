@@ -165,7 +165,6 @@ class MissFollower:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._recent = MissDeduper(dedupe_s)
-        self._assigned = threading.Event()
         self.handled = 0
 
     def start(self) -> None:
@@ -173,10 +172,6 @@ class MissFollower:
         self._loop = asyncio.get_running_loop()
         self._thread = threading.Thread(target=self._follow, name="certificate-misses", daemon=True)
         self._thread.start()
-
-    async def wait_assigned(self, timeout_s: float) -> bool:
-        """True once the group gave this reader the misses partition (for start-up and tests)."""
-        return await asyncio.to_thread(self._assigned.wait, timeout_s)
 
     async def close(self) -> None:
         """Stop reading (bounded) and leave the group."""
@@ -192,7 +187,7 @@ class MissFollower:
             # group starts at the end, since older misses were answered or will be asked again.
             **{"enable.auto.commit": True, "auto.offset.reset": "latest"},
         )
-        consumer.subscribe([STI_CERT_MISSES.name], on_assign=lambda _c, _p: self._assigned.set())
+        consumer.subscribe([STI_CERT_MISSES.name])
         try:
             while not self._stop.is_set():
                 for message in consumer.consume(BATCH, POLL_S):
