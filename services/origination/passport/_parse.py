@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import binascii
 import functools
 import json
 import math
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from services.common.phone import InvalidNumberError, e164_digits, normalize
+from services.common.phone import MAX_DIGITS, InvalidNumberError, e164_digits, normalize
 from services.origination.failures import Failure
 from services.origination.passport._errors import (
     ATTESTATIONS,
@@ -27,12 +27,15 @@ from services.origination.passport._errors import (
 
 _PPTS: Final = frozenset({"shaken", "div"})
 
-_B64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
+_TO_STANDARD_B64: Final = bytes.maketrans(b"-_+/=", b"+/!!!")
+"""base64url to the standard alphabet; ``+``, ``/`` and ``=`` (not base64url) become ``!``, which
+strict decoding refuses."""
+_B64_PADDING: Final = (b"", b"", b"==", b"=")
 _B64URL_VALUE: Final = {
     char: value
     for value, char in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 }
-_TN: Final = re.compile(r"[0-9]{1,20}")
+_MAX_TN_DIGITS: Final = 20
 _UUID: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _PARAM_NAME: Final = r"[A-Za-z0-9.!%*_+`'~-]+"
 _PARAM_VALUE: Final = r"<[^<>\s]*>|\"[^\"\\\r\n]*\"|[A-Za-z0-9.!%*_+`'~:/\[\]-]+"
@@ -69,6 +72,11 @@ class Passport:
 
 def split_identity(value: str) -> IdentityHeader:
     """Split an RFC 8224 Identity header value into JWS and parameters; raises PassportError."""
+    return IdentityHeader(*split_fields(value))
+
+
+def split_fields(value: str) -> tuple[str, str, str | None, str | None]:
+    """``split_identity`` as a plain (jws, info, alg, ppt) tuple, for the call path; raises PassportError."""
     if len(value) > MAX_HEADER_BYTES:
         raise PassportError(Failure.OVERSIZE, "Identity header over 4 KiB")
     if not value.isascii():
@@ -76,7 +84,7 @@ def split_identity(value: str) -> IdentityHeader:
     text = value.strip(" \t")
     jws = text.partition(";")[0].rstrip(" \t")
     info, alg, ppt = _identity_params(text[len(jws) :])
-    return IdentityHeader(jws=jws, info=info, alg=alg, ppt=ppt)
+    return jws, info, alg, ppt
 
 
 @functools.lru_cache(maxsize=1024)
@@ -117,13 +125,22 @@ def _unquote(value: str | None) -> str | None:
 
 
 def _b64url_decode(text: str) -> bytes:
-    """Strict base64url: URL-safe alphabet, no padding, canonical trailing bits."""
-    if len(text) % 4 == 1 or _B64URL.fullmatch(text) is None:
-        raise PassportError(Failure.BAD_BASE64, "not unpadded base64url")
+    """Strict base64url: URL-safe alphabet, no padding, canonical trailing bits.
+
+    The text is mapped to the standard alphabet and decoded by ``binascii`` in strict mode, which
+    refuses any other character, so no regex pass over the text is needed.
+    """
     tail = len(text) % 4
+    if tail == 1 or not text.isascii():
+        raise PassportError(Failure.BAD_BASE64, "not unpadded base64url")
+    standard = text.encode("ascii").translate(_TO_STANDARD_B64) + _B64_PADDING[tail]
+    try:
+        raw = binascii.a2b_base64(standard, strict_mode=True)
+    except binascii.Error:
+        raise PassportError(Failure.BAD_BASE64, "not unpadded base64url") from None
     if tail and _B64URL_VALUE[text[-1]] & (0b1111 if tail == 2 else 0b11):
         raise PassportError(Failure.BAD_BASE64, "non-canonical base64url")  # unused trailing bits set
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return raw
 
 
 class _DuplicateKeyError(ValueError):
@@ -136,11 +153,9 @@ class _JsonLimitError(ValueError):
 
 def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """json object_pairs_hook refusing duplicate member names (RFC 7515 section 5.2 requires it)."""
-    result: dict[str, Any] = {}
-    for key, item in pairs:
-        if key in result:
-            raise _DuplicateKeyError(key)
-        result[key] = item
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _DuplicateKeyError("duplicate member name")
     return result
 
 
@@ -218,8 +233,8 @@ def _json_object(part: str) -> dict[str, Any]:
 
 
 def _tn(value: object) -> str:
-    """A telephone number claim: ASCII digits only (RFC 8224 section 8.3 canonical form)."""
-    if not isinstance(value, str) or _TN.fullmatch(value) is None:
+    """A telephone number claim: 1 to 20 ASCII digits (RFC 8224 section 8.3 canonical form)."""
+    if not (isinstance(value, str) and len(value) <= _MAX_TN_DIGITS and value.isascii() and value.isdigit()):
         raise PassportError(Failure.BAD_CLAIMS, "tn is not a digit string")
     return value
 
@@ -275,20 +290,27 @@ def _signature(part: str) -> tuple[int, int]:
 
 def parse_passport(value: str) -> Passport:
     """Parse and structurally validate one Identity header value; raises only PassportError."""
-    return parse_identity(split_identity(value))
+    jws, info, _alg, ppt = split_fields(value)
+    return parse_jws(jws, info, ppt)
 
 
 def parse_identity(identity: IdentityHeader) -> Passport:
     """Parse and validate the JWS of a split Identity header (see parse_passport)."""
-    if identity.ppt not in _PPTS:
+    return parse_jws(identity.jws, identity.info, identity.ppt)
+
+
+def parse_jws(jws: str, info: str, ppt: str | None) -> Passport:
+    """``parse_identity`` on the fields of ``split_fields``; raises only PassportError."""
+    if ppt not in _PPTS:
         raise PassportError(Failure.UNKNOWN_PPT, "ppt is neither shaken nor div")
-    parts = identity.jws.split(".")
+    parts = jws.split(".")
     if len(parts) != 3 or not parts[0]:
         raise PassportError(Failure.MALFORMED, "JWS is not header.claims.signature")
-    x5u = _check_header(parts[0], identity.info, identity.ppt)
-    if not parts[1]:
+    header, payload, signature = parts
+    x5u = _check_header(header, info, ppt)
+    if not payload:
         raise CompactFormError()
-    claims = _json_object(parts[1])
+    claims = _json_object(payload)
     iat = claims.get("iat")
     if type(iat) is not int or not 0 <= iat <= MAX_JSON_INT:
         raise PassportError(Failure.BAD_CLAIMS, "iat is not a non-negative integer below 2**53")
@@ -296,11 +318,11 @@ def parse_identity(identity: IdentityHeader) -> Passport:
     dest = _tn_object(claims, "dest")
     if not isinstance(dest, list) or not 1 <= len(dest) <= MAX_DEST_TNS:
         raise PassportError(Failure.BAD_CLAIMS, "dest.tn is not a non-empty list")
-    dest_tns = tuple(_tn(tn) for tn in dest)
+    dest_tns = tuple([_tn(tn) for tn in dest])
     attest: str | None = None
     origid: str | None = None
     div_tn: str | None = None
-    if identity.ppt == "shaken":
+    if ppt == "shaken":
         attest = claims.get("attest")
         if not isinstance(attest, str) or attest not in ATTESTATIONS:
             raise PassportError(Failure.BAD_ATTEST, "attest is not A, B or C")
@@ -309,9 +331,9 @@ def parse_identity(identity: IdentityHeader) -> Passport:
             raise PassportError(Failure.BAD_ORIGID, "origid is not a UUID")
     else:
         div_tn = _tn(_tn_object(claims, "div"))
-    r, s = _signature(parts[2])
+    r, s = _signature(signature)
     return Passport(
-        ppt=identity.ppt,
+        ppt=ppt,
         x5u=x5u,
         iat=iat,
         orig_tn=orig_tn,
@@ -319,7 +341,7 @@ def parse_identity(identity: IdentityHeader) -> Passport:
         attest=attest,
         origid=origid,
         div_tn=div_tn,
-        signing_input=f"{parts[0]}.{parts[1]}".encode("ascii"),
+        signing_input=jws[: len(header) + 1 + len(payload)].encode("ascii"),
         r=r,
         s=s,
     )
@@ -329,8 +351,12 @@ def tn_digits(raw: str, region: str) -> str | None:
     """A SIP number as PASSporT TN digits: E.164 without '+', national digits for short codes.
 
     A number already in international form takes the RFC 8224 canonical form directly (no
-    numbering-plan lookup: ~1 µs instead of ~30 µs); national forms go through ``normalize``.
+    numbering-plan lookup: ~1 µs instead of ~30 µs); national forms go through ``normalize``. A
+    plain ``+digits`` number (the usual SIP form) is taken as is, which is what ``e164_digits`` does.
     """
+    digits = raw[1:]
+    if raw[:1] == "+" and len(digits) <= MAX_DIGITS and digits.isascii() and digits.isdigit():
+        return digits
     international = e164_digits(raw)
     if international is not None:
         return international

@@ -34,7 +34,8 @@ from services.origination.passport._parse import (
     IdentityHeader,
     Passport,
     parse_identity,
-    split_identity,
+    parse_jws,
+    split_fields,
     tn_digits,
 )
 from services.origination.passport._replay import ReplayStore, replay_key
@@ -153,14 +154,13 @@ class Verifier:
         others: list[Failure] = []
         for value in headers:
             try:
-                identity = split_identity(value)
-                if identity.ppt == "div":
-                    divs.append(identity)
-                    continue
-                if identity.ppt != "shaken":
+                jws, info, alg, ppt = split_fields(value)
+                if ppt == "shaken":
+                    candidates.append(parse_jws(jws, info, ppt))
+                elif ppt == "div":
+                    divs.append(IdentityHeader(jws, info, alg, ppt))
+                else:
                     others.append(Failure.UNKNOWN_PPT)
-                    continue
-                candidates.append(parse_identity(identity))
             except PassportError as exc:
                 candidates.append(_failed(exc.failure))
         if not candidates:
