@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from typing import Protocol
+from typing import Final, Protocol
 
 from services.origination.passport._errors import P256_ORDER
 from services.origination.passport._parse import Passport
 
+_HALF_ORDER: Final = (P256_ORDER // 2).to_bytes(32, "big")
+
 
 def replay_key(passport: Passport) -> bytes:
     """128-bit replay key of a PASSporT's signature; (r, s) and its malleated twin (r, n-s) collide."""
-    low_s = min(passport.s, P256_ORDER - passport.s)
-    return hashlib.sha256(passport.r.to_bytes(32, "big") + low_s.to_bytes(32, "big")).digest()[:16]
+    signature = passport.signature
+    if signature[32:] <= _HALF_ORDER:  # big-endian bytes of one width compare as their numbers
+        return hashlib.sha256(signature).digest()[:16]
+    low_s = P256_ORDER - int.from_bytes(signature[32:], "big")
+    return hashlib.sha256(signature[:32] + low_s.to_bytes(32, "big")).digest()[:16]
 
 
 class ReplayStore(Protocol):
