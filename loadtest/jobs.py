@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 from datetime import timedelta
 
@@ -12,6 +11,7 @@ from loadtest.console import console
 from loadtest.replay import ReplayConfig, ReplayStats, replay
 from loadtest.scenario import load
 from loadtest.simulate import simulate, write_dataset
+from services.common import eventloop
 from services.common.progress import progress_bar
 from services.common.pseudonym import Pseudonymizer
 from services.common.settings import CommonSettings
@@ -80,7 +80,7 @@ def replay_dataset(args: argparse.Namespace) -> int:
                 task, completed=stats.events + stats.skipped_audio, rate=f"sim {stats.simulated_s:,.0f} s"
             )
 
-        stats = asyncio.run(replay(args.dataset, config, update))
+        stats = eventloop.run(replay(args.dataset, config, update))
         progress.update(task, completed=stats.events + stats.skipped_audio)
     console.print(
         f"replayed {stats.events:,} events in {stats.wall_s:.1f} s "

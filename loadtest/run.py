@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import secrets
 import time
@@ -22,7 +21,7 @@ from loadtest.model import resolve_model
 from loadtest.processes import REPO_ROOT, ServiceProcess
 from loadtest.replay import ReplayConfig, ReplayStats, replay
 from loadtest.scenario import Scenario, load
-from services.common import keys
+from services.common import eventloop, keys
 from services.common.progress import progress_bar
 from services.common.pseudonym import Pseudonymizer
 from services.common.redisstore import make_sync_redis
@@ -112,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             def update(stats: ReplayStats) -> None:
                 progress.update(task, completed=stats.events, rate=f"sim {stats.simulated_s / 3600:,.1f} h")
 
-            stats = asyncio.run(replay(dataset, config, update))
+            stats = eventloop.run(replay(dataset, config, update))
         console.print(
             f"replayed {stats.events:,} events in {stats.wall_s:.1f} s "
             f"({stats.events / stats.wall_s:,.0f}/s), "

@@ -38,6 +38,7 @@ from fraudmesh.v1 import (
     origination_pb2_grpc,
     verdicts_pb2,
 )
+from services.common import eventloop
 from services.common.features import SCHEMA_HASH
 from services.common.grpcserver import ServerHandle, server_tls, start_server, until_signalled
 from services.common.redisstore import make_async_redis
@@ -313,7 +314,7 @@ def run_worker(index: int) -> None:
         settings = dataclasses.replace(settings, metrics_port=settings.metrics_port + index)
     telemetry = setup_telemetry(settings)
     try:
-        asyncio.run(serve(settings))
+        eventloop.run(serve(settings))
     except ConfigurationError as exc:  # unreadable trust anchors, CRLs or DNO list: say which, exit 2
         print(f"decision: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

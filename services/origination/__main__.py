@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
+from services.common import eventloop
 from services.common.redisstore import make_async_redis
 from services.common.settings import SettingsError, load
 from services.common.streams import run_worker
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.role == "serve":
-            asyncio.run(serve(settings))
+            eventloop.run(serve(settings))
         else:
             prewarm_files(core)  # provisioned PEMs now; shared and fetched chains on first miss
             store = AttestationStore(
