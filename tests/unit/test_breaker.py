@@ -76,3 +76,34 @@ def test_release_neither_charges_nor_resets_and_hands_back_the_probe() -> None:
     assert breaker.allow()
     breaker.release()
     assert breaker.allow(), "the probe was handed back"
+
+
+def test_calls_failing_together_in_one_stall_count_once() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("redis", failure_threshold=3, reset_after_s=1.0, clock=clock)
+    in_flight = [breaker.now() for _ in range(10)]  # ten calls waiting when the dependency stalls
+    clock.now = 0.004
+    for started in in_flight:
+        breaker.failure(started_at=started)
+    assert state_of(breaker) is BreakerState.CLOSED, "one stall is one failure, however many it hit"
+    for _ in range(2):  # the dependency stays down: each next call started after the last failure
+        started = breaker.now()
+        clock.now += 0.004
+        breaker.failure(started_at=started)
+    assert state_of(breaker) is BreakerState.OPEN
+
+
+def test_only_the_probe_decides_a_half_open_breaker() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("redis", failure_threshold=1, reset_after_s=1.0, clock=clock)
+    breaker.failure()
+    clock.now = 0.999
+    straggler = breaker.now()  # a call that began just before the probe (e.g. admitted by another path)
+    clock.now = 1.0
+    assert breaker.allow()
+    probe = breaker.now()
+    clock.now = 1.002
+    breaker.failure(started_at=straggler)
+    assert state_of(breaker) is BreakerState.HALF_OPEN, "an older call's failure does not decide the probe"
+    breaker.failure(started_at=probe)
+    assert state_of(breaker) is BreakerState.OPEN
