@@ -5,6 +5,12 @@ each takes a pool connection, a write and a read; queued for the rest of the tic
 a burst costs one connection, one write and one read, and Redis answers them back to back. The
 caller waits no longer than before: the batch leaves at the end of the tick it was issued in.
 
+Loop turns are the call path's currency on a busy process (each turn runs every other call's ready
+work), so a command costs as few as possible: the first command of a tick starts the task that sends
+the batch (no separate flush callback), and ``execute`` returns a plain future the caller can wait on
+without wrapping it in a task of its own. A script that Redis no longer holds (NOSCRIPT after a
+restart or a failover) is loaded from ``scripts`` and its commands sent again, inside the batch.
+
 A command whose caller stopped waiting (its deadline passed) before the batch left is not sent. A
 batch runs to completion even when no caller waits for it any more — cancelling redis-py mid-pipeline
 drops the connection — bounded by ``timeout_s``; a batch that fails gives every waiting caller the
@@ -14,18 +20,29 @@ error, and per-command errors (e.g. NOSCRIPT) go to their own caller only.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 
 class AutoPipeline:
     """One client's commands, batched per event-loop tick (at most ``max_batch`` per pipeline)."""
 
-    def __init__(self, redis: aioredis.Redis, *, timeout_s: float, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        timeout_s: float,
+        max_batch: int = 256,
+        scripts: Mapping[str, str] | None = None,
+    ) -> None:
+        """``scripts`` maps the SHA1 of each script sent by EVALSHA to its source, for NOSCRIPT reloads."""
         if timeout_s <= 0 or max_batch < 1:
             raise ValueError("timeout_s must be positive and max_batch at least 1")
         self._redis = redis
+        self._scripts = dict(scripts or {})
         self._timeout_s = timeout_s
         self._max_batch = max_batch
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
@@ -41,27 +58,42 @@ class AutoPipeline:
         self._pending.append((command, future))
         if not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self._flush)
+            task = loop.create_task(self._flush())  # its first step runs after this tick's callbacks
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
         return future
 
-    def _flush(self) -> None:
+    async def _flush(self) -> None:
         self._scheduled = False
         batch = [(command, future) for command, future in self._pending if not future.done()]
         self._pending = []
-        for start in range(0, len(batch), self._max_batch):
-            task = asyncio.ensure_future(self._send(batch[start : start + self._max_batch]))
+        size = self._max_batch
+        for start in range(size, len(batch), size):  # beyond one pipeline's worth: in parallel
+            task = asyncio.ensure_future(self._send(batch[start : start + size]))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
+        if batch:
+            await self._send(batch[:size])
 
     async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         self.batches += 1
         self.commands += len(batch)
         try:
             async with asyncio.timeout(self._timeout_s):
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for command, _ in batch:
-                        pipe.execute_command(*command)
-                    replies = await pipe.execute(raise_on_error=False)
+                replies = await self._pipeline([command for command, _ in batch])
+                missing = {
+                    command[1]
+                    for (command, _), reply in zip(batch, replies, strict=True)
+                    if isinstance(reply, NoScriptError) and command[1] in self._scripts
+                }
+                if missing:  # Redis lost the scripts (restart, failover): load them, send those again
+                    for sha in missing:
+                        await self._redis.script_load(self._scripts[sha])
+                    again = [i for i, (command, _) in enumerate(batch) if command[1] in missing]
+                    for i, reply in zip(
+                        again, await self._pipeline([batch[i][0] for i in again]), strict=True
+                    ):
+                        replies[i] = reply
         except Exception as exc:  # the whole batch failed: every caller still waiting gets the error
             for _, future in batch:
                 if not future.done():
@@ -74,6 +106,12 @@ class AutoPipeline:
                 future.set_exception(reply)
             else:
                 future.set_result(reply)
+
+    async def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(await pipe.execute(raise_on_error=False))
 
     async def aclose(self) -> None:
         """Wait for the batches in flight (bounded by their timeout)."""

@@ -44,7 +44,7 @@ import numpy.typing as npt
 import redis.asyncio as aioredis
 from opentelemetry import trace
 from opentelemetry.context import Context
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from fraudmesh.v1 import call_pb2, events_pb2, origination_pb2, verdicts_pb2
 from services.common.autopipeline import AutoPipeline
@@ -77,6 +77,12 @@ MAX_REASONS: Final = 5
 # Below this much time left a dependency cannot answer (a loopback Redis round trip alone is
 # ~50-100 µs): the call skips it rather than starting work that will be cancelled.
 MIN_WAIT_S: Final = 0.0002
+# A dependency wait that ends this long after its deadline was ended late by this process itself
+# (asyncio and uvloop timers fire within about a millisecond of their due time when the loop runs).
+LATE_WAKEUP_S: Final = 0.001
+# Loop turns a late waiter takes to read a reply already received: socket read, the pipeline's
+# reply handling, the waiting task (measured: two to three).
+LOOK_TURNS: Final = 4
 
 
 @dataclass
@@ -119,8 +125,8 @@ class Decider:
         self.models = models
         self.redis = redis
         batch_timeout_s = max(settings.redis_timeout_s, settings.features_timeout_s)
-        self.pipeline = AutoPipeline(redis, timeout_s=batch_timeout_s)
         self._read_sha = hashlib.sha1(READ_CALL.encode()).hexdigest()  # noqa: S324 - Redis's script id
+        self.pipeline = AutoPipeline(redis, timeout_s=batch_timeout_s, scripts={self._read_sha: READ_CALL})
         self.local = local
         self.origination = origination if local is None else None
         self.audit = audit
@@ -342,18 +348,10 @@ class Decider:
             pseudonym, callee_pseudonym, now_ms, lists.lookup_fields(tenant), digest, ttl_s
         )
 
-        async def round_trip() -> Any:
-            # EVALSHA, never EVAL: the script is loaded at start and again after a NOSCRIPT reply.
-            for attempt in (1, 2):
-                try:
-                    return await self.pipeline.execute(
-                        "EVALSHA", self._read_sha, len(script_keys), *script_keys, *args
-                    )
-                except NoScriptError:
-                    if attempt == 2:
-                        raise
-                    await self.load_scripts()
-            raise AssertionError("unreachable")
+        def round_trip() -> asyncio.Future[Any]:
+            # EVALSHA, never EVAL: the script is loaded at start, and the pipeline loads it again
+            # after a NOSCRIPT reply. A plain future: waiting on it costs no task of its own.
+            return self.pipeline.execute("EVALSHA", self._read_sha, len(script_keys), *script_keys, *args)
 
         with child_span(tracer, "decision.features", trace.SpanKind.CLIENT) as span:
             results = await self._bounded(
@@ -380,8 +378,11 @@ class Decider:
         client library does with the cancellation (redis-py's blocking pool can absorb one and keep
         waiting for a connection for its own timeout): the abandoned task is cancelled and reaped.
         Only the dependency's own failures charge its breaker: a refusal, an error, or a timeout
-        after it was given its whole sub-deadline. A call too late to wait (budget below
-        ``MIN_WAIT_S``) skips it; a wait cut short by the client's deadline is a timeout without charge.
+        after it was given its whole sub-deadline while this process was running; calls that fail
+        together in one stall count as one failure (``CircuitBreaker.failure(started_at=...)``). A
+        call too late to wait (budget below ``MIN_WAIT_S``) skips it; a wait cut short by the client's
+        deadline, or ended by this process's own late wake-up (``LateWakeupError``), is a timeout
+        without charge.
         """
         breaker = self.breakers[name]
         if budget_s is not None and budget_s < MIN_WAIT_S:
@@ -393,11 +394,18 @@ class Decider:
         wait = sub_deadline_s if budget_s is None else min(budget_s, sub_deadline_s)
         full_wait = wait >= sub_deadline_s
         started = time.perf_counter()
+        began = breaker.now()
+        look_until = None if budget_s is None else asyncio.get_running_loop().time() + budget_s
         try:
-            result = await within(start, wait)
+            result = await within(start, wait, look_until=look_until)
+        except LateWakeupError:
+            breaker.release()  # this process was late, not the dependency
+            metrics.LATE_WAKEUPS.labels(name).inc()
+            degraded.append(timed_out(name))
+            return None
         except TimeoutError:
             if full_wait:
-                breaker.failure()
+                breaker.failure(started_at=began)
             else:
                 breaker.release()
             degraded.append(timed_out(name))
@@ -407,7 +415,7 @@ class Decider:
                 isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
             )
             if full_wait or not timed_out_rpc:
-                breaker.failure()
+                breaker.failure(started_at=began)
             else:
                 breaker.release()
             degraded.append(timed_out(name) if timed_out_rpc else unavailable(name))
@@ -530,19 +538,43 @@ def _breaker_changed(name: str, state: BreakerState) -> None:
     log.warning("circuit breaker changed", extra={"dependency": name, "state": state.name})
 
 
-async def within(start: Callable[[], Awaitable[T]], wait_s: float) -> T:
+class LateWakeupError(TimeoutError):
+    """The wait's deadline passed while this process was not running, and no reply had been read.
+
+    The dependency may well have answered in time: its reply can sit in a socket this process had no
+    turn to read (descheduled by the OS, or its loop busy with other calls). Still a timeout for the
+    call, but not the dependency's fault, so it does not charge the breaker.
+    """
+
+
+async def within(start: Callable[[], Awaitable[T]], wait_s: float, *, look_until: float | None = None) -> T:
     """The result of ``start()`` if it arrives within ``wait_s``, else TimeoutError at ``wait_s``.
 
     The work runs as its own task and is abandoned (cancelled, its outcome reaped) at the deadline,
     so the caller returns on time even when the work absorbs the cancellation and keeps waiting.
+
+    When the wait ends more than ``LATE_WAKEUP_S`` after its deadline, this process was not running
+    at the deadline: the loop takes up to ``LOOK_TURNS`` more turns (never past ``look_until``, the
+    call's own budget on the loop's clock) to read a reply that already arrived, and if there is
+    none, raises ``LateWakeupError`` instead of TimeoutError.
     """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
     work = asyncio.ensure_future(start())
     try:
         done, _ = await asyncio.wait((work,), timeout=wait_s)
+        if not done and loop.time() - deadline > LATE_WAKEUP_S:
+            for _ in range(LOOK_TURNS):
+                if work.done() or (look_until is not None and loop.time() >= look_until):
+                    break
+                await asyncio.sleep(0)
+            if not work.done():
+                _abandon(work)
+                raise LateWakeupError
     except asyncio.CancelledError:
         _abandon(work)
         raise
-    if not done:
+    if not work.done():
         _abandon(work)
         raise TimeoutError
     return work.result()

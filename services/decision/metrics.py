@@ -49,6 +49,11 @@ DEPENDENCY_SECONDS = Histogram(
     ["dependency"],
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.01, 0.05),
 )
+LATE_WAKEUPS = Counter(
+    "fraudmesh_decision_late_wakeups_total",
+    "Dependency waits this process ended late itself (descheduled, loop busy): degraded, no breaker charge.",
+    ["dependency"],
+)
 BREAKER_STATE = Gauge(
     "fraudmesh_decision_breaker_state",
     "Circuit breaker state per dependency (0 closed, 1 half-open, 2 open).",

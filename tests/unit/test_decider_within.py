@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from services.decision.decider import within
+from services.decision.decider import LateWakeupError, within
 
 
 async def test_work_that_absorbs_its_cancellation_does_not_hold_the_call() -> None:
@@ -58,3 +58,39 @@ async def test_a_cancelled_caller_abandons_its_work() -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await caller
     await asyncio.wait_for(cancelled.wait(), 1)
+
+
+async def test_a_reply_that_arrived_while_the_loop_was_blocked_is_read() -> None:
+    loop = asyncio.get_running_loop()
+    answered = loop.create_future()
+
+    async def dependency() -> str:
+        reply = await answered
+        await asyncio.sleep(0)  # the hops between a socket read and the waiting call
+        await asyncio.sleep(0)
+        return str(reply)
+
+    def blocked_past_the_deadline() -> None:
+        answered.set_result("in time")  # the reply arrives in time ...
+        time.sleep(0.02)  # ... but this process does not run again until well past the deadline
+
+    loop.call_later(0.001, blocked_past_the_deadline)
+    assert await within(dependency, 0.004) == "in time"
+
+
+async def test_a_late_wakeup_without_a_reply_is_not_the_dependencys_timeout() -> None:
+    async def silent() -> None:
+        await asyncio.sleep(10)
+
+    asyncio.get_running_loop().call_soon(time.sleep, 0.02)
+    with pytest.raises(LateWakeupError):
+        await within(silent, 0.004)
+
+
+async def test_an_on_time_wakeup_without_a_reply_is_a_plain_timeout() -> None:
+    async def silent() -> None:
+        await asyncio.sleep(10)
+
+    with pytest.raises(TimeoutError) as caught:
+        await within(silent, 0.01)
+    assert not isinstance(caught.value, LateWakeupError)
