@@ -39,11 +39,13 @@ from fraudmesh.v1 import call_pb2, decision_pb2, decision_pb2_grpc, verdicts_pb2
 from loadtest.mesh import Mesh, free_port, wait_serving
 from loadtest.model import resolve_model
 from loadtest.processes import REPO_ROOT
+from services.common import eventloop
 from services.common.grpcserver import start_server
 from services.decision.service import SERVICE_NAME
 from training.dataset import EVENTS, read_records
 
 console = Console()
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class EmptyDecisions(decision_pb2_grpc.DecisionServiceServicer):
@@ -72,7 +74,34 @@ def serve_empty(port: int) -> None:
         await handle.set_serving(True)
         await asyncio.Event().wait()
 
-    asyncio.run(run())
+    eventloop.run(run())
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by pid and every process below it (0 once gone)."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def stack_pids() -> dict[str, int]:
+    """The local Kafka broker's and Redis's pids (``make up``), for the CPU table."""
+    found = {}
+    for name, pattern in (("kafka", "kafka.Kafka"), ("redis", "redis-server")):
+        command = ["pgrep", "-o", "-f", pattern]
+        run = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+        if run.stdout.strip():
+            found[name] = int(run.stdout.split()[0])
+    return found
 
 
 @dataclass
@@ -205,17 +234,29 @@ def load_setups(dataset: Path, count: int) -> list[call_pb2.CallSetup]:
 
 
 def measure(
-    name: str, address: str, setups: Sequence[call_pb2.CallSetup], args: argparse.Namespace
+    name: str,
+    address: str,
+    setups: Sequence[call_pb2.CallSetup],
+    args: argparse.Namespace,
+    pids: dict[str, int],
 ) -> dict[str, Any]:
+    """Saturation (with each process's CPU per call), then open-loop levels and ghz, for one server."""
     console.print(f"[bold]{name}[/]: saturating for {args.seconds:.0f} s ...")
-    asyncio.run(saturation(address, setups, 4, 2.0))  # warm the connection and code paths
-    sat = asyncio.run(saturation(address, setups, args.concurrency, args.seconds))
+    eventloop.run(saturation(address, setups, 4, 2.0))  # warm the connection and code paths
+    watched = {**pids, **stack_pids()}
+    before = {who: process_cpu_s(pid) for who, pid in watched.items()}
+    client_before = time.process_time()
+    started = time.perf_counter()
+    sat = eventloop.run(saturation(address, setups, args.concurrency, args.seconds))
+    elapsed = time.perf_counter() - started
+    cores = {who: (process_cpu_s(pid) - before[who]) / elapsed for who, pid in watched.items()}
+    cores["client"] = (time.process_time() - client_before) / elapsed
     levels = {}
     for share in (0.5, 0.9):
         console.print(f"  open loop at {share:.0%} of {sat:,.0f}/s ...")
-        levels[share] = asyncio.run(open_loop(address, setups, sat * share, args.seconds))
+        levels[share] = eventloop.run(open_loop(address, setups, sat * share, args.seconds))
     external = None if args.no_ghz else ghz(address, setups[0], sat * 0.5, args.seconds)
-    return {"name": name, "saturation": sat, "levels": levels, "ghz": external}
+    return {"name": name, "saturation": sat, "levels": levels, "ghz": external, "cores": cores}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,7 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     empty.start()
     wait_serving(f"127.0.0.1:{port}")
     try:
-        rows.append(measure("empty grpc.aio server", f"127.0.0.1:{port}", setups, args))
+        rows.append(
+            measure(
+                "empty grpc.aio server", f"127.0.0.1:{port}", setups, args, {"server": int(empty.pid or 0)}
+            )
+        )
     finally:
         empty.terminate()
     model = resolve_model(None, REPO_ROOT / "reports" / "placeholder-model")
@@ -257,7 +302,13 @@ def main(argv: list[str] | None = None) -> int:
             args.dataset / "pki", model, {"FRAUDMESH_WORKERS": str(workers)}, bootstrap=bootstrap
         )
         try:
-            rows.append(measure(f"Decide, {workers} decision process(es)", mesh.decide_address, setups, args))
+            pids = {
+                "server" if name == "decision" else name: service.process.pid
+                for name, service in mesh.processes.items()
+            }
+            rows.append(
+                measure(f"Decide, {workers} decision process(es)", mesh.decide_address, setups, args, pids)
+            )
         finally:
             mesh.stop()
     table = Table(title="Decide on this machine (client, server and dependencies share its cores)")
@@ -291,6 +342,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         table.add_row(*cells)
     console.print(table)
+    console.print(cpu_table(rows))
+    per_call = [row["cores"]["server"] / row["saturation"] * 1e6 for row in rows]
+    for row, micros in zip(rows[1:], per_call[1:], strict=True):
+        console.print(
+            f"{row['name']}: {micros:,.0f} µs of server CPU per call vs {per_call[0]:,.0f} µs for the empty "
+            f"server = {per_call[0] / micros:.2f}x its calls per core "
+            f"({1e6 / micros:,.0f} decisions per core-second)"
+        )
     best = max(rows[1:], key=lambda r: r["saturation"]) if len(rows) > 1 else None
     if best is not None:
         half: Load = best["levels"][0.5]
@@ -305,6 +364,26 @@ def main(argv: list[str] | None = None) -> int:
             scaling = rows[-1]["saturation"] / rows[1]["saturation"]
             console.print(f"scaling 1 → {len(rows) - 1} processes: {scaling:.2f}x")
     return 0
+
+
+def cpu_table(rows: Sequence[dict[str, Any]]) -> Table:
+    """Cores each process used while saturated (the server's CPU per call is what sizes a deployment)."""
+    names = list(dict.fromkeys(who for row in rows for who in row["cores"]))
+    table = Table(title="Cores used at saturation, per process (2-core machine: everything shares them)")
+    table.add_column("server")
+    for who in names:
+        table.add_column(who, justify="right")
+    table.add_column("total", justify="right")
+    table.add_column("server CPU µs / call", justify="right")
+    for row in rows:
+        cores = row["cores"]
+        table.add_row(
+            row["name"],
+            *(f"{cores[who]:.2f}" if who in cores else "-" for who in names),
+            f"{sum(cores.values()):.2f}",
+            f"{cores['server'] / row['saturation'] * 1e6:,.0f}",
+        )
+    return table
 
 
 if __name__ == "__main__":

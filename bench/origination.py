@@ -9,8 +9,10 @@ the carrier's chain, then times, per operation and in the same process:
   lookup, validity at iat, revocation, signature, in-memory replay store);
 - caller-ID: ``check_caller_id`` on the same setups.
 
-Each figure is the best and the median of several rounds (this shared 2-core machine is noisy).
-The budget is verify <= 1 ms warm; the verifies/s target is >= 0.8x bare ES256.
+The operations take turns within each of several rounds, and each figure is the best and the median
+over rounds; the ratio to bare ES256 is taken within each round and its median reported (this shared
+2-core machine is noisy: separate runs of verify alone moved between 60 and 78 µs). The budget is
+verify <= 1 ms warm; the verifies/s target is >= 0.8x bare ES256.
 
 Then the Verify RPC through real grpc.aio at modest load (a few closed-loop clients), against the
 real local Redis (replay markers), beside an empty grpc.aio server answering the same RPC in the
@@ -43,6 +45,7 @@ from rich.table import Table
 
 from fraudmesh.v1 import call_pb2, common_pb2, origination_pb2, origination_pb2_grpc, verdicts_pb2
 from loadtest.stipki import CarrierSpec, build_pki
+from services.common import eventloop
 from services.common.grpcserver import start_server
 from services.common.settings import load
 from services.origination.callerid import TenantRules, check_caller_id
@@ -57,14 +60,20 @@ START = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp())
 REGION = "CN"
 
 
-def per_op_us(run: Callable[[], None], count: int, rounds: int) -> tuple[float, float]:
-    """(best, median) over rounds of the microseconds per operation of run(), which does count ops."""
-    samples = []
+def interleaved_us(runs: dict[str, Callable[[], None]], count: int, rounds: int) -> dict[str, list[float]]:
+    """Microseconds per operation of each run (each does ``count`` ops), one sample per round.
+
+    The runs take turns within every round (bare, parse, verify, ... then again), so a burst of
+    load from elsewhere on this shared machine lands on all of them alike, and a ratio taken within
+    one round compares like with like.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(rounds):
-        started = time.perf_counter()
-        run()
-        samples.append((time.perf_counter() - started) / count * 1e6)
-    return min(samples), statistics.median(samples)
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            samples[name].append((time.perf_counter() - started) / count * 1e6)
+    return samples
 
 
 def build_calls(count: int) -> tuple[CertificateCache, CachedChain, list[call_pb2.CallSetup], list[int]]:
@@ -107,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--calls", type=int, default=4000, help="distinct PASSporTs per round")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds per figure (median reported)")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds (medians reported)")
     parser.add_argument("--no-rpc", action="store_true", help="skip the gRPC part (needs Redis)")
     parser.add_argument("--rpc-calls", type=int, default=3000, help="Verify RPCs per server")
     parser.add_argument("--concurrency", type=int, default=4, help="closed-loop RPC clients (modest load)")
@@ -141,42 +150,50 @@ def main(argv: list[str] | None = None) -> int:
             check_caller_id(setup, rules)
 
     verify()
-    figures = {
-        "bare ES256 verify": per_op_us(bare, count, rounds),
-        "parse_passport": per_op_us(parse, count, rounds),
-        "verify, warm cache": per_op_us(verify, count, rounds),
-        "check_caller_id": per_op_us(caller_id, count, rounds),
-    }
-    best_base, median_base = figures["bare ES256 verify"]
-    table = Table(title=f"origination, {count} distinct PASSporTs x {rounds} rounds")
+    samples = interleaved_us(
+        {
+            "bare ES256 verify": bare,
+            "parse_passport": parse,
+            "verify, warm cache": verify,
+            "check_caller_id": caller_id,
+        },
+        count,
+        rounds,
+    )
+    base = samples["bare ES256 verify"]
+    table = Table(title=f"origination, {count} distinct PASSporTs x {rounds} interleaved rounds")
     table.add_column("operation")
     table.add_column("best µs", justify="right")
     table.add_column("median µs", justify="right")
     table.add_column("best ops/s", justify="right")
-    table.add_column("x bare", justify="right")
-    table.add_column("x bare med", justify="right")
-    for name, (best, median) in figures.items():
+    table.add_column("x bare (best)", justify="right")
+    table.add_column("x bare (median of rounds)", justify="right")
+    for name, values in samples.items():
+        per_round = [value / floor for value, floor in zip(values, base, strict=True)]
         table.add_row(
             name,
-            f"{best:.1f}",
-            f"{median:.1f}",
-            f"{1e6 / best:,.0f}",
-            f"{best / best_base:.2f}",
-            f"{median / median_base:.2f}",
+            f"{min(values):.1f}",
+            f"{statistics.median(values):.1f}",
+            f"{1e6 / min(values):,.0f}",
+            f"{min(values) / min(base):.2f}",
+            f"{statistics.median(per_round):.2f}",
         )
     console.print(table)
-    verify_us = figures["verify, warm cache"][1]
+    verify_us = statistics.median(samples["verify, warm cache"])
     verdict = "within" if verify_us <= 1000 else "OVER"
     console.print(
         f"verify median {verify_us:.1f} µs/op: {verdict} the 1 ms warm budget ({verify_us / 1000:.0%} of it)"
     )
-    throughput = median_base / verify_us
+    throughput = statistics.median(
+        [floor / value for value, floor in zip(samples["verify, warm cache"], base, strict=True)]
+    )
     console.print(
-        f"verifies/s per process: {1e6 / verify_us:,.0f} vs bare ES256 {1e6 / median_base:,.0f} "
-        f"= {throughput:.2f}x (target >= 0.8x: {'met' if throughput >= 0.8 else 'NOT met'})"
+        f"verifies/s per process: {1e6 / verify_us:,.0f} vs bare ES256 {1e6 / statistics.median(base):,.0f}; "
+        f"median of the per-round ratios {throughput:.2f}x (target >= 0.8x: "
+        f"{'met' if throughput >= 0.8 else 'NOT met'})"
     )
     if not args.no_rpc:
-        asyncio.run(rpc_bench(args.rpc_calls, args.concurrency))
+        eventloop.run(rpc_bench(args.rpc_calls, args.concurrency))
     return 0
 
 
