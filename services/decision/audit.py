@@ -52,7 +52,7 @@ class AuditPublisher:
             self.dropped += 1
             metrics.AUDIT.labels("dropped").inc()
             return False
-        metrics.AUDIT.labels("queued").inc()
+        metrics.audit("queued").inc()
         self._producer.poll(0)
         return True
 
@@ -78,7 +78,7 @@ class AuditPublisher:
 
 def _delivered(error: KafkaError | None, _message: Message) -> None:
     if error is None:
-        metrics.AUDIT.labels("delivered").inc()
+        metrics.audit("delivered").inc()
     else:
         metrics.AUDIT.labels("failed").inc()
         log.warning("audit record not delivered", extra={"error": error.name()})

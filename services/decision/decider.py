@@ -378,11 +378,10 @@ class Decider:
         client library does with the cancellation (redis-py's blocking pool can absorb one and keep
         waiting for a connection for its own timeout): the abandoned task is cancelled and reaped.
         Only the dependency's own failures charge its breaker: a refusal, an error, or a timeout
-        after it was given its whole sub-deadline while this process was running; calls that fail
-        together in one stall count as one failure (``CircuitBreaker.failure(started_at=...)``). A
-        call too late to wait (budget below ``MIN_WAIT_S``) skips it; a wait cut short by the client's
-        deadline, or ended by this process's own late wake-up (``LateWakeupError``), is a timeout
-        without charge.
+        after it was given its whole sub-deadline; calls that fail together in one stall count as one
+        failure (``CircuitBreaker.failure(started_at=...)``). A call too late to wait (budget below
+        ``MIN_WAIT_S``) skips it, and a wait cut short by the client's deadline is a timeout without
+        charge. A wait this process itself ended late first reads any reply that arrived meanwhile.
         """
         breaker = self.breakers[name]
         if budget_s is not None and budget_s < MIN_WAIT_S:
@@ -398,12 +397,9 @@ class Decider:
         look_until = None if budget_s is None else asyncio.get_running_loop().time() + budget_s
         try:
             result = await within(start, wait, look_until=look_until)
-        except LateWakeupError:
-            breaker.release()  # this process was late, not the dependency
-            metrics.LATE_WAKEUPS.labels(name).inc()
-            degraded.append(timed_out(name))
-            return None
-        except TimeoutError:
+        except TimeoutError as exc:
+            if isinstance(exc, LateWakeupError):
+                metrics.LATE_WAKEUPS.labels(name).inc()
             if full_wait:
                 breaker.failure(started_at=began)
             else:
@@ -421,7 +417,7 @@ class Decider:
             degraded.append(timed_out(name) if timed_out_rpc else unavailable(name))
             return None
         finally:
-            metrics.DEPENDENCY_SECONDS.labels(name).observe(time.perf_counter() - started)
+            metrics.dependency_seconds(name).observe(time.perf_counter() - started)
         breaker.success()
         return result
 
@@ -449,16 +445,16 @@ class Decider:
             decision.degraded = True
             decision.degraded_reasons.extend(dict.fromkeys(outcome.degraded))
             for cause in dict.fromkeys(outcome.degraded):
-                metrics.DEGRADED.labels(cause).inc()
+                metrics.degraded(cause).inc()
         elapsed = time.perf_counter() - started
         decision.latency_us = int(elapsed * 1e6)
         metrics.DECIDE_SECONDS.observe(elapsed)
         action = ACTION_NAMES.get(decision.action, "UNSPECIFIED")
-        metrics.DECISIONS.labels(action, setup.tenant).inc()
+        metrics.decisions(action, setup.tenant).inc()
         if decision.shadow_action:
             metrics.SHADOW.labels(ACTION_NAMES.get(decision.shadow_action, "UNSPECIFIED"), setup.tenant).inc()
         for code in decision.reason_codes:
-            metrics.REASONS.labels(code, action).inc()
+            metrics.reasons(code, action).inc()
         if outcome.emergency:
             metrics.EMERGENCY.labels(action).inc()
         if not record:
@@ -539,11 +535,12 @@ def _breaker_changed(name: str, state: BreakerState) -> None:
 
 
 class LateWakeupError(TimeoutError):
-    """The wait's deadline passed while this process was not running, and no reply had been read.
+    """A timeout seen late: the deadline passed while this process was not running.
 
-    The dependency may well have answered in time: its reply can sit in a socket this process had no
-    turn to read (descheduled by the OS, or its loop busy with other calls). Still a timeout for the
-    call, but not the dependency's fault, so it does not charge the breaker.
+    The waiter looked for a reply that had arrived meanwhile (its socket unread while the process
+    was descheduled or its loop busy with other calls) and found none, so the dependency did not
+    answer within its sub-deadline either; counted apart because it also says this process is
+    short of CPU.
     """
 
 
@@ -556,7 +553,7 @@ async def within(start: Callable[[], Awaitable[T]], wait_s: float, *, look_until
     When the wait ends more than ``LATE_WAKEUP_S`` after its deadline, this process was not running
     at the deadline: the loop takes up to ``LOOK_TURNS`` more turns (never past ``look_until``, the
     call's own budget on the loop's clock) to read a reply that already arrived, and if there is
-    none, raises ``LateWakeupError`` instead of TimeoutError.
+    none, raises ``LateWakeupError`` (a TimeoutError).
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.common.labelled import Children
+
 DECISIONS = Counter(
     "fraudmesh_decision_decisions_total",
     "Decisions returned, by action and tenant (shadow-mode decisions count as the ALLOW returned).",
@@ -51,7 +53,7 @@ DEPENDENCY_SECONDS = Histogram(
 )
 LATE_WAKEUPS = Counter(
     "fraudmesh_decision_late_wakeups_total",
-    "Dependency waits this process ended late itself (descheduled, loop busy): degraded, no breaker charge.",
+    "Dependency timeouts this process saw late (descheduled or its loop busy): a sign it is short of CPU.",
     ["dependency"],
 )
 BREAKER_STATE = Gauge(
@@ -114,3 +116,12 @@ INTERNAL_ERRORS = Counter(
     "Bugs caught on the call path, by part (verification, caller_id); the call is still answered.",
     ["part"],
 )
+
+# The call path's children of the labelled instruments above, each looked up once
+# (services.common.labelled); never cleared, unlike the *_INFO gauges.
+decisions = Children(DECISIONS)
+reasons = Children(REASONS)
+degraded = Children(DEGRADED)
+dependency_seconds = Children(DEPENDENCY_SECONDS)
+audit = Children(AUDIT)
+shaken = Children(SHAKEN)

@@ -115,7 +115,7 @@ class LocalOrigination:
         concluded = self.checks.verdict(
             checks, replayed=replayed, replay_fallback=fallback, established=established
         )
-        metrics.SHAKEN.labels(_STATUS_NAMES.get(concluded.verdict.shaken_status, "unspecified")).inc()
+        metrics.shaken(_STATUS_NAMES.get(concluded.verdict.shaken_status, "unspecified")).inc()
         return concluded.verdict
 
 

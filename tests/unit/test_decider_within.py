@@ -78,7 +78,7 @@ async def test_a_reply_that_arrived_while_the_loop_was_blocked_is_read() -> None
     assert await within(dependency, 0.004) == "in time"
 
 
-async def test_a_late_wakeup_without_a_reply_is_not_the_dependencys_timeout() -> None:
+async def test_a_late_wakeup_without_a_reply_is_a_timeout_seen_late() -> None:
     async def silent() -> None:
         await asyncio.sleep(10)
 
