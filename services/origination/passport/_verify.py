@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -63,13 +62,13 @@ class ChainSource(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class ShakenResult:
+class ShakenResult(NamedTuple):
     """The outcome of verifying a call's Identity headers, ready for an OriginationVerdict.
 
     ``attestation``, ``origid`` and ``signer_ocn`` are set only when VERIFIED. ``failure`` says why
     a result is FAILED or UNSUPPORTED. ``replay_key``/``replay_expires_at`` are set when VERIFIED,
-    so a service with a shared (e.g. Redis) replay store can check them itself.
+    so a service with a shared (e.g. Redis) replay store can check them itself. A named tuple, as
+    ``Passport``: one is built per call on the call path.
     """
 
     status: ShakenStatus
