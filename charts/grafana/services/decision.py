@@ -14,6 +14,7 @@ SCORE = "fraudmesh_decision_score"
 DEGRADED = "fraudmesh_decision_degraded_total"
 DEPENDENCY = "fraudmesh_decision_dependency_seconds"
 BREAKER = "fraudmesh_decision_breaker_state"
+LATE_WAKEUPS = "fraudmesh_decision_late_wakeups_total"
 AUDIT = "fraudmesh_decision_audit_records_total"
 AUDIT_QUEUE = "fraudmesh_decision_audit_queue_records"
 RELOADS = "fraudmesh_decision_policy_reloads_total"
@@ -115,6 +116,14 @@ breakers = Panel(
     width=12,
     decimals=0,
     description="Worst pod per dependency; open means calls skip that dependency entirely (fail-open).",
+)
+late_wakeups = Panel(
+    "Dependency timeouts seen late, by pod",
+    (Query(_rate(LATE_WAKEUPS, "pod, dependency"), "{{pod}} {{dependency}}"),),
+    unit="reqps",
+    width=12,
+    description="Waits a pod ended late because it was not running at the deadline (descheduled, or its loop "
+    "busy): a pod short of CPU, not a slow dependency. Anything steady here means more CPU or more pods.",
 )
 emergency_not_allowed = Panel(
     "Emergency calls NOT allowed (must be 0)",
@@ -261,7 +270,7 @@ SECTION = Section(
         Row("Emergency calls", (emergency_not_allowed, emergency_by_action)),
         Row("Decisions", (decisions_by_action, latency, degraded_ratio, decisions_by_tenant, shadow_actions)),
         Row("Latency", (latency_detail, dependency_latency)),
-        Row("Degradation", (degraded_causes, breakers)),
+        Row("Degradation", (degraded_causes, breakers, late_wakeups)),
         Row("Audit", (audit_dropped, audit_records, audit_queue)),
         Row("Policy and model", (policy_version, model_version, policy_reloads, model_reloads)),
         Row("Scores and reasons", (scores, high_scores, top_reasons)),
