@@ -157,7 +157,7 @@ class _Batch:
     async def fold(self, update: Update) -> None:
         """Queue one event's fold, exactly as NumberStore.apply queues it."""
         # NumberStore.apply would send this on its own pipeline; sharing ours keeps event order.
-        self.replies += await self._store._queue(self.pipe, update)
+        self.replies += await self._store.queue(self.pipe, update)
 
     async def read(self, row: int, caller: str, callee: str, now_ms: int) -> None:
         """Queue the decision service's read of a caller at ``now_ms`` (before the call's own fold)."""
@@ -309,7 +309,9 @@ async def build(
     manifest = Manifest.read(dataset)
     start_s = manifest.start_ms / 1000
     await client.flushdb()
-    batch = _Batch(client, NumberStore(client), client.register_script(READ_FEATURES))
+    store = NumberStore(client)
+    await store.load_scripts()  # the folds go out on the batch's own pipeline, as plain EVALSHAs
+    batch = _Batch(client, store, client.register_script(READ_FEATURES))
     preparer = Preparer(settings, rules, dataset / "pki", start_s)
     truth = {r.call_truth.call_id: r.call_truth for r in read_records(dataset / CALLS)}
     n = len(truth)

@@ -8,8 +8,8 @@ caller waits no longer than before: the batch leaves at the end of the tick it w
 Loop turns are the call path's currency on a busy process (each turn runs every other call's ready
 work), so a command costs as few as possible: the first command of a tick starts the task that sends
 the batch (no separate flush callback), and ``execute`` returns a plain future the caller can wait on
-without wrapping it in a task of its own. A script that Redis no longer holds (NOSCRIPT after a
-restart or a failover) is loaded from ``scripts`` and its commands sent again, inside the batch.
+without wrapping it in a task of its own. The batch goes out through ``services.common.redisbatch``
+(hiredis-packed, one write; a script Redis no longer holds is loaded from ``scripts`` and resent).
 
 A command whose caller stopped waiting (its deadline passed) before the batch left is not sent. A
 batch runs to completion even when no caller waits for it any more — cancelling redis-py mid-pipeline
@@ -23,9 +23,9 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-import hiredis
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, ResponseError
+
+from services.common import redisbatch
 
 
 class AutoPipeline:
@@ -81,20 +81,7 @@ class AutoPipeline:
         self.commands += len(batch)
         try:
             async with asyncio.timeout(self._timeout_s):
-                replies = await self._pipeline([command for command, _ in batch])
-                missing = {
-                    command[1]
-                    for (command, _), reply in zip(batch, replies, strict=True)
-                    if isinstance(reply, NoScriptError) and command[1] in self._scripts
-                }
-                if missing:  # Redis lost the scripts (restart, failover): load them, send those again
-                    for sha in missing:
-                        await self._redis.script_load(self._scripts[sha])
-                    again = [i for i, (command, _) in enumerate(batch) if command[1] in missing]
-                    for i, reply in zip(
-                        again, await self._pipeline([batch[i][0] for i in again]), strict=True
-                    ):
-                        replies[i] = reply
+                replies = await redisbatch.send(self._redis, [command for command, _ in batch], self._scripts)
         except Exception as exc:  # the whole batch failed: every caller still waiting gets the error
             for _, future in batch:
                 if not future.done():
@@ -107,33 +94,6 @@ class AutoPipeline:
                 future.set_exception(reply)
             else:
                 future.set_result(reply)
-
-    async def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        """Send commands back to back on one pooled connection and read their replies in order.
-
-        Packed by hiredis (the C RESP packer redis-py's asyncio client does not use; the same bytes,
-        ~9x faster on the decision's ~50-argument EVALSHA) and written in one go. A reply that is an
-        error (NOSCRIPT, a script error) is that command's reply, not the batch's; anything else
-        drops the connection, whose state is then unknown.
-        """
-        pool = self._redis.connection_pool
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py 8
-        try:
-            await connection.send_packed_command(
-                b"".join([hiredis.pack_command(command) for command in commands]), check_health=False
-            )
-            replies: list[Any] = []
-            for _ in commands:
-                try:
-                    replies.append(await connection.read_response())
-                except ResponseError as exc:
-                    replies.append(exc)
-        except BaseException:
-            await connection.disconnect()
-            raise
-        finally:
-            await pool.release(connection)
-        return replies
 
     async def aclose(self) -> None:
         """Wait for the batches in flight (bounded by their timeout)."""

@@ -30,7 +30,6 @@ sampled. Attributes only when sampled, and never a number.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import math
 import time
@@ -47,6 +46,7 @@ from opentelemetry.context import Context
 from redis.exceptions import RedisError
 
 from fraudmesh.v1 import call_pb2, events_pb2, origination_pb2, verdicts_pb2
+from services.common import redisbatch
 from services.common.autopipeline import AutoPipeline
 from services.common.breaker import BreakerState, CircuitBreaker
 from services.common.context import ContextRules, fill_context, fill_origination
@@ -125,7 +125,7 @@ class Decider:
         self.models = models
         self.redis = redis
         batch_timeout_s = max(settings.redis_timeout_s, settings.features_timeout_s)
-        self._read_sha = hashlib.sha1(READ_CALL.encode()).hexdigest()  # noqa: S324 - Redis's script id
+        self._read_sha = redisbatch.script_sha(READ_CALL)
         self.pipeline = AutoPipeline(redis, timeout_s=batch_timeout_s, scripts={self._read_sha: READ_CALL})
         self.local = local
         self.origination = origination if local is None else None

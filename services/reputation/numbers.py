@@ -2,8 +2,9 @@
 
 Each event is one Lua script on the number's own slot that sets the event's idempotency marker and
 applies every update atomically, so a crash can neither lose nor double an event. Scripts for many
-events are sent in one pipeline (one round trip per batch). The same code folds a dataset for the
-trainer, so training features are computed exactly as production computes them.
+events are sent in one round trip per batch (``services.common.redisbatch``: packed by hiredis, no
+``SCRIPT EXISTS`` round trip). The same code folds a dataset for the trainer, so training features
+are computed exactly as production computes them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from services.common import keys, recent, windows
+from services.common import keys, recent, redisbatch, windows
 from services.common.pseudonym import opaque_id
 from services.common.windows import CALL_WINDOWS, DISTINCT_1H, DISTINCT_24H, RING_ADD
 
@@ -272,21 +273,42 @@ class NumberStore:
         def script(body: str) -> Any:
             return client.register_script(compile_script(body, retention))
 
-        self._setup = script(SETUP_BODY)
-        self._inbound = script(INBOUND_BODY)
-        self._cdr = script(CDR_BODY)
-        self._complaint = script(COMPLAINT_BODY)
-        self._verdict = script(VERDICT_BODY)
+        def folding(body: str) -> str:
+            source = compile_script(body, retention)
+            sha = redisbatch.script_sha(source)
+            self._scripts[sha] = source
+            return sha
+
+        self._scripts: dict[str, str] = {}
+        self._setup = folding(SETUP_BODY)
+        self._inbound = folding(INBOUND_BODY)
+        self._cdr = folding(CDR_BODY)
+        self._complaint = folding(COMPLAINT_BODY)
+        self._verdict = folding(VERDICT_BODY)
         self._link = script(LINK_BODY)
         self._merge = script(MERGE_BODY)
         self._raise = script(RAISE_BODY)
 
-    async def _queue(self, pipe: Any, update: Update) -> int:
-        """Queue one update's scripts on a pipeline; returns how many results it adds."""
+    async def load_scripts(self) -> None:
+        """Load the fold scripts into Redis (``apply`` reloads them itself after a NOSCRIPT)."""
+        for source in self._scripts.values():
+            await self._client.script_load(source)
+
+    async def queue(self, pipe: Any, update: Update) -> int:
+        """Queue one update's fold on a redis-py pipeline (the trainer's, shared with its reads, in
+        event order); returns how many results it adds. The scripts must be loaded."""
+        commands = self.commands(update)
+        for command in commands:
+            pipe.execute_command(*command)
+        return len(commands)
+
+    def commands(self, update: Update) -> list[tuple[Any, ...]]:
+        """One update's EVALSHA commands: its fold, and for a setup with a callee the callee's side."""
         if isinstance(update, SetupUpdate):
             callee = keys.digest(update.callee) if update.callee else ""
-            await self._setup(
-                keys=[
+            fold = _evalsha(
+                self._setup,
+                [
                     keys.seen_key(update.caller, "setup", update.tenant, update.call_id),
                     keys.number_key(update.caller),
                     keys.window_key(update.caller),
@@ -295,59 +317,59 @@ class NumberStore:
                     keys.outbound_key(update.caller),
                     keys.decisions_key(update.caller),
                 ],
-                args=[update.t_ms, callee, update.summary],
-                client=pipe,
+                [update.t_ms, callee, update.summary],
             )
             if update.callee:
-                await self._inbound(
-                    keys=[keys.inbound_key(update.callee)],
-                    args=[keys.digest(update.caller)],
-                    client=pipe,
-                )
-                return 2
-            return 1
+                return [
+                    fold,
+                    _evalsha(self._inbound, [keys.inbound_key(update.callee)], [keys.digest(update.caller)]),
+                ]
+            return [fold]
         if isinstance(update, CdrUpdate):
-            await self._cdr(
-                keys=[
-                    keys.seen_key(update.caller, "cdr", update.tenant, update.call_id),
-                    keys.number_key(update.caller),
-                    keys.active_key(update.caller),
-                ],
-                args=[
-                    update.setup_ms,
-                    update.end_ms,
-                    int(update.answered),
-                    update.duration_ms,
-                    opaque_id(update.tenant + chr(0) + update.call_id)[:16],
-                ],
-                client=pipe,
-            )
-            return 1
+            return [
+                _evalsha(
+                    self._cdr,
+                    [
+                        keys.seen_key(update.caller, "cdr", update.tenant, update.call_id),
+                        keys.number_key(update.caller),
+                        keys.active_key(update.caller),
+                    ],
+                    [
+                        update.setup_ms,
+                        update.end_ms,
+                        int(update.answered),
+                        update.duration_ms,
+                        opaque_id(update.tenant + chr(0) + update.call_id)[:16],
+                    ],
+                )
+            ]
         if isinstance(update, ComplaintUpdate):
-            await self._complaint(
-                keys=[
-                    keys.seen_key(update.reported, "complaint", update.tenant, update.complaint_id),
-                    keys.number_key(update.reported),
-                    keys.window_key(update.reported),
+            return [
+                _evalsha(
+                    self._complaint,
+                    [
+                        keys.seen_key(update.reported, "complaint", update.tenant, update.complaint_id),
+                        keys.number_key(update.reported),
+                        keys.window_key(update.reported),
+                    ],
+                    [update.t_ms, int(update.fraud), int(update.honeypot)],
+                )
+            ]
+        return [
+            _evalsha(
+                self._verdict,
+                [
+                    keys.seen_key(update.caller, "verdict", update.tenant, update.segment_id),
+                    keys.number_key(update.caller),
+                    keys.campaigns_key(update.caller),
                 ],
-                args=[update.t_ms, int(update.fraud), int(update.honeypot)],
-                client=pipe,
+                [
+                    "" if update.synthetic is None else repr(update.synthetic),
+                    "" if update.bot is None else repr(update.bot),
+                    *update.campaign_ids,
+                ],
             )
-            return 1
-        await self._verdict(
-            keys=[
-                keys.seen_key(update.caller, "verdict", update.tenant, update.segment_id),
-                keys.number_key(update.caller),
-                keys.campaigns_key(update.caller),
-            ],
-            args=[
-                "" if update.synthetic is None else repr(update.synthetic),
-                "" if update.bot is None else repr(update.bot),
-                *update.campaign_ids,
-            ],
-            client=pipe,
-        )
-        return 1
+        ]
 
     async def apply(self, updates: Sequence[Update]) -> list[bool]:
         """Fold a batch of updates in one round trip; True for each update applied (not a duplicate).
@@ -359,9 +381,14 @@ class NumberStore:
         backoff = 0.05
         while True:
             try:
-                pipe = self._client.pipeline(transaction=False)
-                shape = [await self._queue(pipe, update) for update in updates]
-                results = await pipe.execute()
+                batches = [self.commands(update) for update in updates]
+                shape = [len(commands) for commands in batches]
+                results = await redisbatch.send(
+                    self._client, [command for commands in batches for command in commands], self._scripts
+                )
+                failed = next((reply for reply in results if isinstance(reply, Exception)), None)
+                if failed is not None:
+                    raise failed
                 break
             except RedisError as exc:
                 if self._on_retry is not None:
@@ -444,3 +471,7 @@ class NumberStore:
 def now_ms() -> int:
     """Wall-clock milliseconds (events carry their own time; this is for fallbacks)."""
     return int(time.time() * 1000)
+
+
+def _evalsha(sha: str, script_keys: list[str], args: list[Any]) -> tuple[Any, ...]:
+    return ("EVALSHA", sha, len(script_keys), *script_keys, *args)
