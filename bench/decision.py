@@ -3,6 +3,8 @@
 Runs, on this machine and in one script:
 
 - an empty grpc.aio DecisionService (answers an empty Decision) in its own process — the ceiling;
+- the same server answering a full response after reading the trace context, as Decide does — what
+  gRPC itself costs a Decide, so the decision's own CPU per call is the difference;
 - the real mesh (reputation, origination, decision; loadtest.mesh) with FRAUDMESH_WORKERS = 1 and
   2 decision processes sharing the port (SO_REUSEPORT), replaying the ci dataset's real signed
   setups (repeats of a PASSporT are reported as replays by origination — same cost);
@@ -35,12 +37,13 @@ from google.protobuf import json_format
 from rich.console import Console
 from rich.table import Table
 
-from fraudmesh.v1 import call_pb2, decision_pb2, decision_pb2_grpc, verdicts_pb2
+from fraudmesh.v1 import call_pb2, common_pb2, decision_pb2, decision_pb2_grpc, verdicts_pb2
 from loadtest.mesh import Mesh, free_port, wait_serving
 from loadtest.model import resolve_model
 from loadtest.processes import REPO_ROOT
 from services.common import eventloop
 from services.common.grpcserver import start_server
+from services.common.tracing import incoming_context
 from services.decision.service import SERVICE_NAME
 from training.dataset import EVENTS, read_records
 
@@ -61,15 +64,41 @@ class EmptyDecisions(decision_pb2_grpc.DecisionServiceServicer):
             yield await self.Decide(request, context)
 
 
-def serve_empty(port: int) -> None:
-    """Process target: serve the empty DecisionService until terminated."""
+class TransportOnly(EmptyDecisions):
+    """What gRPC costs a Decide without the decision: the trace context read, a full response built."""
+
+    async def Decide(self, request: Any, context: Any) -> decision_pb2.DecideResponse:  # noqa: N802
+        incoming_context(context.invocation_metadata())
+        context.time_remaining()
+        return decision_pb2.DecideResponse(
+            decision=verdicts_pb2.Decision(
+                call_id=request.setup.call_id,
+                action=common_pb2.ACTION_LABEL,
+                score=0.73,
+                reason_codes=["MODEL_SCORE", "NEW_NUMBER", "RISKY_RANGE"],
+                model_version="model-0123456789ab",
+                policy_version="policy-0123456789ab",
+                label="Scam Likely",
+                degraded=True,
+                degraded_reasons=["REDIS_TIMEOUT"],
+            ),
+            origination=verdicts_pb2.OriginationVerdict(
+                shaken_status=verdicts_pb2.SHAKEN_STATUS_VERIFIED,
+                reason_codes=["SHAKEN_ATTESTATION_B"],
+            ),
+        )
+
+
+def serve_empty(port: int, transport: bool = False) -> None:
+    """Process target: serve the empty (or transport-only) DecisionService until terminated."""
 
     async def run() -> None:
+        servicer = TransportOnly() if transport else EmptyDecisions()
         handle = await start_server(
             "127.0.0.1",
             port,
             [SERVICE_NAME],
-            [(decision_pb2_grpc.add_DecisionServiceServicer_to_server, EmptyDecisions())],
+            [(decision_pb2_grpc.add_DecisionServiceServicer_to_server, servicer)],
         )
         await handle.set_serving(True)
         await asyncio.Event().wait()
@@ -283,18 +312,17 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(generate, check=True, cwd=REPO_ROOT)  # noqa: S603 - fixed interpreter and module
     setups = load_setups(args.dataset, 5000)
     rows = []
-    port = free_port()
-    empty = multiprocessing.get_context("spawn").Process(target=serve_empty, args=(port,), daemon=True)
-    empty.start()
-    wait_serving(f"127.0.0.1:{port}")
-    try:
-        rows.append(
-            measure(
-                "empty grpc.aio server", f"127.0.0.1:{port}", setups, args, {"server": int(empty.pid or 0)}
-            )
+    for name, transport in (("empty grpc.aio server", False), ("gRPC transport only (full response)", True)):
+        port = free_port()
+        server = multiprocessing.get_context("spawn").Process(
+            target=serve_empty, args=(port, transport), daemon=True
         )
-    finally:
-        empty.terminate()
+        server.start()
+        wait_serving(f"127.0.0.1:{port}")
+        try:
+            rows.append(measure(name, f"127.0.0.1:{port}", setups, args, {"server": server.pid or 0}))
+        finally:
+            server.terminate()
     model = resolve_model(None, REPO_ROOT / "reports" / "placeholder-model")
     for workers in (int(w) for w in args.workers.split(",")):
         bootstrap = os.environ.get("FRAUDMESH_KAFKA_BOOTSTRAP", "")
@@ -344,13 +372,16 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table)
     console.print(cpu_table(rows))
     per_call = [row["cores"]["server"] / row["saturation"] * 1e6 for row in rows]
-    for row, micros in zip(rows[1:], per_call[1:], strict=True):
+    transport_us = per_call[1]
+    decides = rows[2:]
+    for row, micros in zip(decides, per_call[2:], strict=True):
         console.print(
             f"{row['name']}: {micros:,.0f} µs of server CPU per call vs {per_call[0]:,.0f} µs for the empty "
             f"server = {per_call[0] / micros:.2f}x its calls per core "
-            f"({1e6 / micros:,.0f} decisions per core-second)"
+            f"({1e6 / micros:,.0f} decisions per core-second); gRPC's share ~{transport_us:,.0f} µs "
+            f"(transport only), the decision's ~{micros - transport_us:,.0f} µs"
         )
-    best = max(rows[1:], key=lambda r: r["saturation"]) if len(rows) > 1 else None
+    best = max(decides, key=lambda r: r["saturation"]) if decides else None
     if best is not None:
         half: Load = best["levels"][0.5]
         p99 = half.pct(half.server_ms, 0.99)
@@ -358,11 +389,11 @@ def main(argv: list[str] | None = None) -> int:
             f"best Decide: {best['saturation']:,.0f}/s = {best['saturation'] / base:.2f}x the empty server "
             f"(target >= 0.6x: {'met' if best['saturation'] / base >= 0.6 else 'NOT met'}); "
             f"server p99 at half load {p99:.2f} ms (target <= 5 ms: {'met' if p99 <= 5 else 'NOT met'}); "
-            f"errors: {sum(load.errors for row in rows for load in row['levels'].values())}"
+            f"errors: {sum(load.errors for row in decides for load in row['levels'].values())}"
         )
-        if len(rows) > 2:
-            scaling = rows[-1]["saturation"] / rows[1]["saturation"]
-            console.print(f"scaling 1 → {len(rows) - 1} processes: {scaling:.2f}x")
+        if len(decides) > 1:
+            scaling = decides[-1]["saturation"] / decides[0]["saturation"]
+            console.print(f"scaling 1 → {len(decides)} processes: {scaling:.2f}x")
     return 0
 
 
