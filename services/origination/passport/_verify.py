@@ -212,10 +212,7 @@ class Verifier:
             return Failure.CERT_REVOKED
         if expected_spcs is not None and expected_spcs.isdisjoint(chain.spcs):
             return Failure.SPC_MISMATCH
-        signature = passport.signature
-        der = encode_dss_signature(
-            int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-        )
+        der = encode_dss_signature(passport.r, passport.s)
         try:
             chain.public_key.verify(der, hashlib.sha256(passport.signing_input).digest(), _ECDSA_PREHASHED)
         except InvalidSignature:
