@@ -157,7 +157,7 @@ class _Batch:
     async def fold(self, update: Update) -> None:
         """Queue one event's fold, exactly as NumberStore.apply queues it."""
         # NumberStore.apply would send this on its own pipeline; sharing ours keeps event order.
-        self.replies += await self._store.queue(self.pipe, update)
+        self.replies += self._store.queue(self.pipe, update)
 
     async def read(self, row: int, caller: str, callee: str, now_ms: int) -> None:
         """Queue the decision service's read of a caller at ``now_ms`` (before the call's own fold)."""

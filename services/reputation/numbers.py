@@ -294,7 +294,7 @@ class NumberStore:
         for source in self._scripts.values():
             await self._client.script_load(source)
 
-    async def queue(self, pipe: Any, update: Update) -> int:
+    def queue(self, pipe: Any, update: Update) -> int:
         """Queue one update's fold on a redis-py pipeline (the trainer's, shared with its reads, in
         event order); returns how many results it adds. The scripts must be loaded."""
         commands = self.commands(update)
