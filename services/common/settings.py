@@ -263,3 +263,27 @@ class CommonSettings:
     def region_for(self, tenant: str) -> str:
         """The default region for national-format numbers of one tenant."""
         return self.tenant_region_map.get(tenant, self.default_region)
+
+
+def token_principals(token: TextSecret) -> dict[bytes, str]:
+    """Bearer token → principal (admin API, HTTP front): one bare token is principal ``admin``;
+    else ``<principal> <token>`` lines.
+
+    Raises ValueError (naming no token) for a token under 16 bytes or a malformed line.
+    """
+    lines = [line.strip() for line in token.reveal().splitlines() if line.strip()]
+    if len(lines) == 1 and len(lines[0].split()) == 1:
+        if len(lines[0]) < 16:
+            raise ValueError("must be at least 16 bytes")
+        return {lines[0]: "admin"}
+    found: dict[bytes, str] = {}
+    for number, line in enumerate(lines, 1):
+        parts = line.split()
+        if len(parts) != 2 or len(parts[1]) < 16 or not parts[0].decode("ascii", "replace").isprintable():
+            raise ValueError(
+                f"line {number}: expected '<principal> <token>' with a token of at least 16 bytes"
+            )
+        found[parts[1]] = parts[0].decode("ascii", "replace")
+    if not found:
+        raise ValueError("no token")
+    return found

@@ -1,18 +1,15 @@
 """Run the decision service: ``python -m services.decision`` (FRAUDMESH_WORKERS processes).
 
 With more than one worker, each is its own process serving the same port through SO_REUSEPORT
-(the kernel spreads connections), so one pod uses all its cores; worker ``i`` serves metrics on
-``FRAUDMESH_METRICS_PORT + i``. The parent forwards SIGTERM/SIGINT and waits for every worker's
-graceful drain.
+(services.common.workers); worker ``i`` serves metrics on ``FRAUDMESH_METRICS_PORT + i``.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import signal
 import sys
 
 from services.common.settings import SettingsError, load
+from services.common.workers import run_workers
 from services.decision.service import run_worker
 from services.decision.settings import DecisionSettings
 
@@ -24,26 +21,7 @@ def main() -> int:
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2
-    if settings.workers == 1:
-        run_worker(0)
-        return 0
-    context = multiprocessing.get_context("spawn")
-    workers = [
-        context.Process(target=run_worker, args=(i,), name=f"decision-{i}") for i in range(settings.workers)
-    ]
-    for worker in workers:
-        worker.start()
-
-    def forward(_signum: int, _frame: object) -> None:
-        for worker in workers:
-            if worker.is_alive():
-                worker.terminate()  # SIGTERM: each worker drains gracefully
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for worker in workers:
-        worker.join()
-    return max((worker.exitcode or 0) for worker in workers)
+    return run_workers(settings.workers, run_worker, "decision")
 
 
 if __name__ == "__main__":

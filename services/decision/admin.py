@@ -23,8 +23,9 @@ from services.common import keys
 from services.common.grpcserver import ServerTls
 from services.common.phone import InvalidNumberError, normalize
 from services.common.pseudonym import Pseudonymizer
+from services.common.settings import token_principals
 from services.decision import lists
-from services.decision.settings import DecisionSettings, admin_principals
+from services.decision.settings import DecisionSettings
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     def __init__(self, settings: DecisionSettings, redis: aioredis.Redis) -> None:
         assert settings.admin_token is not None
         self._principals = [
-            (b"Bearer " + token, name) for token, name in admin_principals(settings.admin_token).items()
+            (b"Bearer " + token, name) for token, name in token_principals(settings.admin_token).items()
         ]
         self._settings = settings
         self._redis = redis

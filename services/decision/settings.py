@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 
-from services.common.settings import TextSecret, env_name
+from services.common.settings import TextSecret, env_name, token_principals
 from services.origination.settings import ShakenSettings
 
 
@@ -104,7 +104,7 @@ class DecisionSettings(ShakenSettings):
             )
         if self.admin_token is not None:
             try:
-                admin_principals(self.admin_token)
+                token_principals(self.admin_token)
             except ValueError as exc:
                 problems.append(f"{env_name('admin_token')}: {exc}")
         if problems:
@@ -120,26 +120,3 @@ def _is_loopback(bind: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def admin_principals(token: TextSecret) -> dict[bytes, str]:
-    """Bearer token → principal: one bare token is principal ``admin``; else ``<principal> <token>`` lines.
-
-    Raises ValueError (naming no token) for a token under 16 bytes or a malformed line.
-    """
-    lines = [line.strip() for line in token.reveal().splitlines() if line.strip()]
-    if len(lines) == 1 and len(lines[0].split()) == 1:
-        if len(lines[0]) < 16:
-            raise ValueError("must be at least 16 bytes")
-        return {lines[0]: "admin"}
-    found: dict[bytes, str] = {}
-    for number, line in enumerate(lines, 1):
-        parts = line.split()
-        if len(parts) != 2 or len(parts[1]) < 16 or not parts[0].decode("ascii", "replace").isprintable():
-            raise ValueError(
-                f"line {number}: expected '<principal> <token>' with a token of at least 16 bytes"
-            )
-        found[parts[1]] = parts[0].decode("ascii", "replace")
-    if not found:
-        raise ValueError("no token")
-    return found

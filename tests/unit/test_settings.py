@@ -106,14 +106,13 @@ def test_admin_api_off_loopback_needs_mutual_tls() -> None:
 
 
 def test_admin_tokens_name_their_principals() -> None:
-    from services.common.settings import TextSecret
-    from services.decision.settings import admin_principals
+    from services.common.settings import TextSecret, token_principals
 
-    assert admin_principals(TextSecret(b"x" * 16)) == {b"x" * 16: "admin"}
-    assert admin_principals(TextSecret(b"noc " + b"a" * 16 + b"\nbackup " + b"b" * 20)) == {
+    assert token_principals(TextSecret(b"x" * 16)) == {b"x" * 16: "admin"}
+    assert token_principals(TextSecret(b"noc " + b"a" * 16 + b"\nbackup " + b"b" * 20)) == {
         b"a" * 16: "noc",
         b"b" * 20: "backup",
     }
     for bad in (b"short", b"noc short\nx " + b"y" * 16, b"a b c"):
         with pytest.raises(ValueError, match="16 bytes"):
-            admin_principals(TextSecret(bad))
+            token_principals(TextSecret(bad))
