@@ -11,6 +11,9 @@ STAMPS := $(STACK_DIR)/stamps
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_PACKAGES := redis-server redis-tools
 APT_PACKAGES += espeak-ng flite  # audio: TTS for test and benchmark audio (generated at test time)
+# switch front interop: SIPp as the UAC and load generator, Kamailio as the proxy in front (and its
+# secsipid module as an independent STIR/SHAKEN signer; http_client and json for the HTTP variant)
+APT_PACKAGES += sip-tester kamailio kamailio-utils-modules kamailio-secsipid-modules kamailio-json-modules
 
 # The local stack's ports (read by deploy/local/stack.sh), and the matching service settings.
 export KAFKA_PORT ?= 19092
@@ -77,8 +80,8 @@ bench-audio: up ## Evaluation: campaign recall at fixed false-alarm rates (thres
 test: up ## Unit and integration tests against the real local Kafka and Redis
 	$(PY) -m pytest tests
 
-test-unit: venv ## Unit tests only (no network)
-	$(PY) -m pytest tests -m "not integration"
+test-unit: venv ## Unit tests only (no network, no SIP peers)
+	$(PY) -m pytest tests -m "not integration and not interop"
 
 deps: system-deps venv jars ## Install everything: Debian packages, Python venv, Kafka jars
 
