@@ -48,11 +48,13 @@ model-default: ## Retrain the default model shipped in services/scoring/default/
 	$(PY) -m training ship --model models/default --out services/scoring/default
 
 FUZZ_RUNS ?= 1000000
-fuzz: up ## atheris, FUZZ_RUNS cases per target: Identity parser, Verifier.verify, Verify handler on the local Redis (1M each took 63 s / 705 s / 1,057 s here: fuzz/README.md)
+fuzz: up ## atheris, FUZZ_RUNS cases per target: Identity parser, Verifier.verify, Verify handler on the local Redis, SIP parser (1M each took 63 s / 705 s / 1,057 s here: fuzz/README.md)
 	mkdir -p $(STACK_DIR)/fuzz/identity_header $(STACK_DIR)/fuzz/verifier $(STACK_DIR)/fuzz/verify_handler
 	$(PY) -m fuzz.identity_header -runs=$(FUZZ_RUNS) -artifact_prefix=$(STACK_DIR)/fuzz/ $(STACK_DIR)/fuzz/identity_header fuzz/corpus/identity_header
 	$(PY) -m fuzz.verifier -runs=$(FUZZ_RUNS) -artifact_prefix=$(STACK_DIR)/fuzz/ $(STACK_DIR)/fuzz/verifier fuzz/corpus/calls
 	FRAUDMESH_FUZZ_REDIS_URL=redis://127.0.0.1:$(REDIS_PORT)/14 $(PY) -m fuzz.verify_handler -runs=$(FUZZ_RUNS) -artifact_prefix=$(STACK_DIR)/fuzz/ $(STACK_DIR)/fuzz/verify_handler fuzz/corpus/calls
+	mkdir -p $(STACK_DIR)/fuzz/sip_message
+	$(PY) -m fuzz.sip_message -runs=$(FUZZ_RUNS) -artifact_prefix=$(STACK_DIR)/fuzz/ $(STACK_DIR)/fuzz/sip_message fuzz/corpus/sip_message
 
 smoke: up ## A quick pipeline check: setups → Kafka → reputation → Redis, duplicates and poison records
 	$(PY) -m loadtest.smoke

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,7 +193,7 @@ def _history_info(values: list[str]) -> list[call_pb2.Diversion]:
         if cause:
             out.append(
                 call_pb2.Diversion(
-                    number=_without_headers(previous.uri), reason=CAUSES.get(cause, "unknown"), counter=1
+                    number=_cause_removed(previous.uri), reason=CAUSES.get(cause, "unknown"), counter=1
                 )
             )
     return out
@@ -204,6 +205,11 @@ def _uri_param(uri: str, name: str) -> str:
         if key.strip().lower() == name:
             return value.strip()
     return ""
+
+
+def _cause_removed(uri: str) -> str:
+    """A History-Info target as a number: its URI headers and RFC 4458 cause dropped."""
+    return re.sub(r";cause=[^;]*", "", _without_headers(uri), flags=re.IGNORECASE)
 
 
 def _without_headers(uri: str) -> str:

@@ -1,4 +1,5 @@
-"""Each atheris target runs clean for a short budget (CI smoke): parser, Verifier.verify, Verify handler.
+"""Each atheris target runs clean for a short budget (CI smoke): Identity parser, Verifier.verify,
+Verify handler, the switch front's SIP parser.
 
 About 30k cases in all, a few seconds per target. The handler target runs with Redis ``down`` here
 (the replica-memory fallback; unit tests use no network); ``make fuzz`` runs it against the local
@@ -21,6 +22,7 @@ TARGETS = {
     "identity_header": (12_000, "fuzz/corpus/identity_header"),
     "verifier": (9_000, "fuzz/corpus/calls"),
     "verify_handler": (9_000, "fuzz/corpus/calls"),
+    "sip_message": (12_000, "fuzz/corpus/sip_message"),
 }
 
 
@@ -52,7 +54,7 @@ def test_fuzz_target_finds_nothing(tmp_path: Path, target: str) -> None:
 
 
 def test_seed_corpora_are_small_and_in_the_repository() -> None:
-    for folder in ("fuzz/corpus/identity_header", "fuzz/corpus/calls"):
+    for folder in ("fuzz/corpus/identity_header", "fuzz/corpus/calls", "fuzz/corpus/sip_message"):
         files = list((REPO_ROOT / folder).iterdir())
         assert files, folder
         assert sum(path.stat().st_size for path in files) < 8_192, folder
