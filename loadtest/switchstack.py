@@ -52,10 +52,16 @@ class SwitchStack:
 
     @classmethod
     def start(
-        cls, env: Mapping[str, str], front_env: Mapping[str, str] | None = None, timeout_s: float = 120.0
+        cls,
+        env: Mapping[str, str],
+        front_env: Mapping[str, str] | None = None,
+        timeout_s: float = 120.0,
+        *,
+        in_process: bool = False,
     ) -> SwitchStack:
         """Start decision (no origination target: SHAKEN is verified only where anchors are given)
-        and the front; wait until both answer."""
+        and the front, which calls it over gRPC or (``in_process``) runs the decision core itself
+        (decision then serves only the admin API's lists, shared through Redis); wait for both."""
         token = secrets.token_hex(16)
         decision_port, admin_port = free_port(), free_port()
         sip_port, http_port, metrics_port = free_udp_and_tcp_port(), free_port(), free_port()
@@ -75,7 +81,8 @@ class SwitchStack:
             "services.switchfront",
             {
                 **env,
-                "FRAUDMESH_DECISION_TARGET": f"127.0.0.1:{decision_port}",
+                "FRAUDMESH_DECISION_TARGET": "" if in_process else f"127.0.0.1:{decision_port}",
+                "FRAUDMESH_ORIGINATION_TARGET": "",
                 "FRAUDMESH_SIP_PORT": str(sip_port),
                 "FRAUDMESH_HTTP_PORT": str(http_port),
                 "FRAUDMESH_METRICS_PORT": str(metrics_port),

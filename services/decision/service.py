@@ -164,32 +164,19 @@ def model_path(settings: DecisionSettings) -> Path:
     return default
 
 
-class Running:
-    """A started decision server and what must be stopped with it."""
+class Core:
+    """A warm decider and what runs beside it (reloads, audit delivery, the origination channel):
+    what a decision server serves, or what the switch front runs in its own process."""
 
     def __init__(
-        self,
-        handle: ServerHandle,
-        decider: Decider,
-        admin: ServerHandle | None,
-        tasks: list[asyncio.Task[None]],
-        channel: grpc.aio.Channel | None,
+        self, decider: Decider, tasks: list[asyncio.Task[None]], channel: grpc.aio.Channel | None
     ) -> None:
-        self.handle = handle
         self.decider = decider
-        self.admin = admin
         self._tasks = tasks
         self._channel = channel
 
-    @property
-    def port(self) -> int:
-        return self.handle.port
-
-    async def stop(self, grace_s: float = 5.0) -> None:
-        """NOT_SERVING, finish in-flight calls, drain the audit queue (bounded), close clients."""
-        await self.handle.stop(grace_s)
-        if self.admin is not None:
-            await self.admin.stop(0.5)
+    async def close(self) -> None:
+        """Drain the audit queue (bounded), stop the background tasks, close clients."""
         if self.decider.audit is not None:
             left = await self.decider.audit.drain(5.0)
             if left:
@@ -205,6 +192,27 @@ class Running:
         if self._channel is not None:
             await self._channel.close()
         await self.decider.redis.aclose()
+
+
+class Running:
+    """A started decision server and what must be stopped with it."""
+
+    def __init__(self, handle: ServerHandle, core: Core, admin: ServerHandle | None) -> None:
+        self.handle = handle
+        self.core = core
+        self.decider = core.decider
+        self.admin = admin
+
+    @property
+    def port(self) -> int:
+        return self.handle.port
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """NOT_SERVING, finish in-flight calls, drain the audit queue (bounded), close clients."""
+        await self.handle.stop(grace_s)
+        if self.admin is not None:
+            await self.admin.stop(0.5)
+        await self.core.close()
 
 
 def origination_channel(settings: DecisionSettings) -> grpc.aio.Channel | None:
@@ -226,8 +234,9 @@ def origination_channel(settings: DecisionSettings) -> grpc.aio.Channel | None:
     return grpc.aio.secure_channel(settings.origination_target, credentials, options=options)
 
 
-async def start(settings: DecisionSettings, *, scorer: Scorer | None = None) -> Running:
-    """Load, warm, start the servers and report SERVING."""
+async def build_core(settings: DecisionSettings, *, scorer: Scorer | None = None) -> Core:
+    """Load the model and policy, connect Redis, origination and the audit producer, and decide one
+    call end to end (every code path compiled and connected before the first real call)."""
     models = ModelStore(
         model_path(settings), check_every_s=settings.model_check_s, on_reload=model_reloaded, scorer=scorer
     )  # loads, verifies and warms; a bad artifact at start-up is fatal
@@ -264,6 +273,17 @@ async def start(settings: DecisionSettings, *, scorer: Scorer | None = None) -> 
     ]
     if audit is not None:
         tasks.append(asyncio.create_task(audit.run(), name="audit-delivery"))
+    warm = call_pb2.CallSetup(
+        call_id="warm-up", tenant="warm-up", calling_number="+8613800000000", called_number="+8613900000000"
+    )
+    await decider.decide(warm, 0.05, record=False)
+    return Core(decider, tasks, channel)
+
+
+async def start(settings: DecisionSettings, *, scorer: Scorer | None = None) -> Running:
+    """Build the core, start the servers and report SERVING."""
+    core = await build_core(settings, scorer=scorer)
+    decider = core.decider
     handle = await start_server(
         settings.grpc_bind,
         settings.grpc_port,
@@ -280,23 +300,21 @@ async def start(settings: DecisionSettings, *, scorer: Scorer | None = None) -> 
             settings.admin_bind,
             settings.admin_port,
             [ADMIN_NAME],
-            [(admin_pb2_grpc.add_AdminServiceServicer_to_server, AdminServicer(settings, redis))],
+            [(admin_pb2_grpc.add_AdminServiceServicer_to_server, AdminServicer(settings, decider.redis))],
             tls=admin_tls(settings),
             reuse_port=settings.workers > 1,
         )
         await admin.set_serving(True)
-    warm = call_pb2.CallSetup(
-        call_id="warm-up", tenant="warm-up", calling_number="+8613800000000", called_number="+8613900000000"
-    )
-    await decider.decide(
-        warm, 0.05, record=False
-    )  # every code path compiled and connected before the first real call
     await handle.set_serving(True)
     log.info(
         "decision serving",
-        extra={"port": handle.port, "model": models.current().version, "policy": policies.policy.version},
+        extra={
+            "port": handle.port,
+            "model": decider.models.current().version,
+            "policy": decider.policies.policy.version,
+        },
     )
-    return Running(handle, decider, admin, tasks, channel)
+    return Running(handle, core, admin)
 
 
 async def serve(settings: DecisionSettings) -> None:

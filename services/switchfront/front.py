@@ -24,20 +24,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from opentelemetry import trace
-
 from fraudmesh.v1 import call_pb2, decision_pb2
 from services.common.emergency import is_emergency_call, is_emergency_destination
 from services.switchfront import metrics
 from services.switchfront.answer import Answer, AnswerConfig, CallView, Cause, answer_for, fail_open
 from services.switchfront.callsetup import Trunks, build_setup, identity_of
-from services.switchfront.client import DecisionClient
+from services.switchfront.client import Decisions
 from services.switchfront.sip import Request, SipError, parse_request
 
 __all__ = ["Front", "TransactionCache", "write_response"]
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer(__name__)
 
 ALLOW_METHODS: Final = "INVITE, ACK, CANCEL, OPTIONS"
 SERVER: Final = "fraudmesh-switchfront"
@@ -127,7 +124,7 @@ class Front:
 
     def __init__(
         self,
-        client: DecisionClient,
+        client: Decisions,
         trunks: Trunks,
         config: AnswerConfig,
         region_for: Callable[[str], str],
@@ -230,8 +227,7 @@ class Front:
         """The answer and the Decide response behind it (None for emergency and fail-open answers)."""
         if is_emergency_call(setup, self.region_for(setup.tenant), self.emergency_numbers):
             return fail_open(call, self.config, Cause.EMERGENCY), None
-        with tracer.start_as_current_span("switchfront.decide", kind=trace.SpanKind.SERVER):
-            outcome = await self.client.decide(setup)
+        outcome = await self.client.decide(setup)
         response = outcome.response
         if response is None:
             return fail_open(call, self.config, outcome.cause), None

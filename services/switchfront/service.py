@@ -23,9 +23,10 @@ from services.common import eventloop
 from services.common.grpcserver import until_signalled
 from services.common.settings import load
 from services.common.telemetry import setup_telemetry
+from services.decision.verification import ConfigurationError as DecisionConfigurationError
 from services.switchfront.answer import AnswerConfig
 from services.switchfront.callsetup import TrunkError, Trunks
-from services.switchfront.client import DecisionClient
+from services.switchfront.client import DecisionClient, Decisions, InProcessDecisions
 from services.switchfront.front import Front, TransactionCache
 from services.switchfront.jsonapi import make_app
 from services.switchfront.settings import SwitchFrontSettings
@@ -101,8 +102,11 @@ async def start(settings: SwitchFrontSettings) -> Running:
         trunks = Trunks.load(_path(settings.trunks_file))
     except TrunkError as exc:
         raise ConfigurationError(f"trunks: {exc}") from None
+    decisions: Decisions = (
+        DecisionClient(settings) if settings.decision_target else await InProcessDecisions.build(settings)
+    )
     front = Front(
-        DecisionClient(settings),
+        decisions,
         trunks,
         AnswerConfig(settings.allow_contact, settings.challenge_uri, settings.label_header),
         settings.region_for,
@@ -166,7 +170,7 @@ def run_worker(index: int) -> None:
     telemetry = setup_telemetry(settings)
     try:
         eventloop.run(serve(settings))
-    except ConfigurationError as exc:
+    except (ConfigurationError, DecisionConfigurationError) as exc:
         print(f"switchfront: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     finally:

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import dataclasses
 
-from services.common.settings import CommonSettings, TextSecret, env_name
+from services.common.settings import TextSecret, env_name
+from services.decision.settings import DecisionSettings
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class SwitchFrontSettings(CommonSettings):
+class SwitchFrontSettings(DecisionSettings):
     """Where the SIP redirect front and the HTTP/JSON endpoint listen, and how they reach Decide.
 
-    TLS: with FRAUDMESH_TLS_CERT_FILE/KEY_FILE/CLIENT_CA_FILE set (CommonSettings, as on every gRPC
-    server) the HTTP endpoint speaks mutual TLS and SIP over TLS listens on ``sip_tls_port``.
+    Decide runs in this process (the decision core, configured by the decision service's own
+    settings: model, policy, Redis, trust anchors, sub-deadlines, breakers, audit) unless
+    ``decision_target`` names a decision service to call over gRPC; the TLS client files
+    (FRAUDMESH_TLS_SERVER_CA_FILE, _CLIENT_CERT_FILE, _CLIENT_KEY_FILE) then secure that channel.
+    With FRAUDMESH_TLS_CERT_FILE/KEY_FILE/CLIENT_CA_FILE set (as on every gRPC server) the HTTP
+    endpoint speaks mutual TLS and SIP over TLS listens on ``sip_tls_port``. The policy file is
+    read for its ``emergency_numbers`` in either mode.
     """
 
     service_name: str = "switchfront"
     metrics_port: int = 9106
-    workers: int = 1
     sip_bind: str = "127.0.0.1"
     sip_port: int = 5060  # UDP and TCP
     sip_udp: bool = True
@@ -27,11 +32,8 @@ class SwitchFrontSettings(CommonSettings):
     http_port: int = 8088  # 0: no HTTP/JSON endpoint
     # Bearer token(s) the HTTP endpoint requires: one token, or lines of "<principal> <token>".
     http_token: TextSecret | None = None
-    # Decide over gRPC; mTLS when the client files are set (the decision server's CA, our identity).
-    decision_target: str = "127.0.0.1:50051"
-    tls_server_ca_file: str = ""
-    tls_client_cert_file: str = ""
-    tls_client_key_file: str = ""
+    # Empty: the decision core runs in this process. Else a decision service's gRPC address.
+    decision_target: str = ""
     # The switch's whole budget for one answer: past it the call is routed on (fail-open).
     decide_timeout_s: float = 0.02
     # ALLOW/LABEL route: empty keeps the INVITE's Request-URI. CHALLENGE: the screening IVR's URI.
@@ -40,8 +42,6 @@ class SwitchFrontSettings(CommonSettings):
     label_header: str = ""
     # Trunks: source networks and SIP header → trunk id, tenant, ingress kind and region (YAML).
     trunks_file: str = "deploy/switchfront/trunks.yaml"
-    # Emergency numbers beyond the numbering plan's: read from the decision policy's list.
-    policy_file: str = "deploy/policy/default.yaml"
     # Retransmissions of one transaction are answered from here for 64*T1 (RFC 3261 timer H).
     transaction_ttl_s: float = 32.0
     transaction_max: int = 200_000
@@ -58,13 +58,6 @@ class SwitchFrontSettings(CommonSettings):
             problems.append(f"{env_name('sip_tls_port')}: needs {env_name('tls_cert_file')} and its key")
         if not 0 < self.decide_timeout_s <= 5:
             problems.append(f"{env_name('decide_timeout_s')}: must be within (0, 5] seconds")
-        client = (self.tls_server_ca_file, self.tls_client_cert_file, self.tls_client_key_file)
-        if any(client) and not all(client):
-            problems.append(
-                "the three FRAUDMESH_TLS_SERVER_CA_FILE / CLIENT_CERT_FILE / CLIENT_KEY_FILE go together"
-            )
-        if self.workers < 1:
-            problems.append(f"{env_name('workers')}: must be at least 1")
         if self.transaction_ttl_s <= 0 or self.transaction_max < 1:
             problems.append("the transaction cache needs a positive TTL and size")
         loopback = self.http_bind in {"127.0.0.1", "::1", "localhost"}

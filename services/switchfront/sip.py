@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 __all__ = [
@@ -60,6 +60,9 @@ LISTS: Final = frozenset(
 )
 _TOKEN: Final = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
 _HEADER_NAME: Final = _TOKEN
+_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+_NOT_IN_URI: Final = re.compile(r'[\x00-\x20"<>\x7f]')
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0a-\x1f]")
 _VERSION: Final = "SIP/2.0"
 
 
@@ -121,13 +124,18 @@ class Request:
     uri: str
     headers: list[tuple[str, str]]
     body: bytes
+    _values: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    _top_via: Via | None = field(default=None, repr=False)
 
     def all(self, name: str) -> list[str]:
         """Every value of one header (lower-case full name), in order; list headers split on commas."""
-        values = [value for key, value in self.headers if key == name]
-        if name in LISTS:
-            return [item for value in values for item in split_values(value)]
-        return values
+        found = self._values.get(name)
+        if found is None:
+            found = [value for key, value in self.headers if key == name]
+            if name in LISTS:
+                found = [item for value in found for item in split_values(value)]
+            self._values[name] = found
+        return found
 
     def first(self, name: str) -> str:
         """The first value of one header, or '' when absent."""
@@ -142,7 +150,9 @@ class Request:
     @property
     def via(self) -> Via:
         """The top Via (checked at parse time)."""
-        return parse_via(self.all("via")[0])
+        if self._top_via is None:
+            self._top_via = parse_via(self.all("via")[0])
+        return self._top_via
 
     @property
     def cseq(self) -> tuple[int, str]:
@@ -208,9 +218,9 @@ def _start_line(line: str) -> tuple[str, str]:
 
 def _check_uri(uri: str) -> None:
     scheme, colon, rest = uri.partition(":")
-    if not colon or not rest or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+    if not colon or not rest or not _SCHEME.fullmatch(scheme):
         raise SipError(ParseProblem.BAD_URI, "a URI needs a scheme and a body")
-    if any(ch in rest for ch in ' \t<>"') or any(ord(ch) < 0x21 for ch in rest):
+    if _NOT_IN_URI.search(rest):
         raise SipError(ParseProblem.BAD_URI, "a URI holds no spaces, quotes, brackets or controls")
 
 
@@ -227,7 +237,7 @@ def _headers(lines: list[str]) -> list[tuple[str, str]]:
         name = name.rstrip(" \t")
         if not colon or not _HEADER_NAME.fullmatch(name):
             raise SipError(ParseProblem.BAD_HEADER, "a header line without 'name: value'")
-        if any(ord(ch) < 0x20 and ch != "\t" for ch in value):
+        if _CONTROL.search(value):
             raise SipError(ParseProblem.BAD_HEADER, "control characters in a header value")
         lowered = name.lower()
         headers.append((COMPACT.get(lowered, lowered), value.strip(" \t")))

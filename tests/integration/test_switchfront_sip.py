@@ -220,3 +220,16 @@ def test_a_front_whose_decision_service_is_down_routes_every_call_on(stack: Stac
         assert b"X-Fraudmesh-Decision: action=ALLOW;cause=" in answer
     finally:
         assert front.stop() == 0, front.tail()
+
+
+def test_a_front_running_the_decision_core_in_process_answers_the_same(stack: Stack) -> None:
+    running = SwitchStack.start(stack.env, in_process=True)
+    try:
+        running.deny(DENIED)
+        assert _sipp(running, Call()).statuses == [(302, "Moved Temporarily")]
+        blocked = _sipp(running, Call(caller=DENIED, expect=603))
+        assert blocked.header("Reason") == 'SIP;cause=603;text="Network Blocked"'
+        assert running.metric("fraudmesh_switchfront_answers_total", cause="decided") == 2
+        assert running.metric("fraudmesh_decision_decisions_total") >= 2  # the core's metrics, same process
+    finally:
+        running.stop()

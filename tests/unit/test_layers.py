@@ -35,7 +35,7 @@ SERVICES_ALLOWED: dict[str, set[str]] = {
     "origination": {"common"},
     "reputation": {"common"},
     "audio": {"common"},
-    "switchfront": {"common"},
+    "switchfront": {"common", "decision"},
 }
 TRAINING_ONLY = ("lightgbm", "sklearn", "matplotlib", "treelite", "tl2cgen", "hypothesis")
 MAX_MODULE_LINES = 600
