@@ -24,7 +24,7 @@ export FRAUDMESH_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 export FRAUDMESH_PSEUDONYM_KEY_FILE ?= $(STACK_DIR)/secrets/pseudonym.key
 export FRAUDMESH_TENANT_REGIONS ?= demo-cn=CN,demo-us=US
 
-.PHONY: help run model model-default fuzz smoke bench-loadtest bench-reputation bench-origination bench-decision bench-scoring bench-audio test test-unit test-integration deps system-deps venv jars up down status topics \
+.PHONY: help run model model-default fuzz smoke sip-smoke bench-switchfront bench-loadtest bench-reputation bench-origination bench-decision bench-scoring bench-audio test test-unit test-integration deps system-deps venv jars up down status topics \
         proto proto-check lint clean-data \
         operate-check helm-lint helm-render dashboards dashboards-check rules-test docker-lint
 
@@ -71,6 +71,12 @@ bench-origination: up ## Benchmark: warm PASSporT verify beside bare ES256, Veri
 bench-decision: up ## Benchmark: Decide saturation and p50/p99 at 50%/90% beside an empty grpc.aio server, 1 vs 2 processes (+ ghz)
 	bash deploy/tools/install.sh ghz >/dev/null
 	$(PY) -m bench.decision
+
+bench-switchfront: up ## Benchmark: SIPp -> switch front -> Decide at half of Decide's saturation, beside gRPC Decide and SIPp -> a trivial 302 responder
+	$(PY) -m bench.switchfront
+
+sip-smoke: up ## Decision and the switch front, SIPp scenarios (and Kamailio in front when installed): one line per scenario
+	$(PY) -m loadtest.sipsmoke
 
 bench-scoring: venv ## Benchmark: Numba scoring beside LightGBM and treelite on the same models
 	$(PY) -m bench.scoring

@@ -9,15 +9,26 @@ benchmark runs beside the front: SIPp answering every INVITE with a 302 at once.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 from xml.sax.saxutils import escape
 
-__all__ = ["Call", "SippResult", "responder_scenario", "run_sipp", "sipp_binary", "uac_scenario"]
+__all__ = [
+    "Call",
+    "SippLoad",
+    "SippResult",
+    "responder_scenario",
+    "run_sipp",
+    "run_sipp_load",
+    "sipp_binary",
+    "uac_scenario",
+]
 
 _STATUS: Final = re.compile(r"^SIP/2\.0 (\d{3}) (.*)$")
 
@@ -42,6 +53,7 @@ class Call:
     display: str = ""
     expect: int = 302
     max_forwards: str = "Max-Forwards: 70"  # e.g. "Max-Forwards: seventy" makes the INVITE malformed
+    timed: bool = False  # SIPp response-time timer from the INVITE to its final answer (-trace_rtt)
 
 
 def uac_scenario(call: Call) -> str:
@@ -81,7 +93,8 @@ def uac_scenario(call: Call) -> str:
       Max-Forwards: 70
       Content-Length: 0
 """
-    steps = [f'  <send retrans="500"><![CDATA[{invite}]]></send>', _recv(call.expect)]
+    timer = ' start_rtd="1"' if call.timed else ""
+    steps = [f'  <send retrans="500"{timer}><![CDATA[{invite}]]></send>', _recv(call.expect, call.timed)]
     if call.expect >= 300:
         steps.append(f"  <send><![CDATA[{ack}]]></send>")
     body = "\n".join(steps)
@@ -93,9 +106,10 @@ def uac_scenario(call: Call) -> str:
 """
 
 
-def _recv(code: int) -> str:
+def _recv(code: int, timed: bool = False) -> str:
     provisional = '  <recv response="100" optional="true"></recv>\n'
-    return provisional + f'  <recv response="{code}"></recv>'
+    timer = ' rtd="1"' if timed else ""
+    return provisional + f'  <recv response="{code}"{timer}></recv>'
 
 
 def responder_scenario() -> str:
@@ -200,3 +214,89 @@ def _received(log: str) -> list[str]:
         if start is not None:
             out.append("\n".join(lines[start:]).strip())
     return out
+
+
+@dataclass
+class SippLoad:
+    """One SIPp load run: calls offered and answered as expected, the rate achieved, answer times."""
+
+    offered: int
+    succeeded: int
+    failed: int
+    calls_per_s: float
+    answer_ms: list[float]
+    seconds: float = 0.0  # the offered calls' span at the offered rate
+
+    def pct(self, q: float) -> float:
+        """A percentile of the answer times (ms), NaN without any."""
+        if not self.answer_ms:
+            return float("nan")
+        ordered = sorted(self.answer_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run_sipp_load(
+    scenario: str,
+    target: str,
+    folder: Path,
+    *,
+    rate: float,
+    calls: int,
+    numbers: list[tuple[str, str]],
+    max_in_flight: int = 200,
+) -> SippLoad:
+    """SIPp as an open-loop load: ``calls`` INVITEs at ``rate``/s (at most max_in_flight at once),
+    callers and callees from ``numbers`` in turn; answer times from SIPp's own per-call timer."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    path = folder / "scenario.xml"
+    path.write_text(scenario, encoding="utf-8")
+    injection = folder / "numbers.csv"
+    injection.write_text("SEQUENTIAL\n" + "".join(f"{a};{b};\n" for a, b in numbers), encoding="utf-8")
+    command = [
+        sipp_binary(), target,
+        "-sf", str(path),
+        "-inf", str(injection),
+        "-m", str(calls),
+        "-r", f"{rate:.0f}",
+        "-l", str(max_in_flight),
+        "-t", "u1",
+        "-i", "127.0.0.1",
+        "-nostdin",
+        "-recv_timeout", "5000",
+        "-timeout", f"{calls / rate + 30:.0f}s",
+        "-trace_rtt", "-rtt_freq", "1",
+        "-trace_stat", "-stf", str(folder / "stat.csv"),
+    ]  # fmt: skip
+    started = time.perf_counter()
+    done = subprocess.run(  # noqa: S603 - fixed binary, arguments built here
+        command, cwd=folder, capture_output=True, text=True, timeout=calls / rate + 90, check=False
+    )
+    elapsed = time.perf_counter() - started
+    answer_ms: list[float] = []
+    for rtt in folder.glob("*_rtt.csv"):
+        for line in rtt.read_text().splitlines()[1:]:
+            fields = line.split(";")
+            if len(fields) >= 2:
+                with contextlib.suppress(ValueError):
+                    answer_ms.append(float(fields[1]))
+    succeeded, failed = _final_counts(folder / "stat.csv")
+    if not succeeded and not failed and done.returncode not in (0, 1):
+        raise RuntimeError(f"SIPp did not run ({done.returncode}): {done.stderr[-2000:]}")
+    return SippLoad(
+        calls, succeeded, failed, succeeded / elapsed if elapsed else 0.0, answer_ms, calls / rate
+    )
+
+
+def _final_counts(stat: Path) -> tuple[int, int]:
+    """SuccessfulCall(C) and FailedCall(C) from the last line of SIPp's statistics file."""
+    if not stat.exists():
+        return 0, 0
+    lines = [line for line in stat.read_text().splitlines() if line.strip()]
+    if len(lines) < 2:
+        return 0, 0
+    header = lines[0].split(";")
+    last = lines[-1].split(";")
+    values = dict(zip(header, last, strict=False))
+    return int(values.get("SuccessfulCall(C)", 0) or 0), int(values.get("FailedCall(C)", 0) or 0)
