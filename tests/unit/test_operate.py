@@ -23,6 +23,7 @@ import services
 from charts.grafana.dashboards import OUT_DIR, build_all, sections
 from charts.grafana.model import GRID_WIDTH
 from charts.promql import EXTERNAL_METRICS, metric_names
+from services.switchfront.answer import Cause
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "charts" / "alerts"
@@ -148,6 +149,27 @@ def test_panels_fit_the_grid_and_ids_are_unique() -> None:
 def test_every_dashboard_section_is_a_chart_component() -> None:
     components = yaml.safe_load(VALUES.read_text())["components"]
     assert {s.service for s in sections()} <= set(components)
+
+
+def test_every_chart_component_has_a_dashboard_and_a_down_alert() -> None:
+    components = set(yaml.safe_load(VALUES.read_text())["components"])
+    assert "switchfront" in components
+    assert {s.service for s in sections()} == components
+    down = {
+        component
+        for component in components
+        for rule in alert_rules()
+        if f'up{{service="{component}"}}' in rule["expr"] and "== 0" in rule["expr"]
+    }
+    assert down == components, f"components without an alert on up == 0: {components - down}"
+
+
+def test_switch_front_fail_open_excludes_exactly_decided_and_emergency() -> None:
+    excluded = f'cause!~"{Cause.DECIDED}|{Cause.EMERGENCY}"'
+    rule = next(r for r in alert_rules() if r["alert"] == "FraudmeshSwitchFrontFailingOpen")
+    assert excluded in rule["expr"]
+    panels = [e for where, e in dashboard_queries().items() if where.startswith("fraudmesh-switchfront.json")]
+    assert sum(excluded in expr for expr in panels) >= 2  # the fail-open share and the causes
 
 
 def test_alerts_are_labelled_documented_and_unit_tested() -> None:

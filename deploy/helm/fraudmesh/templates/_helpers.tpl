@@ -95,6 +95,12 @@ Templates iterate: range $name, $c := include "fraudmesh.components" . | fromYam
 {{- if and $.Values.mtls.enabled $c.mtls.server -}}
 {{- $_ := required (printf "components.%s.healthPort is required when mTLS is on (the kubelet's probe is plaintext)" $name) $c.healthPort -}}
 {{- end -}}
+{{- else if eq $c.kind "front" -}}
+{{- $_ := required (printf "components.%s.sipPort is required for a front" $name) $c.sipPort -}}
+{{- $_ := required (printf "components.%s.httpPort is required for a front (its probes use it)" $name) $c.httpPort -}}
+{{- $_ := required "switchfront.httpToken.existingSecret is required: off loopback the front's HTTP endpoint needs a bearer token" $.Values.switchfront.httpToken.existingSecret -}}
+{{- else -}}
+{{- fail (printf "components.%s.kind must be grpc, consumer or front" $name) -}}
 {{- end -}}
 {{- $_ := set $out $name $c -}}
 {{- end -}}
@@ -171,6 +177,18 @@ Templates iterate: range $name, $c := include "fraudmesh.components" . | fromYam
   value: {{ $root.Values.listenAddress | quote }}
 - name: FRAUDMESH_GRPC_PORT
   value: {{ $c.grpcPort | quote }}
+{{- end }}
+{{- if eq $c.kind "front" }}
+- name: FRAUDMESH_SIP_BIND
+  value: {{ $root.Values.listenAddress | quote }}
+- name: FRAUDMESH_SIP_PORT
+  value: {{ $c.sipPort | quote }}
+- name: FRAUDMESH_HTTP_BIND
+  value: {{ $root.Values.listenAddress | quote }}
+- name: FRAUDMESH_HTTP_PORT
+  value: {{ $c.httpPort | quote }}
+- name: FRAUDMESH_HTTP_TOKEN_FILE
+  value: /var/run/secrets/fraudmesh/http-token/{{ $root.Values.switchfront.httpToken.key }}
 {{- end }}
 {{- if include "fraudmesh.mtlsServer" (list $root $c) }}
 - name: FRAUDMESH_GRPC_HEALTH_PORT
