@@ -30,6 +30,7 @@ from fraudmesh.v1 import call_pb2
 from services.common.settings import token_principals
 from services.switchfront import metrics
 from services.switchfront.answer import CallView
+from services.switchfront.callsetup import Trunks
 from services.switchfront.front import Front
 from services.switchfront.settings import SwitchFrontSettings
 
@@ -73,7 +74,7 @@ async def decide(request: web.Request) -> web.Response:
     started = time.perf_counter()
     metrics.REQUESTS("http", "INVITE").inc()
     try:
-        setup = _setup(await request.read())
+        setup = _setup(await request.read(), front.trunks)
     except ValueError as exc:
         metrics.MALFORMED("http", "bad_json", "true").inc()
         return web.json_response({"error": str(exc)}, status=400)
@@ -116,8 +117,12 @@ async def readyz(request: web.Request) -> web.Response:
     )
 
 
-def _setup(body: bytes) -> call_pb2.CallSetup:
-    """The CallSetup in a request body; ValueError naming what is wrong."""
+def _setup(body: bytes, trunks: Trunks) -> call_pb2.CallSetup:
+    """The CallSetup in a request body, completed from its trunk; ValueError naming what is wrong.
+
+    A configured ``ingress_trunk_id`` fills the tenant, ingress kind and region the body leaves out
+    (as the SIP front fills them from the trunks file).
+    """
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -129,8 +134,13 @@ def _setup(body: bytes) -> call_pb2.CallSetup:
         json_format.ParseDict(document, setup)
     except json_format.ParseError as exc:
         raise ValueError(f"not a CallSetup: {exc}") from None
+    trunk = trunks.by_id.get(setup.ingress_trunk_id)
+    if trunk is not None:
+        setup.tenant = setup.tenant or trunk.tenant
+        setup.ingress_kind = setup.ingress_kind or trunk.kind  # type: ignore[assignment]
+        setup.ingress_region = setup.ingress_region or trunk.region
     if not setup.call_id or not setup.tenant:
-        raise ValueError("call_id and tenant are required")
+        raise ValueError("call_id and tenant (or a configured ingress_trunk_id) are required")
     if not setup.HasField("event_time"):
         setup.event_time.FromNanoseconds(time.time_ns())
     return setup

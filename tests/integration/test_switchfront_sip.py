@@ -233,3 +233,11 @@ def test_a_front_running_the_decision_core_in_process_answers_the_same(stack: St
         assert running.metric("fraudmesh_decision_decisions_total") >= 2  # the core's metrics, same process
     finally:
         running.stop()
+
+
+def test_the_http_endpoint_completes_a_call_from_its_configured_trunk(switch: SwitchStack) -> None:
+    body = json.loads(_setup("+8613800138000"))
+    del body["tenant"]
+    body["ingress_trunk_id"] = "intl-gw"  # deploy/switchfront/trunks.yaml: demo-cn, international gateway
+    status, answer = _post(switch, json.dumps(body).encode())
+    assert (status, answer["action"], answer["cause"]) == (200, "ALLOW", "decided")
