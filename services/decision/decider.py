@@ -499,7 +499,7 @@ def _apply_action(decision: verdicts_pb2.Decision, action: int, policy: Policy, 
     decision.ClearField("sip")
     decision.label = ""
     if action == BLOCK:
-        decision.sip.CopyFrom(policy.block.response())
+        decision.sip.CopyFrom(policy.block_for(tenant).response())
     elif action == CHALLENGE:
         decision.sip.CopyFrom(policy.challenge.response())
     elif action == LABEL:

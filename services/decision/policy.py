@@ -92,10 +92,12 @@ class SipMapping:
 
 @dataclass(frozen=True, slots=True)
 class TenantPolicy:
-    """Per-tenant overrides: language for labels, shadow mode."""
+    """Per-tenant overrides: language for labels, shadow mode, and how a block is answered
+    (e.g. ``608 Rejected`` of RFC 8688 where the interconnect expects it, instead of 603+)."""
 
     language: str
     shadow: bool
+    block: SipMapping | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,11 @@ class Policy:
         """A tenant's language and shadow flag (the policy defaults for unknown tenants)."""
         found = self.tenants.get(tenant)
         return found if found is not None else TenantPolicy(self.default_language, self.shadow)
+
+    def block_for(self, tenant: str) -> SipMapping:
+        """The SIP answer a tenant gives a blocked call (the policy's unless the tenant names its own)."""
+        found = self.tenants.get(tenant)
+        return found.block if found is not None and found.block is not None else self.block
 
     def label_for(self, tenant: str) -> str:
         """The display label in the tenant's language."""
@@ -322,14 +329,15 @@ def _build(raw: Any, text: str) -> Policy:
         ingress[INGRESS[name]] = _thresholds(value, f"ingress_thresholds.{name}")
     tenants: dict[str, TenantPolicy] = {}
     for name, value in _mapping(data.get("tenants"), "tenants").items():
-        entry = _require(value, f"tenants.{name}", {"language", "shadow"}, set())
+        entry = _require(value, f"tenants.{name}", {"language", "shadow", "block"}, set())
         language = entry.get("language", default_language)
         if not isinstance(language, str) or language not in labels:
             raise PolicyError(f"tenants.{name}.language: has no entry in labels")
         tenant_shadow = entry.get("shadow", shadow)
         if not isinstance(tenant_shadow, bool):
             raise PolicyError(f"tenants.{name}.shadow: must be true or false")
-        tenants[str(name)] = TenantPolicy(language, tenant_shadow)
+        block = _sip(entry["block"], f"tenants.{name}.block") if "block" in entry else None
+        tenants[str(name)] = TenantPolicy(language, tenant_shadow, block)
     reason_actions: dict[str, int] = {}
     for code, action in _mapping(data.get("reason_actions"), "reason_actions").items():
         if not isinstance(code, str) or code not in REASONS:

@@ -126,12 +126,33 @@ def test_any_bytes_parse_or_are_a_policy_error(raw: bytes) -> None:
         ({"labels": ["en"]}, "labels"),
         ({"default_language": ["en"]}, "default_language"),
         ({"block": {"status_code": "603", "reason_phrase": "x"}}, "block.status_code"),
+        (
+            {"tenants": {"demo-us": {"block": {"status_code": 200, "reason_phrase": "OK"}}}},
+            "tenants.demo-us.block",
+        ),
     ],
 )
 def test_structural_errors_name_the_key(edit: dict[str, Any], where: str) -> None:
     with pytest.raises(PolicyError) as error:
         parse_policy(yaml.safe_dump({**DEFAULT_DATA, **edit}, allow_unicode=True), "p.yaml")
     assert where in str(error.value)
+
+
+def test_a_tenant_may_answer_blocks_with_608_rejected_and_others_keep_603() -> None:
+    rejected = {
+        "status_code": 608,
+        "reason_phrase": "Rejected",
+        "redress_contact": "https://op.example/jcard",
+    }
+    data = {
+        **DEFAULT_DATA,
+        "tenants": {**DEFAULT_DATA["tenants"], "demo-us": {"language": "en", "block": rejected}},
+    }
+    policy = parse_policy(yaml.safe_dump(data, allow_unicode=True), "p.yaml")
+    assert policy.block_for("demo-us").response().status_code == 608
+    assert policy.block_for("demo-us").response().reason_header == 'SIP;cause=608;text="Rejected"'
+    assert policy.block_for("demo-cn").status_code == 603
+    assert policy.block_for("someone-else").status_code == 603
 
 
 def test_non_utf8_is_a_policy_error() -> None:
