@@ -34,10 +34,20 @@ from services.switchfront.callsetup import Trunks
 from services.switchfront.front import Front
 from services.switchfront.settings import SwitchFrontSettings
 
-__all__ = ["MAX_BODY_BYTES", "make_app"]
+__all__ = ["MAX_BODY_BYTES", "make_app", "make_health_app"]
 
 MAX_BODY_BYTES: Final = 64 * 1024
 _FRONT: Final = web.AppKey("front", Front)
+
+
+def make_health_app(front: Front) -> web.Application:
+    """Only /healthz and /readyz: the plaintext health listener beside a mutual-TLS endpoint, for
+    the kubelet's probes (which present no client certificate)."""
+    app = web.Application()
+    app[_FRONT] = front
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
 
 
 def make_app(front: Front, settings: SwitchFrontSettings) -> web.Application:

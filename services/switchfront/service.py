@@ -28,7 +28,7 @@ from services.switchfront.answer import AnswerConfig
 from services.switchfront.callsetup import TrunkError, Trunks
 from services.switchfront.client import DecisionClient, Decisions, InProcessDecisions
 from services.switchfront.front import Front, TransactionCache
-from services.switchfront.jsonapi import make_app
+from services.switchfront.jsonapi import make_app, make_health_app
 from services.switchfront.settings import SwitchFrontSettings
 from services.switchfront.transports import SipDatagram, serve_stream, start_udp
 
@@ -51,7 +51,7 @@ class Running:
     http_port: int
     udp: tuple[asyncio.DatagramTransport, SipDatagram] | None
     servers: list[asyncio.Server]
-    http: web.AppRunner | None
+    http: list[web.AppRunner]
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stop listening, finish answers in flight (bounded), close the channel."""
@@ -60,8 +60,8 @@ class Running:
         if self.udp is not None:
             await self.udp[1].drain(grace_s)
             self.udp[0].close()
-        if self.http is not None:
-            await self.http.cleanup()
+        for runner in self.http:
+            await runner.cleanup()
         for server in self.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), grace_s)
@@ -150,8 +150,14 @@ async def start(settings: SwitchFrontSettings) -> Running:
         )
         await site.start()
         http_port = int(runner.addresses[0][1])
+    runners = [runner] if runner is not None else []
+    if settings.health_port:
+        health = web.AppRunner(make_health_app(front), access_log=None)
+        await health.setup()
+        await web.TCPSite(health, settings.http_bind, settings.health_port, reuse_port=reuse or None).start()
+        runners.append(health)
     log.info("switchfront listening", extra={"sip_port": sip_port, "http_port": http_port})
-    return Running(front, sip_port, http_port, udp, servers, runner)
+    return Running(front, sip_port, http_port, udp, servers, runners)
 
 
 async def serve(settings: SwitchFrontSettings) -> None:

@@ -30,6 +30,9 @@ class SwitchFrontSettings(DecisionSettings):
     sip_tls_port: int = 0  # 0: no SIP over TLS
     http_bind: str = "127.0.0.1"
     http_port: int = 8088  # 0: no HTTP/JSON endpoint
+    # A plaintext listener (on http_bind) serving only /healthz and /readyz, for the kubelet's probes
+    # when the HTTP endpoint speaks mutual TLS. 0: none.
+    health_port: int = 0
     # Bearer token(s) the HTTP endpoint requires: one token, or lines of "<principal> <token>".
     http_token: TextSecret | None = None
     # Empty: the decision core runs in this process. Else a decision service's gRPC address.
@@ -49,7 +52,7 @@ class SwitchFrontSettings(DecisionSettings):
     def __post_init__(self) -> None:
         super().__post_init__()
         problems: list[str] = []
-        for name in ("sip_port", "sip_tls_port", "http_port"):
+        for name in ("sip_port", "sip_tls_port", "http_port", "health_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 problems.append(f"{env_name(name)}: must be a port number")
         if not self.sip_udp and not self.sip_tcp and not self.sip_tls_port and not self.http_port:

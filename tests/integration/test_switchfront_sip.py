@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from loadtest.sipp import Call, run_sipp, uac_scenario
 from loadtest.switchstack import LOGS, SwitchStack, free_udp_and_tcp_port, log_folder, wait_front
 from services.switchfront.sip import parse_name_addr
 from tests.integration.conftest import Stack
+from tests.tlsutil import mesh_pki
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
 
@@ -241,3 +244,51 @@ def test_the_http_endpoint_completes_a_call_from_its_configured_trunk(switch: Sw
     body["ingress_trunk_id"] = "intl-gw"  # deploy/switchfront/trunks.yaml: demo-cn, international gateway
     status, answer = _post(switch, json.dumps(body).encode())
     assert (status, answer["action"], answer["cause"]) == (200, "ALLOW", "decided")
+
+
+def test_with_mutual_tls_the_http_endpoint_needs_a_client_certificate_and_probes_use_the_health_port(
+    stack: Stack, tmp_path: Path
+) -> None:
+    pki = mesh_pki()
+    files = {}
+    for name, data in (
+        ("ca.pem", pki.ca),
+        ("server.pem", pki.server.cert),
+        ("server.key", pki.server.key),
+        ("client.pem", pki.client.cert),
+        ("client.key", pki.client.key),
+    ):
+        (tmp_path / name).write_bytes(data)
+        files[name] = str(tmp_path / name)
+    sip_port, http_port, health_port = (free_udp_and_tcp_port() for _ in range(3))
+    front = ServiceProcess(
+        "services.switchfront",
+        {
+            **stack.env,
+            "FRAUDMESH_DECISION_TARGET": f"127.0.0.1:{free_udp_and_tcp_port()}",
+            "FRAUDMESH_SIP_PORT": str(sip_port),
+            "FRAUDMESH_HTTP_PORT": str(http_port),
+            "FRAUDMESH_HEALTH_PORT": str(health_port),
+            "FRAUDMESH_METRICS_PORT": "0",
+            "FRAUDMESH_TLS_CERT_FILE": files["server.pem"],
+            "FRAUDMESH_TLS_KEY_FILE": files["server.key"],
+            "FRAUDMESH_TLS_CLIENT_CA_FILE": files["ca.pem"],
+        },
+        LOGS / f"switchfront-tls-{sip_port}.log",
+    )
+    try:
+        wait_front(front, health_port, 60, path="/healthz")
+        url = f"https://127.0.0.1:{http_port}/v1/decide"
+        body = _setup("+8613800138000")
+        trusted = ssl.create_default_context(cafile=files["ca.pem"])
+        anonymous = urllib.request.Request(url, data=body)
+        with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
+            urllib.request.urlopen(anonymous, timeout=5, context=trusted).read()
+        trusted.load_cert_chain(files["client.pem"], files["client.key"])
+        request = urllib.request.Request(url, data=body)
+        with urllib.request.urlopen(request, timeout=5, context=trusted) as response:
+            answer = json.loads(response.read())
+        assert (answer["action"], answer["status"]) == ("ALLOW", 302)  # decision unreachable: fail-open
+        assert answer["cause"] == "unavailable"
+    finally:
+        assert front.stop() == 0, front.tail()

@@ -5,120 +5,26 @@ Certificates are generated at test time; nothing secret is kept in the repositor
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fraudmesh.v1 import call_pb2, decision_pb2, decision_pb2_grpc
 from services.common.grpcserver import ServerHandle, ServerTls, server_tls, start_server
 from services.common.settings import CommonSettings, Secret, SettingsError, load
+from tests.tlsutil import Pki, mesh_pki
 from tests.unit.test_grpcserver import _AlwaysAllow
 
 SERVICE = decision_pb2.DESCRIPTOR.services_by_name["DecisionService"].full_name
 
 
-@dataclass(frozen=True)
-class Issued:
-    """A PEM certificate and its PEM private key."""
-
-    cert: bytes
-    key: bytes
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _ca(name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    return cert, key
-
-
-def _issue(ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey], name: str, *, server: bool) -> Issued:
-    ca_cert, ca_key = ca
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
-    )
-    if server:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-    cert = builder.sign(ca_key, hashes.SHA256())
-    return Issued(cert.public_bytes(serialization.Encoding.PEM), _pem_key(key))
-
-
-@dataclass(frozen=True)
-class Pki:
-    """A mesh CA with a server and a client identity, plus a client from an unrelated CA."""
-
-    ca: bytes
-    server: Issued
-    client: Issued
-    stranger: Issued
-
-
 @pytest.fixture(scope="module")
 def pki() -> Pki:
-    mesh = _ca("fraudmesh test mesh CA")
-    other = _ca("some other CA")
-    return Pki(
-        ca=mesh[0].public_bytes(serialization.Encoding.PEM),
-        server=_issue(mesh, "decision", server=True),
-        client=_issue(mesh, "switch", server=False),
-        stranger=_issue(other, "switch", server=False),
-    )
+    return mesh_pki()
 
 
 @pytest.fixture
