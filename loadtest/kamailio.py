@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Final
 
 from loadtest.processes import REPO_ROOT, _die_with_parent
-from loadtest.sipp import Call, SippResult, run_sipp, sipp_binary, uac_scenario
+from loadtest.sipp import SDP_BODY, Call, SippResult, run_sipp, sipp_binary, uac_scenario
 
 __all__ = [
     "CONFIGS",
@@ -206,7 +206,7 @@ class SipMessage:
 
 def uas_scenario() -> str:
     """SIPp as the callee behind the proxy: INVITE → 200 with SDP (Record-Route echoed), ACK, BYE → 200."""
-    return """<?xml version="1.0" encoding="UTF-8" ?>
+    return f"""<?xml version="1.0" encoding="UTF-8" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="fraudmesh callee">
   <recv request="INVITE" crlf="true"></recv>
@@ -219,17 +219,7 @@ def uas_scenario() -> str:
       [last_CSeq:]
       [last_Record-Route:]
       Contact: <sip:callee@[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-]]></send>
+{SDP_BODY}]]></send>
   <recv request="ACK"></recv>
   <recv request="BYE"></recv>
   <send><![CDATA[

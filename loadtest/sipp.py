@@ -20,6 +20,7 @@ from typing import Final
 from xml.sax.saxutils import escape
 
 __all__ = [
+    "SDP_BODY",
     "Call",
     "SippLoad",
     "SippResult",
@@ -31,6 +32,18 @@ __all__ = [
 ]
 
 _STATUS: Final = re.compile(r"^SIP/2\.0 (\d{3}) (.*)$")
+# The SDP offer (or answer) every scenario carries, with the headers that frame it.
+SDP_BODY: Final = """      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+"""
 
 
 def sipp_binary() -> str:
@@ -72,17 +85,7 @@ def uac_scenario(call: Call) -> str:
       Contact: <sip:sipp@[local_ip]:[local_port]>
       {call.max_forwards}
       User-Agent: SIPp fraudmesh-check{headers}
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-"""
+{SDP_BODY}"""
     ack = f"""
       ACK {ruri} SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];rport;branch=[branch-3]
@@ -163,11 +166,7 @@ def run_sipp(
     timeout_s: float = 15.0,
 ) -> SippResult:
     """Run SIPp with one scenario against ``host:port``; never raises for a failed call."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.iterdir():
-        old.unlink()
-    path = folder / "scenario.xml"
-    path.write_text(scenario, encoding="utf-8")
+    path = _fresh(folder, scenario)
     messages = folder / "messages.log"
     errors = folder / "errors.log"
     command = [
@@ -201,6 +200,16 @@ def run_sipp(
         + done.stderr[-2000:]
     )
     return SippResult(done.returncode, statuses, answers, log)
+
+
+def _fresh(folder: Path, scenario: str) -> Path:
+    """An emptied run folder with the scenario written in it; the scenario file's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    path = folder / "scenario.xml"
+    path.write_text(scenario, encoding="utf-8")
+    return path
 
 
 def _received(log: str) -> list[str]:
@@ -247,11 +256,7 @@ def run_sipp_load(
 ) -> SippLoad:
     """SIPp as an open-loop load: ``calls`` INVITEs at ``rate``/s (at most max_in_flight at once),
     callers and callees from ``numbers`` in turn; answer times from SIPp's own per-call timer."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.iterdir():
-        old.unlink()
-    path = folder / "scenario.xml"
-    path.write_text(scenario, encoding="utf-8")
+    path = _fresh(folder, scenario)
     injection = folder / "numbers.csv"
     injection.write_text("SEQUENTIAL\n" + "".join(f"{a};{b};\n" for a, b in numbers), encoding="utf-8")
     command = [

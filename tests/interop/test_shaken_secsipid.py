@@ -31,6 +31,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from fraudmesh.v1 import call_pb2, common_pb2, verdicts_pb2
+from loadtest.kamailio import free_udp_port
 from services.common.reasons import Reason
 from services.origination.certs import CertificateCache, CertificateError, ChainValidator
 from services.origination.failures import Failure
@@ -255,13 +256,6 @@ def build_pki(folder: Path) -> Pki:
     return pki
 
 
-def _free_udp_port() -> int:
-    """A loopback UDP port free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_ready(signer: Kamailio) -> None:
     """Probe with OPTIONS until kamailio answers; fail with its log if it exits or stays silent."""
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -303,7 +297,7 @@ def kamailio(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kam
     """kamailio running shaken_sign.cfg in the foreground with the home key; always stopped."""
     binary = kamailio_binary()
     folder = tmp_path_factory.mktemp("kamailio")
-    port = _free_udp_port()
+    port = free_udp_port()
     log = folder / "kamailio.log"
     command = [
         binary,
