@@ -46,7 +46,7 @@ from services.origination.settings import OriginationSettings
 from services.scoring.model import Scorer
 from tests.integration.conftest import Stack, Worker, _free_port
 from tests.integration.origination_pki import HOME_X5U, Pki, build_pki, signed_setup
-from tests.unit.test_grpcserver_tls import _ca, _issue
+from tests.tlsutil import issue_identity, make_ca
 from training.synthetic import generate
 from training.train import train
 
@@ -522,13 +522,13 @@ def _tls_files(
     tmp_path: Path, server_name: str, client_name: str, *, stranger: bool = False
 ) -> dict[str, str]:
     """A test CA, a server and a client certificate (and a stranger's from another CA), as files."""
-    mesh_ca = _ca("fraudmesh test mesh CA")
+    mesh_ca = make_ca("fraudmesh test mesh CA")
     issued = {
-        "server": _issue(mesh_ca, server_name, server=True),
-        "client": _issue(mesh_ca, client_name, server=False),
+        "server": issue_identity(mesh_ca, server_name, server=True),
+        "client": issue_identity(mesh_ca, client_name, server=False),
     }
     if stranger:
-        issued["stranger"] = _issue(_ca("some other CA"), client_name, server=False)
+        issued["stranger"] = issue_identity(make_ca("some other CA"), client_name, server=False)
     contents = {"ca.pem": mesh_ca[0].public_bytes(Encoding.PEM)}
     for who, cert in issued.items():
         contents[f"{who}.pem"], contents[f"{who}.key"] = cert.cert, cert.key
