@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -273,8 +274,18 @@ def _read_forest(file: Path) -> Forest:
             arrays = {name: npz[name] for name in names}
     except FileNotFoundError:
         raise ArtifactError(_MISSING, file=file) from None
-    # NotImplementedError: zipfile's answer to a damaged compression-method field
-    except (OSError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile, zlib.error) as exc:
+    # NotImplementedError: zipfile's answer to a damaged compression-method field; SyntaxError and
+    # tokenize.TokenError: numpy's reading of a damaged .npy header (its fallback parser tokenizes it)
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        NotImplementedError,
+        SyntaxError,
+        tokenize.TokenError,
+        zipfile.BadZipFile,
+        zlib.error,
+    ) as exc:
         raise ArtifactError(f"cannot read the arrays, truncated or not an npz ({exc})", file=file) from None
     if any(array.ndim != 1 for array in arrays.values()):
         raise ArtifactError("every array must be one-dimensional", file=file)
