@@ -3,7 +3,8 @@
 Every object is checked in strict mode (unknown fields rejected) against the API schemas that the
 kubernetes-validate wheel bundles, for each ``--kube-version``; the prometheus-operator kinds get
 a structural check. Every pod must also run non-root on a read-only root with all capabilities
-dropped and seccomp RuntimeDefault, and may take secrets only by reference.
+dropped and seccomp RuntimeDefault, may take secrets only by reference, and may set each env name
+and declare each port once (values merged from several places must not shadow one another).
 
     python deploy/helm/validate.py --kube-version 1.29.0 rendered.yaml ...
 """
@@ -68,6 +69,17 @@ def _pod_problems(obj: dict[str, Any]) -> list[str]:
             problems.append(f"{name}: /tmp must be a mounted emptyDir on a read-only root")
         if obj["kind"] == "Deployment" and "/var/cache/numba" not in mounts:
             problems.append(f"{name}: NUMBA_CACHE_DIR (/var/cache/numba) must be mounted")
+        env_names = [env["name"] for env in container.get("env", [])]
+        if len(env_names) != len(set(env_names)):
+            twice = sorted({n for n in env_names if env_names.count(n) > 1})
+            problems.append(f"{name}: env set twice (the later hides the earlier): {', '.join(twice)}")
+        ports = container.get("ports", [])
+        port_names = [port["name"] for port in ports if "name" in port]
+        if len(port_names) != len(set(port_names)):
+            problems.append(f"{name}: container port names repeat: {sorted(port_names)}")
+        bound = [(port["containerPort"], port.get("protocol", "TCP")) for port in ports]
+        if len(bound) != len(set(bound)):
+            problems.append(f"{name}: a container port and protocol is declared twice: {sorted(bound)}")
         for env in container.get("env", []):
             secret_named = any(word in env["name"] for word in ("KEY", "PASSWORD", "TOKEN"))
             if secret_named and "value" in env and not env["name"].endswith("_FILE"):

@@ -98,7 +98,14 @@ Templates iterate: range $name, $c := include "fraudmesh.components" . | fromYam
 {{- else if eq $c.kind "front" -}}
 {{- $_ := required (printf "components.%s.sipPort is required for a front" $name) $c.sipPort -}}
 {{- $_ := required (printf "components.%s.httpPort is required for a front (its probes use it)" $name) $c.httpPort -}}
-{{- $_ := required "switchfront.httpToken.existingSecret is required: off loopback the front's HTTP endpoint needs a bearer token" $.Values.switchfront.httpToken.existingSecret -}}
+{{- if $c.decideInProcess -}}
+{{- $c = include "fraudmesh.inProcess" (list $ $c) | fromYaml -}}
+{{- end -}}
+{{- if and $.Values.mtls.enabled $c.mtls.server -}}
+{{- $_ := required (printf "components.%s.healthPort is required when it serves mTLS (the kubelet's probe is plaintext)" $name) $c.healthPort -}}
+{{- else -}}
+{{- $_ := required "switchfront.httpToken.existingSecret is required: off loopback the front's HTTP endpoint needs a bearer token or mutual TLS" $.Values.switchfront.httpToken.existingSecret -}}
+{{- end -}}
 {{- else -}}
 {{- fail (printf "components.%s.kind must be grpc, consumer or front" $name) -}}
 {{- end -}}
@@ -108,20 +115,38 @@ Templates iterate: range $name, $c := include "fraudmesh.components" . | fromYam
 {{- toYaml $out -}}
 {{- end -}}
 
-{{/* Whether one merged component serves or calls gRPC with mutual TLS: (list $root $c). */}}
+{{/*
+A front that decides in its own process, (list $root $c): its decision core reads decision's
+settings, so it takes decision's `model`, `sti` and `env` (its own env wins), then its `inProcess`
+entry merged over it (egress, resources, and FRAUDMESH_DECISION_TARGET emptied).
+*/}}
+{{- define "fraudmesh.inProcess" -}}
+{{- $root := index . 0 -}}{{- $c := index . 1 -}}
+{{- $entry := required "components.decision must stay declared (it may be disabled): an in-process front takes its settings" $root.Values.components.decision -}}
+{{- $decision := include "fraudmesh.merge" (dict "base" $root.Values.defaults "over" $entry) | fromYaml -}}
+{{- $out := deepCopy $c -}}
+{{- $_ := set $out "model" $decision.model -}}
+{{- $_ := set $out "sti" $decision.sti -}}
+{{- $_ := set $out "env" (include "fraudmesh.merge" (dict "base" (default dict $decision.env) "over" (default dict $c.env)) | fromYaml) -}}
+{{- include "fraudmesh.merge" (dict "base" $out "over" (default dict $c.inProcess)) -}}
+{{- end -}}
+
+{{/* Whether one merged component serves (gRPC, or a front's HTTP and SIP) or calls gRPC with
+mutual TLS: (list $root $c). */}}
 {{- define "fraudmesh.mtlsServer" -}}
 {{- $root := index . 0 -}}{{- $c := index . 1 -}}
-{{- if and $root.Values.mtls.enabled (eq $c.kind "grpc") $c.mtls $c.mtls.server -}}true{{- end -}}
+{{- if and $root.Values.mtls.enabled (has $c.kind (list "grpc" "front")) $c.mtls $c.mtls.server -}}true{{- end -}}
 {{- end -}}
 {{- define "fraudmesh.mtlsClient" -}}
 {{- $root := index . 0 -}}{{- $c := index . 1 -}}
 {{- if and $root.Values.mtls.enabled $c.mtls $c.mtls.client -}}true{{- end -}}
 {{- end -}}
 
-{{/* Environment shared by every fraudmesh container: (list $root $c). */}}
+{{/* Environment shared by every fraudmesh container (Redis and Kafka where `stores`): (list $root $c). */}}
 {{- define "fraudmesh.env" -}}
 {{- $root := index . 0 -}}{{- $c := index . 1 -}}
 {{- $v := $root.Values -}}
+{{- if $c.stores }}
 - name: FRAUDMESH_KAFKA_BOOTSTRAP
   value: {{ required "kafka.bootstrap is required" $v.kafka.bootstrap | quote }}
 {{- if $v.redis.existingSecret }}
@@ -134,8 +159,10 @@ Templates iterate: range $name, $c := include "fraudmesh.components" . | fromYam
 - name: FRAUDMESH_REDIS_URL
   value: {{ required "redis.url or redis.existingSecret is required" $v.redis.url | quote }}
 {{- end }}
+{{- end }}
 - name: FRAUDMESH_PSEUDONYM_KEY_FILE
   value: /var/run/secrets/fraudmesh/pseudonym/{{ $v.pseudonymKey.key }}
+{{- if $c.stores }}
 {{- if $v.kafka.securityProtocol }}
 - name: FRAUDMESH_KAFKA_SECURITY_PROTOCOL
   value: {{ $v.kafka.securityProtocol | quote }}
@@ -154,6 +181,7 @@ Templates iterate: range $name, $c := include "fraudmesh.components" . | fromYam
 {{- if $v.kafka.tls.existingSecret }}
 - name: FRAUDMESH_KAFKA_CA_FILE
   value: /var/run/secrets/fraudmesh/kafka-tls/ca.crt
+{{- end }}
 {{- end }}
 {{- if $v.tracing.otlpEndpoint }}
 - name: FRAUDMESH_OTLP_ENDPOINT
@@ -187,12 +215,23 @@ Templates iterate: range $name, $c := include "fraudmesh.components" . | fromYam
   value: {{ $root.Values.listenAddress | quote }}
 - name: FRAUDMESH_HTTP_PORT
   value: {{ $c.httpPort | quote }}
+{{- if $root.Values.switchfront.httpToken.existingSecret }}
 - name: FRAUDMESH_HTTP_TOKEN_FILE
   value: /var/run/secrets/fraudmesh/http-token/{{ $root.Values.switchfront.httpToken.key }}
 {{- end }}
+{{- end }}
 {{- if include "fraudmesh.mtlsServer" (list $root $c) }}
+{{- if eq $c.kind "front" }}
+- name: FRAUDMESH_HEALTH_PORT
+  value: {{ $c.healthPort | quote }}
+{{- if $c.sipTlsPort }}
+- name: FRAUDMESH_SIP_TLS_PORT
+  value: {{ $c.sipTlsPort | quote }}
+{{- end }}
+{{- else }}
 - name: FRAUDMESH_GRPC_HEALTH_PORT
   value: {{ $c.healthPort | quote }}
+{{- end }}
 - name: FRAUDMESH_TLS_CERT_FILE
   value: /var/run/secrets/fraudmesh/tls-server/tls.crt
 - name: FRAUDMESH_TLS_KEY_FILE
@@ -234,7 +273,7 @@ Templates iterate: range $name, $c := include "fraudmesh.components" . | fromYam
 - name: FRAUDMESH_ADMIN_TOKEN_FILE
   value: /var/run/secrets/fraudmesh/admin/{{ $root.Values.admin.key }}
 {{- end }}
-{{- $env := merge (deepCopy (default dict $c.env)) (deepCopy (default dict $root.Values.env)) }}
+{{- $env := include "fraudmesh.merge" (dict "base" (default dict $root.Values.env) "over" (default dict $c.env)) | fromYaml }}
 {{- range $key := keys $env | sortAlpha }}
 - name: {{ $key }}
   value: {{ tpl (toString (get $env $key)) $root | quote }}
