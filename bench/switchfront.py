@@ -7,8 +7,9 @@ breakers, the front's 20 ms budget):
    load" is 50 % of it;
 2. at that rate: gRPC Decide open loop (client-observed p50/p99) — what a switch with a gRPC
    client would see;
-3. at that rate: SIPp → switch front → Decide (SIPp's own per-call timer from INVITE to 302) —
-   the front's added cost is 3's p99 minus 2's;
+3. at that rate: SIPp → switch front → Decide (INVITE to final answer on the wire) — the front's
+   added cost is 3's p99 minus 2's. 2 and 3 alternate in five rounds, so a slow spell of the
+   machine falls on both; the per-round differences and their median are reported;
 4. at that rate: SIPp → SIPp answering 302 at once (the trivial redirect server) — what SIPp and
    the loopback cost by themselves;
 5. SIPp → front at 1.2 x Decide's saturation, at most 200 calls in flight — the calls/s the front
@@ -42,6 +43,7 @@ from loadtest.wiretime import Capture, answer_times_ms
 from services.common import eventloop
 
 console = Console(width=160)
+ROUNDS = 5
 
 
 def _numbers(count: int) -> list[tuple[str, str]]:
@@ -75,6 +77,20 @@ def _sipp_timed(target: str, name: str, rate: float, seconds: float, port: int) 
     return load
 
 
+def _merged(total: SippLoad, part: SippLoad) -> SippLoad:
+    """Two SIPp runs' figures as one (answer times pooled, the rate over their summed span)."""
+    seconds = total.seconds + part.seconds
+    answered = total.calls_per_s * total.seconds + part.calls_per_s * part.seconds
+    return SippLoad(
+        total.offered + part.offered,
+        total.succeeded + part.succeeded,
+        total.failed + part.failed,
+        answered / seconds if seconds else 0.0,
+        total.answer_ms + part.answer_ms,
+        seconds,
+    )
+
+
 def _fail_open(stack: SwitchStack) -> float:
     """Answers the front gave without a decision (timeouts, errors; emergency calls excluded)."""
     every = stack.metric("fraudmesh_switchfront_answers_total")
@@ -93,13 +109,27 @@ def measure(
         eventloop.run(saturation(address, setups, 4, 2.0))  # warm
         sat = eventloop.run(saturation(address, setups, 32, seconds))
         half = max(10.0, sat * 0.5)
-        console.print(f"  Decide saturation {sat:,.0f}/s; gRPC Decide open loop at {half:,.0f}/s ...")
-        grpc_load = eventloop.run(open_loop(address, setups, half, seconds))
         target = f"127.0.0.1:{stack.sip_port}"
         _sipp_timed(target, f"{mode}-warm", 50, 2, stack.sip_port)  # warm the front's code paths
-        console.print(f"  SIPp -> {mode} front at {half:,.0f}/s ...")
+        grpc_load = Load(half, [], [], 0)
+        front = SippLoad(0, 0, 0, 0.0, [])
+        rounds: list[tuple[float, float]] = []  # per round: the front's p99 and p50 over Decide's
         before = _fail_open(stack)
-        front = _sipp_timed(target, f"{mode}-half", half, seconds, stack.sip_port)
+        for index in range(ROUNDS):  # interleaved, so a slow spell of the machine hits both sides
+            console.print(
+                f"  round {index + 1}/{ROUNDS} at {half:,.0f}/s: gRPC Decide, then SIPp -> {mode} front"
+            )
+            decide = eventloop.run(open_loop(address, setups, half, seconds / ROUNDS))
+            answered = _sipp_timed(target, f"{mode}-half", half, seconds / ROUNDS, stack.sip_port)
+            rounds.append(
+                (
+                    answered.pct(0.99) - decide.pct(decide.client_ms, 0.99),
+                    answered.pct(0.5) - decide.pct(decide.client_ms, 0.5),
+                )
+            )
+            grpc_load.client_ms += decide.client_ms
+            grpc_load.errors += decide.errors
+            front = _merged(front, answered)
         fail_open = _fail_open(stack) - before
         console.print(f"  SIPp -> {mode} front at {sat * 1.2:,.0f}/s offered ...")
         pushed = _sipp_timed(target, f"{mode}-max", sat * 1.2, seconds, stack.sip_port)
@@ -115,6 +145,7 @@ def measure(
         "max": pushed,
         "fail_open": fail_open,
         "fail_open_max": fail_open_max,
+        "rounds": rounds,
     }
 
 
@@ -123,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--dataset", type=Path, default=REPO_ROOT / "data" / "ci")
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=20.0, help="per load level (split over the rounds)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports" / "switchfront")
     args = parser.parse_args(argv)
     env = {key: value for key, value in os.environ.items() if key.startswith("FRAUDMESH_")}
@@ -168,8 +199,12 @@ def _row(name: str, load: SippLoad, extra: str) -> tuple[str, float, float, int,
 
 
 def _summary(mode: dict[str, Any]) -> str:
+    p99 = sorted(r[0] for r in mode["rounds"])
+    p50 = sorted(r[1] for r in mode["rounds"])
     return (
-        f"{mode['mode']}: Decide saturation {mode['sat']:,.0f}/s; fail-open answers "
+        f"{mode['mode']}: Decide saturation {mode['sat']:,.0f}/s; the front over gRPC Decide per round: "
+        f"p99 {', '.join(f'{v:+.2f}' for v in p99)} ms (median {p99[len(p99) // 2]:+.2f}), "
+        f"p50 {', '.join(f'{v:+.2f}' for v in p50)} ms (median {p50[len(p50) // 2]:+.2f}); fail-open answers "
         f"{mode['fail_open']:.0f} at half load, {mode['fail_open_max']:.0f} at 1.2x saturation"
     )
 
