@@ -260,7 +260,7 @@ def test_with_mutual_tls_the_http_endpoint_needs_a_client_certificate_and_probes
     ):
         (tmp_path / name).write_bytes(data)
         files[name] = str(tmp_path / name)
-    sip_port, http_port, health_port = (free_udp_and_tcp_port() for _ in range(3))
+    sip_port, http_port, health_port, tls_port = (free_udp_and_tcp_port() for _ in range(4))
     front = ServiceProcess(
         "services.switchfront",
         {
@@ -269,6 +269,7 @@ def test_with_mutual_tls_the_http_endpoint_needs_a_client_certificate_and_probes
             "FRAUDMESH_SIP_PORT": str(sip_port),
             "FRAUDMESH_HTTP_PORT": str(http_port),
             "FRAUDMESH_HEALTH_PORT": str(health_port),
+            "FRAUDMESH_SIP_TLS_PORT": str(tls_port),
             "FRAUDMESH_METRICS_PORT": "0",
             "FRAUDMESH_TLS_CERT_FILE": files["server.pem"],
             "FRAUDMESH_TLS_KEY_FILE": files["server.key"],
@@ -290,5 +291,12 @@ def test_with_mutual_tls_the_http_endpoint_needs_a_client_certificate_and_probes
             answer = json.loads(response.read())
         assert (answer["action"], answer["status"]) == ("ALLOW", 302)  # decision unreachable: fail-open
         assert answer["cause"] == "unavailable"
+        with (
+            socket.create_connection(("127.0.0.1", tls_port), timeout=5) as raw,
+            trusted.wrap_socket(raw, server_hostname="localhost") as sip,
+        ):
+            invite = _invite(sip.getsockname()[1], uuid.uuid4().hex).replace(b"SIP/2.0/UDP", b"SIP/2.0/TLS")
+            sip.sendall(invite)
+            assert sip.recv(65535).startswith(b"SIP/2.0 302 Moved Temporarily")  # SIP over TLS, fail-open
     finally:
         assert front.stop() == 0, front.tail()
