@@ -59,6 +59,9 @@ class Reason(enum.StrEnum):
     DEGRADED_FEATURES = "DEGRADED_FEATURES"
     DEGRADED_ORIGINATION = "DEGRADED_ORIGINATION"
     MODEL_SCORE = "MODEL_SCORE"
+    # Evidence class of a CHALLENGE or BLOCK (the policy's `evidence`)
+    EVIDENCE_PROOF = "EVIDENCE_PROOF"
+    EVIDENCE_SCORE = "EVIDENCE_SCORE"
 
 
 REASONS: Final[dict[Reason, str]] = {
@@ -103,6 +106,9 @@ REASONS: Final[dict[Reason, str]] = {
     Reason.DEGRADED_FEATURES: "RETIRED, never emitted: Decision.degraded_reasons names the missing part",
     Reason.DEGRADED_ORIGINATION: "origination's SHAKEN check raised; decided on its caller-ID findings",
     Reason.MODEL_SCORE: "the model's score alone crossed the threshold",
+    # Evidence class
+    Reason.EVIDENCE_PROOF: "decided on proof (a list, or a signature failure with a caller-ID finding)",
+    Reason.EVIDENCE_SCORE: "decided on the statistical score, without proof",
 }
 
 RETIRED: Final[frozenset[Reason]] = frozenset({Reason.DEGRADED_FEATURES})

@@ -255,7 +255,8 @@ class Decider:
                     degraded=degraded,
                 )
             if lookup.lists.denied:
-                decision = _decision(setup, policy.deny_action, policy, self.scorer, [Reason.DENY_LISTED])
+                listed: list[str] = [Reason.DENY_LISTED, Reason.EVIDENCE_PROOF]
+                decision = _decision(setup, policy.deny_action, policy, self.scorer, listed)
                 return Outcome(_shadowed(decision, policy, setup.tenant), verdict, caller, degraded=degraded)
         return Outcome(
             self._score(setup, policy, vector, verdict, degraded), verdict, caller, degraded=degraded
@@ -283,8 +284,18 @@ class Decider:
             reasons = list(dict.fromkeys([*forced, *top]))[:MAX_REASONS] or [Reason.MODEL_SCORE]
             if SEVERITY[action] >= SEVERITY[CHALLENGE] and set(reasons) <= policy.never_sole_reasons:
                 action = LABEL
+            proof = policy.evidence.is_proof(
+                frozenset([*(verdict.reason_codes if verdict else ()), *reasons])
+            )
+            if not proof:
+                action = policy.evidence.score_alone(action, scored.probability, scorer.artifact.metadata)
             if degraded and SEVERITY[action] > SEVERITY[policy.degraded_max_action]:
                 action = policy.degraded_max_action
+            if SEVERITY[action] >= SEVERITY[CHALLENGE]:
+                reasons = [
+                    *reasons[: MAX_REASONS - 1],
+                    Reason.EVIDENCE_PROOF if proof else Reason.EVIDENCE_SCORE,
+                ]
         metrics.SCORES.observe(scored.probability)
         decision = _decision(setup, action, policy, scorer, reasons, scored.probability)
         return _shadowed(decision, policy, setup.tenant)

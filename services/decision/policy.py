@@ -100,6 +100,36 @@ class TenantPolicy:
     block: SipMapping | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What may BLOCK: proof may; a statistical score alone goes no further than ``score_max_action``
+    unless its probability reaches ``score_block_at`` (a number, or ``None`` for "the model's own
+    validated block threshold", never when the model carries none)."""
+
+    proof: frozenset[str] = frozenset()
+    proof_together: tuple[frozenset[str], ...] = ()
+    score_max_action: int = BLOCK  # without an `evidence` key the policy behaves as before
+    score_block_at: float | None = 0.0
+
+    def is_proof(self, codes: frozenset[str]) -> bool:
+        """True when the call's codes hold a proof, alone or as a complete group."""
+        return bool(codes & self.proof) or any(group <= codes for group in self.proof_together)
+
+    def score_alone(self, action: int, probability: float, model: Mapping[str, Any]) -> int:
+        """The action a score may take without proof: at most ``score_max_action``, except BLOCK at or
+        above the block threshold (the policy's, or the model's validated ``block_threshold`` from its
+        metadata; never without either)."""
+        if SEVERITY[action] <= SEVERITY[self.score_max_action]:
+            return action
+        block_at = self.score_block_at
+        if block_at is None:
+            validated = model.get("block_threshold")
+            block_at = float(validated) if isinstance(validated, int | float) else None
+        if action == BLOCK and block_at is not None and probability >= block_at:
+            return BLOCK
+        return self.score_max_action
+
+
 @dataclass(frozen=True)
 class Policy:
     """A validated policy (see the module doc and deploy/policy/default.yaml)."""
@@ -120,6 +150,7 @@ class Policy:
     degraded_max_action: int
     emergency_numbers: frozenset[str] = field(default_factory=frozenset)
     psap_callback_numbers: frozenset[str] = field(default_factory=frozenset)
+    evidence: Evidence = field(default_factory=Evidence)
 
     def is_psap_callback(self, caller_key: str, region: str) -> bool:
         """True when an attributed caller (its canonical key) is a listed PSAP callback number."""
@@ -162,6 +193,7 @@ _TOP_KEYS: Final = {
     "degraded_max_action",
     "emergency_numbers",
     "psap_callback_numbers",
+    "evidence",
 }
 _EMERGENCY_DIGITS: Final = re.compile(r"[0-9]{2,15}")
 _SEPARATORS: Final = re.compile(r"[\s\-.()]")
@@ -367,6 +399,39 @@ def _build(raw: Any, text: str) -> Policy:
         degraded_max_action=_action(data.get("degraded_max_action", "LABEL"), "degraded_max_action"),
         emergency_numbers=_emergency_numbers(data.get("emergency_numbers"), "emergency_numbers"),
         psap_callback_numbers=_psap_numbers(data.get("psap_callback_numbers"), "psap_callback_numbers"),
+        evidence=_evidence(data.get("evidence"), "evidence"),
+    )
+
+
+def _evidence(raw: Any, where: str) -> Evidence:
+    if raw is None:
+        return Evidence()
+    data = _require(raw, where, {"proof", "proof_together", "score_max_action", "score_block_at"}, set())
+    proof = _text_list(data.get("proof"), f"{where}.proof")
+    groups = data.get("proof_together") or []
+    if not isinstance(groups, list):
+        raise PolicyError(f"{where}.proof_together: must be a list of lists of reason codes")
+    together = []
+    for index, group in enumerate(groups):
+        codes = _text_list(group, f"{where}.proof_together[{index}]")
+        if len(codes) < 2:
+            raise PolicyError(f"{where}.proof_together[{index}]: a group needs two or more codes")
+        together.append(frozenset(codes))
+    for code in [*proof, *(code for group in together for code in group)]:
+        if code not in REASONS:
+            raise PolicyError(f"{where}: unknown reason code {code!r}")
+    block_at = data.get("score_block_at", "model")
+    if block_at == "model":
+        score_block_at = None
+    elif isinstance(block_at, int | float) and not isinstance(block_at, bool) and block_at >= 0.0:
+        score_block_at = float(block_at)
+    else:
+        raise PolicyError(f"{where}.score_block_at: a probability (above 1: never) or 'model'")
+    return Evidence(
+        proof=frozenset(proof),
+        proof_together=tuple(together),
+        score_max_action=_action(data.get("score_max_action", "CHALLENGE"), f"{where}.score_max_action"),
+        score_block_at=score_block_at,
     )
 
 

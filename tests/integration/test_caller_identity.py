@@ -231,7 +231,9 @@ async def test_decision_reads_and_audits_a_pai_caller_under_its_pai(
         )
         await admin.PutListEntry(deny, metadata=BEARER, timeout=2.0)
         denied = (await decide(stub, third)).decision
-    assert denied.reason_codes == ["DENY_LISTED"], "decision looks the caller up by the PAI, not From"
+    assert denied.reason_codes == ["DENY_LISTED", "EVIDENCE_PROOF"], (
+        "decision looks the caller up by the PAI, not From"
+    )
     keys = _audit_keys(stack, since, {first.call_id, second.call_id, third.call_id})
     assert set(keys.values()) == {pseudonymize.kafka_key(pai)}
     await _wait(

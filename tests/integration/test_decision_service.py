@@ -274,7 +274,7 @@ async def test_redress_allow_list_shadow_mode_and_hot_reload(
         await admin.PutListEntry(deny, metadata=BEARER, timeout=2.0)
         blocked = (await decide(stub, call(caller))).decision
         assert blocked.action == BLOCK
-        assert blocked.reason_codes == ["DENY_LISTED"]
+        assert blocked.reason_codes == ["DENY_LISTED", "EVIDENCE_PROOF"]
         assert blocked.sip.status_code == 603
         assert blocked.sip.reason_header == 'SIP;cause=603;text="Network Blocked"'
         assert blocked.sip.redress_contact

@@ -20,7 +20,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.decision.policy import BLOCK, Policy, PolicyError, PolicyStore, parse_policy
+from services.decision.policy import BLOCK, CHALLENGE, LABEL, Policy, PolicyError, PolicyStore, parse_policy
 from services.decision.service import REPO_ROOT
 
 DEFAULT = REPO_ROOT / "deploy" / "policy" / "default.yaml"
@@ -233,3 +233,38 @@ async def test_reloads_run_in_the_background_off_the_event_loop(tmp_path: Path) 
         assert store.current().version.startswith("bg")
     finally:
         task.cancel()
+
+
+def test_the_shipped_policy_blocks_on_proof_and_caps_a_score_alone_at_challenge() -> None:
+    evidence = parse_policy(DEFAULT.read_text(), str(DEFAULT)).evidence
+    assert evidence.is_proof(frozenset({"DNO_LISTED"}))
+    assert evidence.is_proof(
+        frozenset({"SHAKEN_SIGNATURE_INVALID", "INTL_INGRESS_DOMESTIC_CLI", "NEW_NUMBER"})
+    )
+    assert not evidence.is_proof(frozenset({"SHAKEN_SIGNATURE_INVALID"}))  # half a group is not proof
+    assert not evidence.is_proof(frozenset({"VELOCITY_1H_HIGH", "COMPLAINTS", "CAMPAIGN_LINKED"}))
+    assert evidence.score_block_at is None  # the model's validated threshold, when it carries one
+    assert evidence.score_alone(BLOCK, 0.9999, {}) == CHALLENGE  # no validated threshold: never blocks
+    assert evidence.score_alone(BLOCK, 0.9999, {"block_threshold": 0.999}) == BLOCK
+    assert evidence.score_alone(BLOCK, 0.99, {"block_threshold": 0.999}) == CHALLENGE
+    assert evidence.score_alone(LABEL, 0.7, {}) == LABEL
+
+
+def test_without_an_evidence_key_a_score_may_block_as_before() -> None:
+    data = {key: value for key, value in DEFAULT_DATA.items() if key != "evidence"}
+    evidence = parse_policy(yaml.safe_dump(data, allow_unicode=True), "p.yaml").evidence
+    assert evidence.score_alone(BLOCK, 0.99, {}) == BLOCK
+
+
+@pytest.mark.parametrize(
+    ("evidence", "where"),
+    [
+        ({"proof": ["NOT_A_CODE"]}, "evidence: unknown reason code"),
+        ({"proof_together": [["DNO_LISTED"]]}, "evidence.proof_together[0]"),
+        ({"score_block_at": "sometimes"}, "evidence.score_block_at"),
+        ({"score_max_action": "MAYBE"}, "evidence.score_max_action"),
+    ],
+)
+def test_evidence_errors_name_the_key(evidence: dict[str, Any], where: str) -> None:
+    with pytest.raises(PolicyError, match=where.replace("[", r"\[").replace("]", r"\]")):
+        parse_policy(yaml.safe_dump({**DEFAULT_DATA, "evidence": evidence}, allow_unicode=True), "p.yaml")
