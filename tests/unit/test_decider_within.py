@@ -91,6 +91,11 @@ async def test_an_on_time_wakeup_without_a_reply_is_a_plain_timeout() -> None:
     async def silent() -> None:
         await asyncio.sleep(10)
 
-    with pytest.raises(TimeoutError) as caught:
-        await within(silent, 0.01)
-    assert not isinstance(caught.value, LateWakeupError)
+    # On a busy machine (CI, or tests in parallel) a wakeup can really be late, which is then
+    # rightly a LateWakeupError: the claim is that an on-time one, seen within a few tries, is not.
+    for _ in range(20):
+        with pytest.raises(TimeoutError) as caught:
+            await within(silent, 0.01)
+        if not isinstance(caught.value, LateWakeupError):
+            return
+    pytest.fail("every one of 20 waits woke late: the loop never woke on time")
