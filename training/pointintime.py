@@ -40,14 +40,17 @@ from cryptography import x509
 
 from fraudmesh.v1 import call_pb2, dataset_pb2
 from services.common import features
-from services.common.context import ContextRules, fill_context
+from services.common.context import ContextRules, fill_context, fill_origination
 from services.common.featurestore import READ_FEATURES, fill, parse, read_request
 from services.common.identity import CallerIdentity, attribute_setup
 from services.common.phone import InvalidNumberError, NormalizedNumber, normalize
+from services.common.reasons import Reason
 from services.origination.callerid import TenantRules, check_caller_id
 from services.origination.certs import CachedChain, ChainValidator
 from services.origination.failures import Failure
 from services.origination.passport import Verifier
+from services.origination.settings import ShakenSettings
+from services.origination.verdict import origination_verdict
 from services.reputation.folding import Folding
 from services.reputation.numbers import NumberStore, Update
 from services.reputation.settings import ReputationSettings
@@ -61,6 +64,9 @@ PREPARE_CHUNK: Final[int] = 2_000
 _SHAKEN: Final[int] = features.INDEX["shaken_status"]
 _ATTESTATION: Final[int] = features.INDEX["attestation"]
 _CLI_FINDINGS: Final[int] = features.INDEX["cli_findings"]
+# Origination's rule for NEIGHBOR_SPOOFING (services.origination.checks): a caller first seen this
+# long ago is a real neighbour, and the finding is dropped.
+NEIGHBOR_HISTORY_MS: Final[float] = ShakenSettings.neighbor_history_days * 86_400_000
 
 
 class ScratchDatabaseError(ValueError):
@@ -96,13 +102,16 @@ class Origination:
     rules: TenantRules
     region: str
 
-    def fill(self, vector: npt.NDArray[np.float32], setup: call_pb2.CallSetup) -> None:
-        """Write shaken_status, attestation and cli_findings for one call, verified at its own time."""
+    def fill(self, vector: npt.NDArray[np.float32], setup: call_pb2.CallSetup) -> bool:
+        """Write shaken_status, attestation and cli_findings for one call, verified at its own time,
+        through the verdict and ``fill_origination`` the decision service uses. True when the verdict
+        counts NEIGHBOR_SPOOFING, which serving drops once the caller's history shows it established
+        (``_Batch.flush`` does the same with the point-in-time read)."""
         now = setup.event_time.seconds + setup.event_time.nanos / 1e9
         shaken = self.verifier.verify(setup, self.region, now=now)
-        vector[_SHAKEN] = shaken.status
-        vector[_ATTESTATION] = shaken.attestation
-        vector[_CLI_FINDINGS] = len(check_caller_id(setup, self.rules).reason_codes)
+        caller_id = check_caller_id(setup, self.rules)
+        fill_origination(vector, origination_verdict(shaken, caller_id))
+        return Reason.NEIGHBOR_SPOOFING in caller_id.reason_codes
 
 
 def _number(raw: str, region: str) -> NormalizedNumber | None:
@@ -152,26 +161,29 @@ class _Batch:
     def _start(self) -> None:
         self.pipe = self._client.pipeline(transaction=False)
         self.replies = 0
-        self.reads: list[tuple[int, int, int]] = []  # (reply position, row, now_ms)
+        self.reads: list[tuple[int, int, int, bool]] = []  # (reply position, row, now_ms, neighbor)
 
     async def fold(self, update: Update) -> None:
         """Queue one event's fold, exactly as NumberStore.apply queues it."""
         # NumberStore.apply would send this on its own pipeline; sharing ours keeps event order.
         self.replies += self._store.queue(self.pipe, update)
 
-    async def read(self, row: int, caller: str, callee: str, now_ms: int) -> None:
+    async def read(self, row: int, caller: str, callee: str, now_ms: int, neighbor: bool = False) -> None:
         """Queue the decision service's read of a caller at ``now_ms`` (before the call's own fold)."""
         script_keys, args = read_request(caller, callee, now_ms)
         await self._read(keys=script_keys, args=args, client=self.pipe)
-        self.reads.append((self.replies, row, now_ms))
+        self.reads.append((self.replies, row, now_ms, neighbor))
         self.replies += 1
 
     async def flush(self, X: npt.NDArray[np.float32]) -> None:  # noqa: N803
         """Run the pipeline and write each read's features into its row of ``X``."""
         if self.replies:
             results = await self.pipe.execute()
-            for position, row, now_ms in self.reads:
-                fill(X[row], parse(results[position]), now_ms)
+            for position, row, now_ms, neighbor in self.reads:
+                read = parse(results[position])
+                fill(X[row], read, now_ms)
+                if neighbor and read.seen and now_ms - read.first_seen_ms >= NEIGHBOR_HISTORY_MS:
+                    X[row, _CLI_FINDINGS] -= 1  # an established caller: not a neighbour spoofer
         self._start()
 
 
@@ -184,6 +196,7 @@ class Prepared(NamedTuple):
     vector: bytes = b""  # the setup's float32 row with context and origination features filled
     caller: str = ""  # pseudonym of the attributed identity; '' when the caller ID is unusable (no read)
     callee: str = ""
+    neighbor: bool = False  # the row's cli_findings counts NEIGHBOR_SPOOFING
 
 
 class Preparer:
@@ -222,7 +235,7 @@ class Preparer:
         callee = _number(setup.called_number, region)
         vector = features.empty_vector()
         fill_context(vector, setup, identity.number if identity else None, callee, self.rules)
-        self.origination.fill(vector, setup)
+        neighbor = self.origination.fill(vector, setup)
         caller_p = callee_p = ""
         if identity is not None:
             caller_p = self.folding.pseudonymize(identity.key)
@@ -231,7 +244,7 @@ class Preparer:
             update: Update | None = self.folding.setup(record.setup.SerializeToString(), record.time_ms)
         except Exception:  # production dead-letters these; the row still counts
             update = None
-        return Prepared(record.time_ms, update, setup.call_id, vector.tobytes(), caller_p, callee_p)
+        return Prepared(record.time_ms, update, setup.call_id, vector.tobytes(), caller_p, callee_p, neighbor)
 
 
 _PREPARER: Preparer | None = None
@@ -330,7 +343,7 @@ async def build(
             if event.call_id:
                 X[row] = np.frombuffer(event.vector, dtype=np.float32)
                 if event.caller:
-                    await batch.read(row, event.caller, event.callee, event.time_ms)
+                    await batch.read(row, event.caller, event.callee, event.time_ms, event.neighbor)
                 call = truth[event.call_id]
                 labels[row] = call.unwanted
                 times[row] = event.time_ms
