@@ -52,8 +52,9 @@ from services.origination.passport import Verifier
 from services.origination.settings import ShakenSettings
 from services.origination.verdict import origination_verdict
 from services.reputation.folding import Folding
-from services.reputation.numbers import NumberStore, Update
+from services.reputation.numbers import NumberStore, Update, VerdictUpdate
 from services.reputation.settings import ReputationSettings
+from training.audioverdicts import DETECTOR_VERSION, AudioBehaviour, VerdictSynthesiser
 from training.dataset import CALLS, EVENTS, Manifest, read_records
 from training.pki import ROOT_FILE, read_chains
 from training.train import FeatureSet
@@ -175,6 +176,12 @@ class _Batch:
         self.reads.append((self.replies, row, now_ms, neighbor))
         self.replies += 1
 
+    async def fold_linking(self, update: Update, X: npt.NDArray[np.float32]) -> None:  # noqa: N803
+        """Fold an audio verdict that names campaigns as the service does: its script, then the
+        campaign links and sizes (NumberStore.apply), after everything queued before it."""
+        await self.flush(X)
+        await self._store.apply([update])
+
     async def flush(self, X: npt.NDArray[np.float32]) -> None:  # noqa: N803
         """Run the pipeline and write each read's features into its row of ``X``."""
         if self.replies:
@@ -197,6 +204,7 @@ class Prepared(NamedTuple):
     caller: str = ""  # pseudonym of the attributed identity; '' when the caller ID is unusable (no read)
     callee: str = ""
     neighbor: bool = False  # the row's cli_findings counts NEIGHBOR_SPOOFING
+    audio: bytes = b""  # a captured segment's AudioSegmentMeta (its verdict is synthesised in order)
 
 
 class Preparer:
@@ -219,6 +227,12 @@ class Preparer:
         kind = record.WhichOneof("record")
         if kind == "setup":
             return self._setup(record)
+        if kind == "audio":
+            try:
+                caller = self.folding.caller(record.audio.segment)
+            except Exception:  # an unusable caller ID: the service dead-letters its verdict too
+                caller = ""
+            return Prepared(record.time_ms, None, caller=caller, audio=record.audio.SerializeToString())
         if kind in ("cdr", "complaint"):
             to_update = self.folding.cdr if kind == "cdr" else self.folding.complaint
             try:
@@ -333,12 +347,19 @@ async def build(
     times = np.zeros(n, dtype=np.int64)
     kinds = np.zeros(n, dtype=np.int32)
     row = 0
+    audio = VerdictSynthesiser(AudioBehaviour(), manifest.seed)
     started, cpu_started = time.perf_counter(), time.process_time()
     try:
         step = 0
         async for event in _prepared(dataset, preparer, settings, rules, start_s, workers):
             step += 1
             if event is None:
+                continue
+            for due_ms, verdict in audio.due(event.time_ms):  # folded when the service would have
+                await _fold_verdict(batch, preparer.folding, verdict, due_ms, X)
+            if event.audio:
+                meta = dataset_pb2.AudioSegmentMeta.FromString(event.audio)
+                audio.add(meta, event.time_ms, event.caller)
                 continue
             if event.call_id:
                 X[row] = np.frombuffer(event.vector, dtype=np.float32)
@@ -355,6 +376,8 @@ async def build(
                 await batch.flush(X)
                 if progress is not None:
                     progress(step)
+        for due_ms, verdict in audio.due(2**62):
+            await _fold_verdict(batch, preparer.folding, verdict, due_ms, X)
         await batch.flush(X)
     finally:
         await client.flushdb()
@@ -380,9 +403,28 @@ async def build(
             "rows_per_s": round(row / seconds) if seconds > 0 else 0,
             "cpu_s": round(cpu_seconds, 2),
             "origination": "origination core: SHAKEN Verifier at call time + caller-ID checks",
+            "audio": f"verdicts synthesised from segment metadata ({DETECTOR_VERSION}), folded when due",
             "workers": workers,
         },
     )
+
+
+async def _fold_verdict(
+    batch: _Batch,
+    folding: Folding,
+    verdict: bytes,
+    due_ms: int,
+    X: npt.NDArray[np.float32],  # noqa: N803
+) -> None:
+    """Fold one synthesised audio verdict as reputation folds the service's (dead letters skipped)."""
+    try:
+        update = folding.verdict(verdict, due_ms)
+    except Exception:  # production dead-letters it
+        return
+    if isinstance(update, VerdictUpdate) and update.campaign_ids:
+        await batch.fold_linking(update, X)
+    else:
+        await batch.fold(update)
 
 
 def _holdout_from(manifest: Manifest) -> dict[str, int]:
