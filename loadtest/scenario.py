@@ -44,7 +44,11 @@ class Carrier:
 
 @dataclasses.dataclass(frozen=True)
 class Network:
-    """The home operator (tenant) and the carriers that hand it calls."""
+    """The home operator (tenant) and the carriers that hand it calls.
+
+    ``mvno_share``: legitimate mobile numbers in ``virtual_ranges`` (MVNO subscribers);
+    ``unsigned_share``: interconnect calls that lose their Identity header on the way.
+    """
 
     tenant: str = "demo-cn"
     region: str = "CN"
@@ -76,11 +80,14 @@ class Network:
     virtual_ranges: tuple[str, ...] = ("+86170", "+86171", "+86165", "+86167")
     emergency_numbers: tuple[str, ...] = ("110", "119", "120", "122")
     clock_skew_share: float = 0.003
+    mvno_share: float = 0.06
+    unsigned_share: float = 0.02
 
 
 @dataclasses.dataclass(frozen=True)
 class Subscribers:
-    """Ordinary people: a contact graph, a diurnal rhythm, callbacks."""
+    """Ordinary people: a contact graph, a diurnal rhythm, callbacks; some switch to a new number
+    (``new_number_share`` a day) or kept theirs across carriers (``ported_share``)."""
 
     count: int = 50_000
     off_net_share: float = 0.3
@@ -94,6 +101,8 @@ class Subscribers:
     fixed_line_share: float = 0.15
     roaming_share: float = 0.03
     withheld_share: float = 0.02
+    new_number_share: float = 0.002
+    ported_share: float = 0.02
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +123,7 @@ class BulkCallers:
 
 @dataclasses.dataclass(frozen=True)
 class Legit:
-    """The legitimate high-volume caller groups."""
+    """The legitimate high-volume caller groups; ``outbound`` diallers look like a campaign."""
 
     couriers: BulkCallers = BulkCallers(80, 120.0, 0.85, 25.0)
     call_centres: BulkCallers = BulkCallers(
@@ -124,6 +133,28 @@ class Legit:
         4, 800.0, 0.65, 30.0, audience=8000, automated=True, attest="B", voip_share=0.5
     )
     bank_alerts: BulkCallers = BulkCallers(3, 200.0, 0.75, 60.0, numbers_each=2, attest="B", voip_share=0.1)
+    outbound: BulkCallers = BulkCallers(2, 3000.0, 0.2, 20.0, numbers_each=30, attest="B", voip_share=0.6)
+
+
+@dataclasses.dataclass(frozen=True)
+class Enterprise:
+    """How legitimate businesses' calls arrive: attestation B, C or none is normal for them too."""
+
+    unsigned_share: float = 0.1
+    c_share: float = 0.05
+    voip_unsigned_share: float = 0.5
+    voip_b_share: float = 0.3
+
+
+@dataclasses.dataclass(frozen=True)
+class Complaints:
+    """Complaints about legitimate numbers: mistaken reports of wanted calls, and malicious ones."""
+
+    mistaken_rate: float = 0.0005
+    business_mistaken_rate: float = 0.004
+    malicious_rate: float = 0.002
+    malicious_report_share: float = 0.3
+    delay_minutes: float = 120.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +187,25 @@ class Robocalls:
     voip_share: float = 0.4
     a_attested_share: float = 0.15
     honeypot_share: float = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class Adaptive:
+    """Campaigns that adapt to detection: aged numbers, bought A attestation, low and slow, spread wide."""
+
+    campaigns: int = 1
+    calls_per_day: float = 6000.0
+    spread_numbers: int = 2000
+    max_calls_per_number_hour: int = 4
+    number_aging_days: float = 14.0
+    aging_calls_per_day: float = 3.0
+    buys_a_attestation_share: float = 0.4
+    virtual_share: float = 0.2
+    voip_share: float = 0.2
+    answer_rate: float = 0.2
+    mean_duration_s: float = 35.0
+    complaint_share: float = 0.02
+    honeypot_share: float = 0.002
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,12 +244,14 @@ class Emergency:
 
 @dataclasses.dataclass(frozen=True)
 class Capture:
-    """Which calls produce audio-segment metadata (media taps and honeypots), and whether replay
-    renders audio for them and publishes it to the audio service."""
+    """Which calls produce audio-segment metadata (media taps and honeypots, which legitimate
+    wrong-number calls reach too), and whether replay renders audio for them and publishes it to the
+    audio service."""
 
     tap_share: float = 0.02
     suspect_tap_share: float = 0.0
     honeypots: int = 50
+    wrong_number_calls_per_day: float = 0.3
     audio: bool = False
     max_audio_segments: int = 300
 
@@ -215,8 +267,11 @@ class Scenario:
     network: Network = Network()
     subscribers: Subscribers = Subscribers()
     legit: Legit = Legit()
+    enterprise: Enterprise = Enterprise()
+    complaints: Complaints = Complaints()
     foreign: Foreign = Foreign()
     robocalls: Robocalls = Robocalls()
+    adaptive: Adaptive = Adaptive()
     spoofers: Spoofers = Spoofers()
     impersonators: Impersonators = Impersonators()
     emergency: Emergency = Emergency()
@@ -286,8 +341,12 @@ def _build(cls: Any, data: Any, path: str) -> Any:
 def _check(scenario: Scenario) -> None:
     problems: list[str] = []
     for section in (
+        scenario.network,
         scenario.subscribers,
+        scenario.enterprise,
+        scenario.complaints,
         scenario.robocalls,
+        scenario.adaptive,
         scenario.spoofers,
         scenario.impersonators,
         scenario.capture,
@@ -303,8 +362,14 @@ def _check(scenario: Scenario) -> None:
     for field in dataclasses.fields(scenario.legit):
         if getattr(scenario.legit, field.name).attest not in {"A", "B", "C"}:
             problems.append(f"legit.{field.name}.attest must be A, B or C")
-    if not 0.0 <= scenario.network.clock_skew_share <= 1.0:
-        problems.append("network.clock_skew_share must be within [0, 1]")
+    if scenario.network.mvno_share > 0 and not scenario.network.virtual_ranges:
+        problems.append("network.virtual_ranges must not be empty when network.mvno_share is above 0")
+    if scenario.enterprise.unsigned_share + scenario.enterprise.c_share > 1:
+        problems.append("enterprise.unsigned_share + enterprise.c_share must not exceed 1")
+    if scenario.subscribers.new_number_share * scenario.duration_hours / 24 > 1:
+        problems.append("subscribers.new_number_share times the days simulated must not exceed 1")
+    if scenario.adaptive.campaigns > 0 and scenario.adaptive.spread_numbers < 1:
+        problems.append("adaptive.spread_numbers must be at least 1 when there are adaptive campaigns")
     if scenario.foreign.count > 0 and scenario.foreign.contacts < 1:
         problems.append("foreign.contacts must be at least 1")
     if scenario.duration_hours <= 0:
@@ -337,7 +402,7 @@ def from_dict(data: dict[str, Any]) -> Scenario:
 
 
 def load(path_or_name: str | Path) -> Scenario:
-    """Load a scenario file, or a bundled one by name ("default", "ci", "stress")."""
+    """Load a scenario file, or a bundled one by name ("default", "ci", "stress", "holdout")."""
     path = Path(path_or_name)
     if not path.exists() and (SCENARIO_DIR / f"{path_or_name}.yaml").exists():
         path = SCENARIO_DIR / f"{path_or_name}.yaml"

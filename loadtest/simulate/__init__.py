@@ -22,13 +22,23 @@ Emergency calls come in the forms switches send them (``emergency_form``): bare 
 ``tel:`` with a global ``phone-context``, a ``sip:…;user=phone`` URI, the international ``+cc``
 form, or bare digits with the IMS Request-URI ``urn:service:sos``.
 
+No feature belongs to unwanted actors alone: legitimate look-alikes (MVNO subscribers in the
+virtual ranges robocallers rent, new and ported numbers, businesses at B, C or unsigned, an
+outbound dialler that looks like a campaign, complaints about legitimate numbers, legitimate calls
+to honeypots) and adaptive campaigns (aged numbers, bought A attestation, low and slow, spread
+wide) each have their own scenario keys and their own generator (``Stream``), so setting one to 0
+leaves every other call as it was.
+
 The label (``UNWANTED_KINDS``) is the dataset format's, in ``training.dataset``.
 What lives where: ``_model`` holds the calls table (``Calls``), ``Population``, ``Simulation``, the
 hour weights and the identity helpers (``trunk_id``, ``identity_keys``,
-``canonical``); ``_builder`` the seeded ``Builder`` with its shared draws and the population's
-contact graph; ``_actors`` one function per actor family (subscribers and their callbacks, foreign
-callers, the bulk callers: couriers, call centres, reminders and bank alerts; robocall campaigns,
-spoofers, AI impersonators, emergency calls) and ``simulate``; ``_emit`` the ``Emitter`` (From/PAI,
+``canonical``); ``_builder`` the seeded ``Builder`` with its shared draws, its streams and the
+population's contact graph (MVNO and ported numbers included); ``_actors`` one function per actor
+family (subscribers and their callbacks, foreign callers, the bulk callers: couriers, call centres,
+reminders, bank alerts and outbound diallers; robocall campaigns, spoofers, AI impersonators,
+emergency calls) and ``simulate``; ``_adaptive`` the adaptive campaigns; ``_lookalikes`` the passes
+over the whole calls table (new numbers, wrong numbers to honeypots, interconnect calls that lose
+their Identity header, complaints about legitimate numbers); ``_emit`` the ``Emitter`` (From/PAI,
 Identity headers, ``emergency_form``, CDRs, complaints, audio metadata, per-call truth);
 ``_dataset`` ``write_dataset`` and the truth files.
 """

@@ -10,7 +10,9 @@ import numpy as np
 import numpy.typing as npt
 
 from loadtest.scenario import BulkCallers, Scenario
-from loadtest.simulate._builder import Builder
+from loadtest.simulate._adaptive import adaptive_campaigns
+from loadtest.simulate._builder import Builder, Stream
+from loadtest.simulate._lookalikes import legit_complaints, new_numbers, strip_identity, wrong_numbers
 from loadtest.simulate._model import (
     ATTEST,
     HOUR_WEIGHTS_BUSINESS,
@@ -88,12 +90,14 @@ def _person_calls(
 
 
 def bulk_calls(b: Builder, pop: Population, group: BulkCallers, kind: int, label: str) -> Calls:
-    """Legitimate high-volume callers: couriers, call centres, reminders, bank alerts.
+    """Legitimate high-volume callers: couriers, call centres, reminders, bank alerts, outbound diallers.
 
     Their own carrier attests ``group.attest`` (enterprises on a PBX trunk get B), except the
-    ``voip_share`` handed over by VoIP peers (C or unsigned). The ``pbx_share`` of calls placed
-    from a PBX extension present the extension's DDI (in the main number's block of 100) in From,
-    and the trunk asserts the organisation's main number (its first) in PAI.
+    ``voip_share`` handed over by VoIP peers; ``enterprise`` says how many arrive unsigned or at C
+    anyway (``_enterprise_arrival``). The ``pbx_share`` of calls placed from a PBX extension present
+    the extension's DDI (in the main number's block of 100) in From, and the trunk asserts the
+    organisation's main number (its first) in PAI. Couriers' and reminders' mobiles are MVNO numbers
+    (the virtual ranges) as often as people's (``network.mvno_share``).
     """
     if group.count == 0:
         return b.empty()
@@ -112,6 +116,10 @@ def bulk_calls(b: Builder, pop: Population, group: BulkCallers, kind: int, label
             *(r for c in b.s.network.interconnects for r in c.ranges),
         ]
         own = b.numbers_in(ranges, group.count * numbers_each).reshape(group.count, numbers_each)
+        with b.drawing_from(Stream.NUMBERING, label):
+            mvno = b.rng.random(own.shape) < b.s.network.mvno_share
+            if mvno.any():
+                own[mvno] = b.numbers_in(b.s.network.virtual_ranges, int(mvno.sum()))
     caller = own[rows, b.rng.integers(0, numbers_each, size=len(rows))]
     main = own[rows, 0]
     extension = b.presentation_rng.random(len(rows)) < group.pbx_share
@@ -127,6 +135,7 @@ def bulk_calls(b: Builder, pop: Population, group: BulkCallers, kind: int, label
     carrier = np.where(via_voip, b.pick(b.voip_peers(), n), b.pick(b.interconnects(), n))
     ingress = np.where(via_voip, VOIP, IN.INGRESS_KIND_DOMESTIC_INTERCONNECT)
     attest = np.where(via_voip, 3, ATTEST.index(group.attest))
+    carrier, attest = _enterprise_arrival(b, label, via_voip, carrier, attest)
     actor = np.array([b.name(f"{label}-{i}") for i in range(group.count)], dtype=np.int64)[rows]
     script = voice = -1
     if group.automated:
@@ -148,6 +157,35 @@ def bulk_calls(b: Builder, pop: Population, group: BulkCallers, kind: int, label
         synthetic=group.automated,
         from_number=np.where(extension & (ddi != main), ddi, 0),
     )
+
+
+def _enterprise_arrival(
+    b: Builder, label: str, via_voip: npt.NDArray[np.bool_], carrier: I64, attest: I64
+) -> tuple[I64, I64]:
+    """How a business's calls arrive (``enterprise``): some unsigned or at C over interconnects (a
+    carrier or platform that does not sign yet, a reseller its carrier cannot vouch for); over VoIP
+    through a peer that does not sign, or one that signs B (a hosted PBX that knows its customer) or C."""
+    e = b.s.enterprise
+    rng = b.stream_rng(Stream.ENTERPRISE, label)
+    n = len(carrier)
+    draw = rng.random(n)
+    attest = np.where(~via_voip & (draw < e.unsigned_share), 0, attest)
+    attest = np.where(
+        ~via_voip & (draw >= e.unsigned_share) & (draw < e.unsigned_share + e.c_share), 3, attest
+    )
+    peers = b.voip_peers()
+    signs = np.array([b.carriers[p].signs for p in peers], dtype=np.bool_)
+    signing, open_peers = peers[signs], peers[~signs]
+    unsigned = rng.random(n) < e.voip_unsigned_share
+    if len(signing) and len(open_peers):
+        peer = np.where(
+            unsigned,
+            open_peers[rng.integers(0, len(open_peers), size=n)],
+            signing[rng.integers(0, len(signing), size=n)],
+        )
+        carrier = np.where(via_voip, peer, carrier)
+    attest = np.where(via_voip, np.where(rng.random(n) < e.voip_b_share, 2, 3), attest)
+    return carrier, attest
 
 
 def robocalls(b: Builder, pop: Population) -> Calls:
@@ -208,7 +246,6 @@ def robocalls(b: Builder, pop: Population) -> Calls:
         complaint_share=rc.complaint_share,
         complaint_delay_minutes=rc.complaint_delay_minutes,
     )
-    calls.honeypot = np.isin(callee_idx, pop.honeypots)
     return calls
 
 
@@ -406,9 +443,18 @@ def simulate(scenario: Scenario) -> Simulation:
         impersonators(b, pop),
         emergency(b, pop),
     ]
+    with b.drawing_from(Stream.OUTBOUND):
+        parts.append(bulk_calls(b, pop, legit.outbound, K.ACTOR_KIND_CALL_CENTRE, "outbound"))
+    with b.drawing_from(Stream.ADAPTIVE):
+        parts.append(adaptive_campaigns(b, pop))
     calls = Calls.concat(parts)
+    new_numbers(b, pop, calls)
+    wrong_numbers(b, pop, calls)
+    calls.honeypot = np.isin(calls.callee, pop.honeypot_numbers)  # every call to one is recorded
+    strip_identity(b, calls)
     order = np.lexsort((calls.caller, calls.t))
     calls = calls.take(order.astype(np.int64))
+    legit_complaints(b, calls)
     specs = [CarrierSpec(c.name, c.ocn, c.signs) for c in b.carriers]
     not_before = scenario.start - timedelta(days=30)
     pki = build_pki(scenario.seed, specs, not_before)

@@ -3,7 +3,10 @@ numbers, carriers, a group's calls table) and the population with its contact gr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import enum
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -11,6 +14,28 @@ import numpy.typing as npt
 
 from loadtest.scenario import Carrier, Scenario
 from loadtest.simulate._model import I64, Calls, Population
+
+
+def _splitmix64(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return np.asarray(x ^ (x >> np.uint64(31)), dtype=np.uint64)
+
+
+class Stream(enum.IntEnum):
+    """Generators of their own beside the main one: a knob that is added or tuned moves only the draws
+    it drives, and every other actor family keeps its calls."""
+
+    PRESENTATION = 3
+    NUMBERING = 4
+    OUTBOUND = 5
+    ADAPTIVE = 6
+    WRONG_NUMBERS = 7
+    NEW_NUMBERS = 8
+    COMPLAINTS = 9
+    ENTERPRISE = 10
+    UNSIGNED = 11
 
 
 class Builder:
@@ -27,11 +52,35 @@ class Builder:
         self.sends_pai = np.array([c.sends_pai for c in self.carriers], dtype=np.bool_)
         # Caller-ID presentation (privacy, PBX extensions) draws from a generator of its own, so the
         # calls themselves do not move when those knobs change.
-        self.presentation_rng = np.random.default_rng([scenario.seed, 3])
+        self.presentation_rng = self.stream_rng(Stream.PRESENTATION)
         self.cities = list(net.cities.items())
         self.minutes = max(1, int(scenario.duration_ms // 60_000))
         local_start = scenario.start_ms / 3_600_000 + scenario.utc_offset_hours
         self.minute_hour = ((local_start + np.arange(self.minutes) / 60.0) % 24).astype(np.int64)
+
+    def stream_rng(self, stream: Stream, salt: str = "") -> np.random.Generator:
+        """The seed's generator for ``stream`` (and ``salt``, e.g. an actor group's label)."""
+        key = [self.s.seed, int(stream)] + ([zlib.crc32(salt.encode())] if salt else [])
+        return np.random.default_rng(key)
+
+    def keyed_uniform(self, stream: Stream, salt: int, *columns: I64) -> npt.NDArray[np.float64]:
+        """A uniform draw in [0, 1) per row, fixed by the row's values rather than its position (a
+        splitmix64 hash of seed, stream, salt and the columns), so a pass over the whole calls table
+        draws the same for a call however many other calls the scenario adds or drops."""
+        h = np.full(len(columns[0]), self.s.seed * 1_000_003 + int(stream) * 1009 + salt, np.uint64)
+        for column in columns:
+            h = _splitmix64(h ^ np.ascontiguousarray(column, dtype=np.int64).view(np.uint64))
+        return np.asarray((h >> np.uint64(11)).astype(np.float64) * 2.0**-53, dtype=np.float64)
+
+    @contextmanager
+    def drawing_from(self, stream: Stream, salt: str = "") -> Iterator[None]:
+        """Every draw inside the block (times, numbers, a group's calls) comes from ``stream``'s generator."""
+        main = self.rng
+        self.rng = self.stream_rng(stream, salt)
+        try:
+            yield
+        finally:
+            self.rng = main
 
     def name(self, text: str) -> int:
         """Intern a string (actor, campaign, script, voice) and return its index."""
@@ -148,6 +197,7 @@ class Builder:
             iat_skew_s=skew.astype(np.int64),
             from_number=col(from_number, np.int64),
             withheld=hidden,
+            complaint_category=np.zeros(n, np.int8),
         )
 
     def gateways(self) -> npt.NDArray[np.int64]:
@@ -193,6 +243,8 @@ class Builder:
         numbers[~home] = self.numbers_in(off_ranges, int((~home).sum()))
         carrier = self.carrier_of_ranges(numbers).astype(np.int16)
         carrier[home] = self.cidx[self.s.network.home.name]
+        with self.drawing_from(Stream.NUMBERING):
+            self._renumber(numbers, home, ~home_fixed, off_ranges)
         degree = 1 + self.rng.poisson(max(sub.contacts_mean - 1, 0.0), size=n)
         owner = np.repeat(np.arange(n), degree)
         local = self.rng.random(len(owner)) < 0.8
@@ -205,6 +257,24 @@ class Builder:
         size = min(self.s.capture.honeypots, max(len(home_index) - 1, 0))
         honeypots = self.rng.choice(home_index, size=size, replace=False).astype(np.int64)
         return Population(numbers, city, home, carrier, indptr, contacts.astype(np.int64), honeypots)
+
+    def _renumber(
+        self, numbers: I64, home: npt.NDArray[np.bool_], mobile: npt.NDArray[np.bool_], off: list[str]
+    ) -> None:
+        """MVNO subscribers (numbered in the virtual ranges) and ported numbers, on the carrier they had.
+
+        A ported-in home subscriber keeps an interconnect's number; a ported-out one, now served
+        off-net, keeps a number in the tenant's own ranges.
+        """
+        n = len(numbers)
+        net = self.s.network
+        mvno = mobile & (self.rng.random(n) < net.mvno_share)
+        ported = mobile & ~mvno & (self.rng.random(n) < self.s.subscribers.ported_share)
+        if mvno.any():
+            numbers[mvno] = self.numbers_in(net.virtual_ranges, int(mvno.sum()))
+        ported_in, ported_out = ported & home, ported & ~home
+        numbers[ported_in] = self.numbers_in(off, int(ported_in.sum()))
+        numbers[ported_out] = self.numbers_in(net.home.ranges, int(ported_out.sum()))
 
     def empty(self) -> Calls:
         """An empty calls table, for an actor group the scenario leaves out."""

@@ -15,7 +15,7 @@ from loadtest.simulate._emit import Emitter
 from loadtest.simulate._model import Simulation, actor_name, identity_keys, identity_name
 from training.dataset import CALLS, EVENTS, NUMBERS, UNWANTED_KINDS, Manifest, RecordWriter
 
-GENERATOR_VERSION = "3"
+GENERATOR_VERSION = "4"
 SETUP, CDR, COMPLAINT, AUDIO = 0, 1, 2, 3
 
 

@@ -124,6 +124,7 @@ class Emitter:
         self.spoofed = c.spoofed.tolist()
         self.true_caller = c.true_caller.tolist()
         self.iat_skew = c.iat_skew_s.tolist()
+        self.complaint_category = c.complaint_category.tolist()
         self._record = dataset_pb2.DatasetRecord()
 
     def _name(self, index: int) -> str:
@@ -221,7 +222,17 @@ class Emitter:
         return calling, "+" + str(self.caller[i]) if self.sends_pai[self.carrier[i]] else ""
 
     def complaint(self, i: int, at: int) -> bytes:
-        """A complaint from the callee (or a honeypot report) about the number the callee saw."""
+        """A complaint from the callee (or a honeypot report) about the number the callee saw.
+
+        A honeypot cannot tell who called, so its reports all say robocall; a callee's says what the
+        call was taken for (``complaint_category``, else by the caller's kind).
+        """
+        if self.honeypot[i]:
+            category = events_pb2.COMPLAINT_CATEGORY_ROBOCALL
+        else:
+            category = self.complaint_category[i] or COMPLAINT_CATEGORY.get(
+                self.kind[i], events_pb2.COMPLAINT_CATEGORY_FRAUD
+            )
         record = dataset_pb2.DatasetRecord(
             time_ms=at,
             complaint=events_pb2.Complaint(
@@ -232,7 +243,7 @@ class Emitter:
                 channel=events_pb2.COMPLAINT_CHANNEL_HONEYPOT
                 if self.honeypot[i]
                 else events_pb2.COMPLAINT_CHANNEL_SMS,
-                category=COMPLAINT_CATEGORY.get(self.kind[i], events_pb2.COMPLAINT_CATEGORY_FRAUD),
+                category=events_pb2.ComplaintCategory.ValueType(category),
                 event_time=_stamp(at),
                 call_id=self.call_ids[i],
             ),

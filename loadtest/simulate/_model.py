@@ -84,6 +84,7 @@ class Calls:
     iat_skew_s: I64  # how far the signer's clock is off (0 for almost every call)
     from_number: I64  # the number in From when it is not ``caller`` (a PBX extension's DDI); 0 = caller
     withheld: npt.NDArray[np.bool_]  # the caller asked for privacy: From is anonymous
+    complaint_category: npt.NDArray[np.int8]  # ComplaintCategory of its complaint; 0 = by actor kind
 
     @staticmethod
     def concat(parts: Sequence[Calls]) -> Calls:
@@ -110,11 +111,18 @@ class Population:
     contacts_indptr: I64
     contacts: I64
     honeypots: I64  # indices of home numbers that never call (listening posts)
+    new_numbers: I64 = field(default_factory=lambda: np.zeros(0, np.int64))  # per person; 0 = none
+    new_number_ms: I64 = field(default_factory=lambda: np.zeros(0, np.int64))  # when they switch to it
 
     @property
     def home_index(self) -> I64:
         """Indices of home subscribers that can receive calls (honeypots included)."""
         return np.flatnonzero(self.home).astype(np.int64)
+
+    @property
+    def honeypot_numbers(self) -> I64:
+        """The honeypots' numbers."""
+        return self.numbers[self.honeypots]
 
 
 @dataclass

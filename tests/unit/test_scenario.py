@@ -40,6 +40,13 @@ def test_defaults_fill_what_a_file_leaves_out() -> None:
         ({"capture": {"audio": "yes"}}, r"scenario\.capture\.audio: expected bool"),
         ({"robocalls": {"honeypot_share": 2.0}}, r"honeypot_share must be within \[0, 1\]"),
         ({"network": {"gateways": [{"name": "home", "ocn": "X001"}]}}, "carrier names must be unique"),
+        ({"network": {"mvno_share": 1.5}}, r"mvno_share must be within \[0, 1\]"),
+        ({"network": {"mvno_share": 0.1, "virtual_ranges": []}}, "virtual_ranges must not be empty"),
+        ({"enterprise": {"unsigned_share": 0.7, "c_share": 0.5}}, "must not exceed 1"),
+        ({"complaints": {"malicious_rate": -0.1}}, "must not be negative"),
+        ({"adaptive": {"spread_numbers": 0}}, "spread_numbers must be at least 1"),
+        ({"adaptive": {"max_calls_per_number_hour": 2.5}}, "expected int"),
+        ({"subscribers": {"new_number_share": 0.5}, "duration_hours": 72}, "new_number_share times the days"),
         (
             {
                 "legit": {
@@ -62,3 +69,13 @@ def test_unreadable_files_are_scenario_errors(tmp_path: Path) -> None:
     bad.write_text("subscribers: [unclosed")
     with pytest.raises(ScenarioError, match="not valid YAML"):
         load(bad)
+
+
+def test_the_holdout_scenario_is_another_operators_day() -> None:
+    holdout = load("holdout")
+    others = [load(p.stem) for p in SCENARIO_DIR.glob("*.yaml") if p.stem != "holdout"]
+    assert all(holdout.seed != other.seed for other in others)
+    default = load("default")
+    assert holdout.network.mvno_share > default.network.mvno_share
+    assert holdout.adaptive.campaigns > default.adaptive.campaigns
+    assert holdout.start != default.start

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from fraudmesh.v1 import call_pb2, common_pb2, dataset_pb2
-from loadtest.scenario import load
+from fraudmesh.v1 import call_pb2, common_pb2, dataset_pb2, events_pb2
+from loadtest.scenario import Complaints, load
 from loadtest.simulate import (
     HOUR_WEIGHTS_BUSINESS,
     Simulation,
@@ -42,6 +42,12 @@ def dataset(sim: Simulation, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("ci")
     write_dataset(sim, folder)
     return folder
+
+
+def of_actors(sim: Simulation, prefix: str) -> np.ndarray:
+    """Calls whose actor id starts with ``prefix`` (e.g. "call-centre-", "outbound-", "campaign-")."""
+    names = np.array([n.startswith(prefix) for n in sim.names] + [False])
+    return np.asarray(names[np.where(sim.calls.actor >= 0, sim.calls.actor, -1)])
 
 
 def window_share(sim: Simulation, weights: np.ndarray) -> float:
@@ -76,22 +82,25 @@ def test_calls_are_time_ordered_inside_the_window(sim: Simulation) -> None:
 def test_robocall_volume_matches_the_scenario(sim: Simulation) -> None:
     rc = sim.scenario.robocalls
     expected = rc.campaigns * rc.calls_per_day * window_share(sim, HOUR_WEIGHTS_BUSINESS)
-    got = int((sim.calls.kind == K.ACTOR_KIND_ROBOCALL).sum())
+    got = int(of_actors(sim, "campaign-").sum())
     assert abs(got - expected) < 5 * np.sqrt(expected), (got, expected)
 
 
 @pytest.mark.parametrize(
-    ("kind", "rate"),
+    ("actor", "rate"),
     [
-        (K.ACTOR_KIND_ROBOCALL, "robocalls"),
-        (K.ACTOR_KIND_COURIER, "couriers"),
-        (K.ACTOR_KIND_CALL_CENTRE, "call_centres"),
+        ("campaign-", "robocalls"),
+        ("adaptive-", "adaptive"),
+        ("courier-", "couriers"),
+        ("call-centre-", "call_centres"),
+        ("outbound-", "outbound"),
     ],
 )
-def test_answer_rates_match_the_scenario(sim: Simulation, kind: int, rate: str) -> None:
+def test_answer_rates_match_the_scenario(sim: Simulation, actor: str, rate: str) -> None:
     s = sim.scenario
-    configured = s.robocalls.answer_rate if rate == "robocalls" else getattr(s.legit, rate).answer_rate
-    mask = sim.calls.kind == kind
+    section = getattr(s, rate) if rate in ("robocalls", "adaptive") else getattr(s.legit, rate)
+    configured = section.answer_rate
+    mask = of_actors(sim, actor) & (sim.calls.script >= 0 if rate == "adaptive" else True)
     n = int(mask.sum())
     observed = float(sim.calls.answered[mask].mean())
     assert abs(observed - configured) < 4 * np.sqrt(configured * (1 - configured) / n) + 0.01
@@ -99,7 +108,7 @@ def test_answer_rates_match_the_scenario(sim: Simulation, kind: int, rate: str) 
 
 def test_robocalls_are_short_and_subscribers_talk_longer(sim: Simulation) -> None:
     c = sim.calls
-    robo = c.duration_ms[(c.kind == K.ACTOR_KIND_ROBOCALL) & c.answered].mean() / 1000
+    robo = c.duration_ms[of_actors(sim, "campaign-") & c.answered].mean() / 1000
     people = c.duration_ms[(c.kind == K.ACTOR_KIND_SUBSCRIBER) & c.answered].mean() / 1000
     assert abs(robo - sim.scenario.robocalls.mean_duration_s) < 0.25 * sim.scenario.robocalls.mean_duration_s
     assert people > 4 * robo
@@ -110,7 +119,7 @@ def test_robocall_pools_rotate(sim: Simulation) -> None:
     c = sim.calls
     pools: dict[tuple[int, int], set[int]] = defaultdict(set)
     slot_ms = int(rc.rotation_minutes * 60_000)
-    robo = np.flatnonzero(c.kind == K.ACTOR_KIND_ROBOCALL)
+    robo = np.flatnonzero(of_actors(sim, "campaign-"))
     for i in robo:
         pools[(int(c.campaign[i]), int((c.t[i] - sim.scenario.start_ms) // slot_ms))].add(int(c.caller[i]))
     # Location-masked calls add one fresh local number each; the pool part is bounded per slot.
@@ -132,7 +141,9 @@ def test_contacts_dominate_subscriber_calls(sim: Simulation) -> None:
     pop = sim.population
     c = sim.calls
     subs = np.flatnonzero((c.kind == K.ACTOR_KIND_SUBSCRIBER) & (c.actor < 0))  # people abroad are not in it
+    subs = subs[~c.honeypot[subs]]  # wrong numbers
     index_of = {int(n): i for i, n in enumerate(pop.numbers)}
+    index_of |= {int(n): i for i, n in enumerate(pop.new_numbers) if n}
     hits = 0
     for i in subs:
         caller, callee = index_of[int(c.caller[i])], index_of[int(c.callee[i])]
@@ -353,14 +364,15 @@ def test_pbx_extensions_present_their_ddi_in_from_and_the_main_number_in_pai(
     sim: Simulation, dataset: Path
 ) -> None:
     c = sim.calls
-    extensions = np.flatnonzero((c.kind == K.ACTOR_KIND_CALL_CENTRE) & (c.from_number > 0))
-    centres = int((c.kind == K.ACTOR_KIND_CALL_CENTRE).sum())
+    centre = of_actors(sim, "call-centre-")
+    extensions = np.flatnonzero(centre & (c.from_number > 0))
+    centres = int(centre.sum())
     assert 0.3 * centres < len(extensions) < 0.7 * centres  # ci: pbx_share 0.5
     assert np.all(c.from_number[extensions] // 100 == c.caller[extensions] // 100)
     differ = 0
     asserted: set[str] = set()
     for call, setup in _setups(dataset):
-        if call.actor_kind != K.ACTOR_KIND_CALL_CENTRE or not setup.p_asserted_identity:
+        if not call.actor_id.startswith("call-centre-") or not setup.p_asserted_identity:
             continue
         asserted.add(call.presented_number)
         from_ = normalize(setup.calling_number, "CN").canonical
@@ -420,3 +432,162 @@ def test_emergency_calls_arrive_in_every_form_a_switch_sends(dataset: Path) -> N
                 else setup.called_number[:1]
             ] += 1
     assert {"urn", "tel", "sip", "+"} <= set(forms), forms
+
+
+def _in_ranges(numbers: np.ndarray, prefixes: tuple[str, ...]) -> np.ndarray:
+    """Numbers (E.164 digits) under any of the five-digit ``+86xyz`` prefixes."""
+    return np.isin(numbers // 10**8, [int(p.lstrip("+")) for p in prefixes])
+
+
+def _legit(sim: Simulation) -> np.ndarray:
+    return ~np.isin(sim.calls.kind, [*UNWANTED_KINDS, K.ACTOR_KIND_EMERGENCY])
+
+
+def test_mvno_subscribers_are_numbered_in_the_virtual_ranges(sim: Simulation) -> None:
+    pop, net = sim.population, sim.scenario.network
+    share = float(_in_ranges(pop.numbers, net.virtual_ranges).mean())
+    assert 0.5 * net.mvno_share < share < 1.2 * net.mvno_share, share
+    c = sim.calls
+    from_virtual = _legit(sim) & _in_ranges(c.caller, net.virtual_ranges)
+    assert from_virtual.sum() > 0.02 * _legit(sim).sum()
+    assert np.all(
+        c.ingress[from_virtual & (c.kind == K.ACTOR_KIND_SUBSCRIBER)] != common_pb2.INGRESS_KIND_VOIP_PEER
+    )
+
+
+def test_ported_numbers_arrive_from_the_carrier_that_serves_them(sim: Simulation) -> None:
+    pop, net = sim.population, sim.scenario.network
+    home_ranges = net.home.ranges
+    others = tuple(r for carrier in net.interconnects for r in carrier.ranges)
+    ported_out = ~pop.home & _in_ranges(pop.numbers, home_ranges)
+    ported_in = pop.home & _in_ranges(pop.numbers, others)
+    assert ported_out.sum() > 0
+    assert ported_in.sum() > 0
+    c = sim.calls
+    people = (c.kind == K.ACTOR_KIND_SUBSCRIBER) & (c.actor < 0)
+    person = np.where(people, -(c.actor.astype(np.int64) + 1), 0)
+    out_calls = people & ported_out[person] & (c.caller == pop.numbers[person])
+    assert out_calls.any()
+    assert np.all(c.ingress[out_calls] != common_pb2.INGRESS_KIND_ON_NET), "a tenant's range from off-net"
+    in_calls = people & ported_in[person] & (c.ingress == common_pb2.INGRESS_KIND_ON_NET)
+    assert in_calls.any()
+
+
+def test_people_with_a_new_number_present_it_from_their_switch_on(sim: Simulation) -> None:
+    pop, c = sim.population, sim.calls
+    switchers = np.flatnonzero(pop.new_numbers)
+    assert len(switchers) > 0
+    people = np.flatnonzero((c.kind == K.ACTOR_KIND_SUBSCRIBER) & (c.actor < 0))
+    person = -(c.actor[people].astype(np.int64) + 1)
+    switched = pop.new_numbers[person] > 0
+    after = c.t[people] >= pop.new_number_ms[person]
+    assert np.all(c.caller[people][switched & after] == pop.new_numbers[person][switched & after])
+    assert np.all(c.caller[people][switched & ~after] == pop.numbers[person][switched & ~after])
+    assert (switched & after).any()
+    first_seen = {int(n): int(c.t[i]) for i, n in reversed(list(enumerate(c.caller.tolist())))}
+    for p in switchers:
+        if int(pop.new_numbers[p]) in first_seen:
+            assert first_seen[int(pop.new_numbers[p])] >= pop.new_number_ms[p]
+
+
+def test_honeypots_hear_legitimate_callers_too(sim: Simulation, dataset: Path) -> None:
+    c = sim.calls
+    assert np.array_equal(c.honeypot, np.isin(c.callee, sim.population.honeypot_numbers))
+    assert (c.honeypot & _legit(sim)).sum() >= 3
+    truth = {r.call_truth.call_id: r.call_truth for r in read_records(dataset / CALLS)}
+    reported: Counter[bool] = Counter()
+    for record in read_records(dataset / EVENTS):
+        if record.WhichOneof("record") == "complaint":
+            complaint = record.complaint
+            if complaint.channel == events_pb2.COMPLAINT_CHANNEL_HONEYPOT:
+                assert complaint.category == events_pb2.COMPLAINT_CATEGORY_ROBOCALL, "a honeypot cannot tell"
+                reported[truth[complaint.call_id].unwanted] += 1
+    assert reported[False] > 0
+    assert reported[True] > 0
+
+
+def test_legitimate_numbers_draw_mistaken_and_malicious_complaints(sim: Simulation) -> None:
+    scenario = dataclasses.replace(
+        sim.scenario,
+        complaints=Complaints(mistaken_rate=0.01, business_mistaken_rate=0.05, malicious_rate=0.05),
+    )
+    c = simulate(scenario).calls
+    legit = ~np.isin(c.kind, [*UNWANTED_KINDS, K.ACTOR_KIND_EMERGENCY])
+    reported = legit & (c.complaint_delay_ms >= 0)
+    assert np.all(c.answered[reported])
+    people = legit & c.answered & (c.kind == K.ACTOR_KIND_SUBSCRIBER)
+    business = legit & c.answered & (c.kind != K.ACTOR_KIND_SUBSCRIBER)
+    assert 0.5 * 0.01 < (people & reported).sum() / people.sum() < 0.1
+    assert 0.5 * 0.05 < (business & reported).sum() / business.sum() < 0.25
+    fraud = reported & (c.complaint_category == events_pb2.COMPLAINT_CATEGORY_FRAUD)
+    assert (fraud & (c.kind != K.ACTOR_KIND_BANK_ALERT)).any(), "malicious reports say fraud"
+    assert np.all(c.complaint_category[legit & ~reported] == 0)
+
+
+def test_businesses_arrive_unsigned_and_at_b_or_c_too(sim: Simulation) -> None:
+    c = sim.calls
+    e = sim.scenario.enterprise
+    business = _legit(sim) & (c.kind != K.ACTOR_KIND_SUBSCRIBER)
+    interconnect = business & (c.ingress == common_pb2.INGRESS_KIND_DOMESTIC_INTERCONNECT)
+    unsigned = float((c.attest[interconnect] == 0).mean())
+    assert (
+        0.5 * e.unsigned_share
+        < unsigned
+        < 2 * (e.unsigned_share + sim.scenario.network.unsigned_share) + 0.05
+    )
+    assert (c.attest[interconnect] == 3).any()
+    voip = np.flatnonzero(business & (c.ingress == common_pb2.INGRESS_KIND_VOIP_PEER))
+    arrivals = _status(sim, voip)
+    assert arrivals["-"] > 0
+    assert arrivals["B"] > 0
+    assert arrivals["C"] > 0
+
+
+def test_outbound_diallers_look_like_a_campaign_but_are_legitimate(sim: Simulation) -> None:
+    c = sim.calls
+    outbound = of_actors(sim, "outbound-")
+    group = sim.scenario.legit.outbound
+    assert outbound.sum() > 100
+    assert np.all(c.kind[outbound] == K.ACTOR_KIND_CALL_CENTRE)
+    assert len(np.unique(c.caller[outbound])) > 0.7 * group.count * group.numbers_each
+    assert c.duration_ms[outbound & c.answered].mean() < 40_000
+
+
+def test_adaptive_campaigns_stay_low_and_slow_over_many_aged_numbers(sim: Simulation) -> None:
+    ad = sim.scenario.adaptive
+    c = sim.calls
+    mine = of_actors(sim, "adaptive-")
+    assert np.all(c.kind[mine] == K.ACTOR_KIND_ROBOCALL)
+    assert np.all(c.campaign[mine] == c.actor[mine])
+    campaign = mine & (c.script >= 0)
+    hour = (c.t - sim.scenario.start_ms) // 3_600_000
+    _pairs, per_hour = np.unique(c.caller[campaign] * 100 + hour[campaign], return_counts=True)
+    assert per_hour.max() <= ad.max_calls_per_number_hour
+    numbers, per_number = np.unique(c.caller[campaign], return_counts=True)
+    assert len(numbers) >= min(ad.spread_numbers, int(campaign.sum()))
+    assert per_number.max() <= -(-int(campaign.sum()) // ad.spread_numbers)
+    signed = campaign & (c.ingress == common_pb2.INGRESS_KIND_DOMESTIC_INTERCONNECT) & (c.attest > 0)
+    assert abs(float((c.attest[signed] == 1).mean()) - ad.buys_a_attestation_share) < 0.1
+    aging = np.flatnonzero(mine & (c.script < 0))
+    assert len(aging) > 0
+    first_use: dict[int, int] = {}
+    for i in np.flatnonzero(campaign):
+        first_use.setdefault(int(c.caller[i]), int(c.t[i]))
+    for i in aging:
+        assert c.t[i] < first_use[int(c.caller[i])]
+        assert first_use[int(c.caller[i])] - c.t[i] <= ad.number_aging_days * 86_400_000
+    assert not c.synthetic[aging].any()
+
+
+def test_knobs_move_only_the_calls_they_drive(sim: Simulation) -> None:
+    s = sim.scenario
+    without = simulate(dataclasses.replace(s, adaptive=dataclasses.replace(s.adaptive, campaigns=0))).calls
+    kept = sim.calls.take(np.flatnonzero(~of_actors(sim, "adaptive-")).astype(np.int64))
+    for column in ("t", "caller", "callee", "kind", "attest", "answered", "complaint_delay_ms", "honeypot"):
+        assert np.array_equal(getattr(kept, column), getattr(without, column)), column
+    quiet = simulate(dataclasses.replace(s, complaints=Complaints(0.0, 0.0, 0.0, 0.0))).calls
+    assert np.array_equal(quiet.callee, sim.calls.callee)
+    assert np.array_equal(quiet.attest, sim.calls.attest)
+    legit = _legit(sim)
+    assert np.array_equal(quiet.complaint_delay_ms[~legit], sim.calls.complaint_delay_ms[~legit])
+    assert (quiet.complaint_delay_ms[legit] < 0).all()
