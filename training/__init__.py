@@ -3,7 +3,9 @@
 ``dataset`` is the length-delimited record format the simulator writes and the trainer reads;
 ``pki`` reads a dataset's simulated STI PKI; ``pointintime`` replays a dataset through
 reputation's and origination's own code into point-in-time feature rows; ``train`` fits, calibrates
-and evaluates the LightGBM forest; ``export`` flattens it into the artifact serving loads
-(``services.scoring``); ``card`` writes the model card; ``synthetic`` is the placeholder training
-set; ``python -m training`` is the CLI (``build-features``, ``train``, ``train-synthetic``, ``ship``).
+and evaluates the LightGBM forest; ``evaluation`` makes every choice on the validation slice and
+measures it on the holdout with confidence intervals; ``export`` flattens the forest into the
+artifact serving loads (``services.scoring``); ``card`` writes the model card and ``plots`` its
+figures; ``synthetic`` is the placeholder training set; ``python -m training`` is the CLI
+(``build-features``, ``train``, ``train-synthetic``, ``ship``).
 """

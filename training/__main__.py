@@ -57,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--depth", type=int, default=6)
         command.add_argument("--learning-rate", type=float, default=0.05)
         command.add_argument("--threads", type=int, default=2)
+        command.add_argument(
+            "--deployment-prior",
+            type=float,
+            help="share of unwanted calls the probabilities are calibrated for (default: the manifest's "
+            "deployment_prior, else the share in every row before the holdout)",
+        )
     args = parser.parse_args(argv)
     if args.command == "build-features":
         return _build_features(args)
@@ -67,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         "depth": args.depth,
         "learning_rate": args.learning_rate,
         "threads": args.threads,
+        "prior": args.deployment_prior,
     }
     try:
         if args.command == "train":
@@ -93,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-SHIPPED = ("model.npz", "model.json", "model_card.md")
+SHIPPED = ("model.npz", "model.json", "model_card.md", "model_card.json")
 
 
 def _ship(model: Path, out: Path) -> int:
@@ -107,10 +114,13 @@ def _ship(model: Path, out: Path) -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     for path in [*(model / name for name in SHIPPED), *sorted(model.glob("*.png"))]:
-        shutil.copy2(path, out / path.name)
+        if path.exists():
+            shutil.copy2(path, out / path.name)
     meta = scorer.artifact.metadata
     holdout = meta["metrics"]["holdout"]
     strict = min(meta["metrics"]["operating_points"], key=lambda point: point["target_fp_rate"])
+    recall, legit = strict["recall"], strict["holdout_legit"]
+    block = meta.get("block_threshold")
     data = meta.get("training_data", {})
     size = sum(p.stat().st_size for p in out.iterdir())
     (out / "README.md").write_text(
@@ -126,9 +136,15 @@ def _ship(model: Path, out: Path) -> int:
                 f"{meta['num_trees']} trees of depth ≤ {meta['max_depth']}, {size / 1024:.0f} KiB",
                 f"- trained on scenario `{data.get('scenario', '?')}` (seed {data.get('seed', '?')}), "
                 f"{data.get('rows', '?')} point-in-time rows; on the held-out window ROC AUC "
-                f"{holdout['roc_auc']:.4f}, recall {strict['recall']:.4f} at ≤ {strict['target_fp_rate']:g} "
-                f"legit false positives ({strict['legit_flagged']} of {strict['legit_total']} legit calls); "
-                "see [model_card.md](model_card.md)",
+                f"{holdout['roc_auc']:.4f}; at the threshold chosen on validation for "
+                f"{strict['target_fp_rate']:g} legit false positives, recall {recall['rate']:.4f} and "
+                f"{legit['count']} of {legit['total']} legit calls flagged; "
+                + (
+                    f"blocks on its score alone from {block:.6g}"
+                    if block is not None
+                    else "no block threshold"
+                )
+                + f", {len(meta['metrics']['warnings'])} warning(s); see [model_card.md](model_card.md)",
                 "- produced by `make model-default`, i.e. `make model SCENARIO=default` (generate with",
                 "  a 12 h lead-in, `build-features`, `train`) and then `python -m training ship",
                 "  --model models/default`; the LightGBM text model stays in `models/default/`.",

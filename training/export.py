@@ -3,7 +3,8 @@
 ``forest_from_dump`` flattens ``Booster.dump_model()`` into the artifact's preorder arrays and
 refuses what the Numba kernels cannot evaluate exactly (multi-class, random-forest mode,
 categorical or linear trees, feature names other than the schema's); ``from_booster`` adds the
-calibration, metrics, training-data manifest and library versions. Serving never imports this.
+calibration, block threshold, metrics, training-data manifest and library versions. Serving never
+imports this.
 """
 
 from __future__ import annotations
@@ -154,8 +155,13 @@ def from_booster(
     metrics: dict[str, Any] | None = None,
     manifest: dict[str, Any] | None = None,
     params: dict[str, Any] | None = None,
+    block_threshold: float | None = None,
 ) -> Artifact:
-    """Build an artifact from a trained booster (all of its iterations: trim before calling)."""
+    """Build an artifact from a trained booster (all of its iterations: trim before calling).
+
+    ``block_threshold`` (the calibrated probability from which the score alone may block, chosen on
+    validation) is written only when there is one: a model without it never blocks on its score.
+    """
     dump = booster.dump_model(num_iteration=-1)
     forest = forest_from_dump(dump)
     created = datetime.now(UTC)
@@ -177,4 +183,6 @@ def from_booster(
         "forest_sha256": digest,
         "libraries": library_versions(),
     }
+    if block_threshold is not None:
+        meta["block_threshold"] = block_threshold
     return Artifact(forest=forest, calibration=calibration, objective=meta["objective"], metadata=meta)

@@ -1,13 +1,16 @@
 """Train, calibrate and evaluate the scoring model on a time split, and write its artifact and card.
 
-The rows are split by setup time, never shuffled: the earliest ~70% train the forest, the next ~10%
-stop it early and fit its calibration, the last ~20% are held out and only evaluated — the way the
-model will meet tomorrow's traffic. LightGBM is trained with every feature numeric (categorical
-schema features are small integer codes, so the kernels need only ``<=`` splits) and with the
-schema's monotone directions as constraints. Calibration is Platt scaling of the raw margin: it is
-strictly increasing, so thresholds on the probability keep every distinction the raw score makes —
-isotonic regression would merge the highest scores into ties exactly where 0.01% false-positive
-thresholds live. Holdout figures are computed from the deployed kernels' own scores.
+The rows are split by setup time, never shuffled: the earliest ~60% train the forest; the next ~20%,
+the validation slice, make every choice — early stopping, Platt calibration, the operating points'
+thresholds and the block threshold; the last ~20% are held out and only measured, at the thresholds
+chosen on validation — the way the model will meet tomorrow's traffic. LightGBM is trained with
+every feature numeric (categorical schema features are small integer codes, so the kernels need only
+``<=`` splits) and with the schema's monotone directions as constraints. Calibration is Platt
+scaling of the raw margin: strictly increasing, so thresholds on the probability keep every
+distinction the raw score makes — isotonic regression would merge the highest scores into ties
+exactly where 0.01% false-positive thresholds live. Platt fits the validation slice's base rate;
+its intercept is then moved to the deployment prior (given, or the share of unwanted calls in every
+row before the holdout), never to the holdout's. Holdout figures are the deployed kernels' own scores.
 
 Needs the ``train`` extra (LightGBM, scikit-learn); inference never imports this module.
 """
@@ -38,15 +41,20 @@ from sklearn.metrics import (  # type: ignore[import-untyped]
 from services.common.features import FEATURES, NAMES, SCHEMA_HASH, WIDTH
 from services.common.progress import progress_bar
 from services.scoring import artifact as artifact_io
+from services.scoring import kernels
 from services.scoring.artifact import Calibration
 from services.scoring.model import Scorer
-from training import card, export
+from training import card, evaluation, export
+from training.degrade import DEGRADED_SHARES, with_degraded
+from training.evaluation import share
 
-TRAIN_SHARE: Final[float] = 0.7
-CALIBRATION_SHARE: Final[float] = 0.1
-LEGIT_FP_RATES: Final[tuple[float, ...]] = (1e-4, 1e-3, 1e-2)
-MIN_EXPECTED_FP: Final[int] = 10
+TRAIN_SHARE: Final[float] = 0.6
+VALIDATION_SHARE: Final[float] = 0.2
 SHAP_SAMPLE: Final[int] = 2_000
+SHAP_PER_KIND: Final[int] = 200
+TOP_KIND_FEATURES: Final[int] = 5
+MIN_CALIBRATION_CLASS: Final[int] = 50
+PRIOR_GAP_LOGODDS: Final[float] = 0.2
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -115,33 +123,33 @@ def load_features(path: Path) -> FeatureSet:
 
 @dataclass(frozen=True)
 class Split:
-    """Row indices of the three time slices, each in time order."""
+    """Row indices of the three time slices, each in time order: validation chooses, the holdout measures."""
 
     train: I64
-    calibration: I64
+    validation: I64
     holdout: I64
 
 
 def split_by_time(
     t_ms: I64,
     train: float = TRAIN_SHARE,
-    calibration: float = CALIBRATION_SHARE,
+    validation: float = VALIDATION_SHARE,
     *,
     holdout_from_ms: int | None = None,
 ) -> Split:
-    """Earliest ``train`` share, next ``calibration`` share, the rest held out; equal times never straddle.
+    """Earliest ``train`` share, next ``validation`` share, the rest held out; equal times never straddle.
 
     With ``holdout_from_ms`` every row from that moment on is held out (a whole simulated day, say),
-    and the rows before it are split between training and calibration in the same proportion.
+    and the rows before it are split between training and validation in the same proportion.
     """
     order = np.argsort(t_ms, kind="stable")
     times = t_ms[order]
     if holdout_from_ms is not None:
         cut_at = int(np.searchsorted(times, holdout_from_ms, side="left"))
         before = split_by_time(
-            times[:cut_at], train / (train + calibration), calibration / (train + calibration)
+            times[:cut_at], train / (train + validation), validation / (train + validation)
         )
-        return Split(train=order[before.train], calibration=order[before.calibration], holdout=order[cut_at:])
+        return Split(train=order[before.train], validation=order[before.validation], holdout=order[cut_at:])
     n = len(order)
 
     def cut(share: float) -> int:
@@ -149,8 +157,8 @@ def split_by_time(
         return int(np.searchsorted(times, times[i - 1], side="right")) if 0 < i < n else i
 
     a = cut(train)
-    b = max(cut(train + calibration), a)
-    return Split(train=order[:a], calibration=order[a:b], holdout=order[b:])
+    b = max(cut(train + validation), a)
+    return Split(train=order[:a], validation=order[a:b], holdout=order[b:])
 
 
 def fit_platt(raw: F64, y: Bool, *, iterations: int = 50) -> Calibration:
@@ -189,91 +197,29 @@ def fit_platt(raw: F64, y: Bool, *, iterations: int = 50) -> Calibration:
             break
     if not (math.isfinite(a) and math.isfinite(b)) or a <= 0.0:
         raise TrainingError(
-            f"calibration failed (a={a}, b={b}): the model does not rank the calibration slice"
+            f"calibration failed (a={a}, b={b}): the model does not rank the validation slice"
         )
     return Calibration(a=a, b=b)
 
 
-@dataclass(frozen=True)
-class OperatingPoint:
-    """A threshold chosen so at most ``target_fp_rate`` of the holdout's legit calls are flagged."""
+def deployment_prior(
+    given: float | None, manifest: dict[str, Any], before_holdout: Bool
+) -> tuple[float, str]:
+    """The base rate the shipped probabilities are calibrated for, and where it came from.
 
-    target_fp_rate: float
-    raw_threshold: float
-    probability_threshold: float
-    recall: float
-    legit_flagged: int
-    legit_total: int
-    meaningful: bool
-    note: str
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON form for model.json."""
-        return self.__dict__.copy()
-
-
-def operating_points(raw: F64, y: Bool, calibration: Calibration) -> list[OperatingPoint]:
-    """Recall at each legit false-positive rate in LEGIT_FP_RATES, thresholds taken from legit scores.
-
-    A call is flagged when its raw score is strictly above the threshold. A rate is called
-    meaningful only when the holdout allows at least MIN_EXPECTED_FP legit false positives at it.
+    In order: ``given``, the manifest's ``deployment_prior``, else the unwanted share of every row
+    before the holdout (train and validation: a longer stretch than validation alone). Never the
+    holdout's.
     """
-    legit = np.sort(raw[~y])[::-1]
-    fraud = raw[y]
-    points = []
-    for rate in LEGIT_FP_RATES:
-        allowed = math.floor(rate * len(legit))
-        threshold = float(legit[allowed]) if allowed < len(legit) else -math.inf
-        expected = rate * len(legit)
-        if expected >= MIN_EXPECTED_FP:
-            meaningful, note = True, ""
-        elif allowed >= 1:
-            meaningful, note = False, f"only {allowed} legit false positives allowed; indicative"
-        else:
-            meaningful = False
-            note = f"{len(legit)} legit calls cannot resolve {rate:g}; threshold = highest legit score"
-        points.append(
-            OperatingPoint(
-                target_fp_rate=rate,
-                raw_threshold=threshold,
-                probability_threshold=float(
-                    1.0 / (1.0 + math.exp(-(calibration.a * threshold + calibration.b)))
-                )
-                if math.isfinite(threshold)
-                else 0.0,
-                recall=float((fraud > threshold).mean()) if len(fraud) else math.nan,
-                legit_flagged=int((legit > threshold).sum()),
-                legit_total=len(legit),
-                meaningful=meaningful,
-                note=note,
-            )
-        )
-    return points
-
-
-def per_kind(
-    raw: F64, y: Bool, kinds: npt.NDArray[np.int32], points: list[OperatingPoint]
-) -> list[dict[str, Any]]:
-    """For each actor kind on the holdout: calls, unwanted share, share flagged at each threshold."""
-    rows = []
-    legit = ~y
-    for kind in np.unique(kinds):
-        mask = kinds == kind
-        unwanted = mask & y
-        versus = unwanted | legit
-        rows.append(
-            {
-                "kind": int(kind),
-                "name": card.kind_name(int(kind)),
-                "calls": int(mask.sum()),
-                "unwanted_share": float(y[mask].mean()),
-                "roc_auc_vs_legit": float(roc_auc_score(y[versus], raw[versus]))
-                if unwanted.any() and legit.any()
-                else math.nan,
-                "flagged": [float((raw[mask] > p.raw_threshold).mean()) for p in points],
-            }
-        )
-    return rows
+    if given is not None:
+        value, source = float(given), "given to the trainer"
+    elif "deployment_prior" in manifest:
+        value, source = float(manifest["deployment_prior"]), "the training-data manifest"
+    else:
+        value, source = float(before_holdout.mean()), "the unwanted share of every row before the holdout"
+    if not 0.0 < value < 1.0:
+        raise TrainingError(f"the deployment prior must lie strictly between 0 and 1, got {value} ({source})")
+    return value, source
 
 
 def _ranking(raw: F64, y: Bool, probability: F64) -> dict[str, float]:
@@ -286,7 +232,54 @@ def _ranking(raw: F64, y: Bool, probability: F64) -> dict[str, float]:
         "pr_auc": float(average_precision_score(y, raw)) if both else math.nan,
         "log_loss": float(log_loss(y, probability, labels=[False, True])) if len(y) else math.nan,
         "brier": float(brier_score_loss(y, probability)) if len(y) else math.nan,
+        "calibration_error": evaluation.calibration_error(probability, y),
     }
+
+
+def _calibration(
+    fitted: Calibration,
+    shipped: Calibration,
+    *,
+    validation: Bool,
+    prior: tuple[float, str],
+    holdout: tuple[F64, Bool],
+) -> tuple[dict[str, Any], list[str]]:
+    """How the probabilities were calibrated (on ``validation``'s labels, shifted to ``prior``), their
+    error on the holdout, and warnings on a thin fit or a base-rate gap."""
+    fitted_on = share(validation)
+    deployment, source = prior
+    raw, y = holdout
+    held = share(y)
+    info = {
+        "method": "platt",
+        "fitted_on": "validation",
+        "a": shipped.a,
+        "b": shipped.b,
+        "b_fitted": fitted.b,
+        "fitted_prior": fitted_on.value,
+        "deployment_prior": deployment,
+        "deployment_prior_source": source,
+        "holdout_unwanted_share": held.to_json(),
+        "holdout_calibration_error_as_fitted": evaluation.calibration_error(
+            kernels.calibrate_batch(raw, fitted.a, fitted.b), y
+        ),
+    }
+    low, high = held.interval
+    warnings = []
+    fewest = min(fitted_on.count, fitted_on.total - fitted_on.count)
+    if fewest < MIN_CALIBRATION_CLASS:
+        warnings.append(
+            f"calibration: the validation slice has only {fewest} calls of one class "
+            f"({fitted_on.count} unwanted of {fitted_on.total:,}); the Platt fit is rough"
+        )
+    gap = evaluation.logit(held.value) - evaluation.logit(deployment)
+    if not low <= deployment <= high and abs(gap) >= PRIOR_GAP_LOGODDS:
+        warnings.append(
+            f"calibration: probabilities are calibrated for an unwanted share of {deployment:.1%} "
+            f"({source}); the holdout's is {held.value:.1%} (95 % CI {low:.1%}-{high:.1%}): on such "
+            f"traffic they are off by {gap:+.2f} in log-odds, and so are the policy's probability thresholds"
+        )
+    return info, warnings
 
 
 def _spread(rows: I64, limit: int) -> I64:
@@ -297,6 +290,22 @@ def _spread(rows: I64, limit: int) -> I64:
     return picked
 
 
+def _kind_features(
+    booster: lgb.Booster, x: F32, kinds: npt.NDArray[np.int32], threads: int
+) -> dict[int, dict[str, Any]]:
+    """Per actor kind, the features with the largest mean |TreeSHAP| on up to SHAP_PER_KIND of its calls."""
+    picked = {int(k): _spread(np.flatnonzero(kinds == k), SHAP_PER_KIND) for k in np.unique(kinds)}
+    rows = np.concatenate(list(picked.values()))
+    shap = np.abs(np.asarray(booster.predict(x[rows], pred_contrib=True, num_threads=threads))[:, :WIDTH])
+    out, start = {}, 0
+    for kind, idx in picked.items():
+        mean = shap[start : start + len(idx)].mean(axis=0)
+        start += len(idx)
+        top = np.argsort(-mean, kind="stable")[:TOP_KIND_FEATURES]
+        out[kind] = {"rows": len(idx), "features": [[NAMES[i], float(mean[i])] for i in top]}
+    return out
+
+
 def _progress_callback(progress: Progress, task: Any) -> Callable[[lgb.callback.CallbackEnv], None]:
     """A LightGBM callback that advances a rich progress bar and shows the validation loss."""
 
@@ -305,6 +314,47 @@ def _progress_callback(progress: Progress, task: Any) -> Callable[[lgb.callback.
         progress.update(task, completed=env.iteration + 1, description=f"training  {shown}")
 
     return callback
+
+
+def _fit(
+    features: FeatureSet,
+    split: Split,
+    params: dict[str, Any],
+    trees: int,
+    early_stopping: int,
+    console: Console,
+) -> tuple[lgb.Booster, str, int]:
+    """Boost on the training slice (with degraded copies of some of its rows, as serving sees calls
+    whose reputation or origination did not answer: training.degrade), stopping early on the
+    validation slice's log loss."""
+    x_train, copied = with_degraded(features.X, split.train, DEGRADED_SHARES, seed=int(params.get("seed", 7)))
+    rows = np.concatenate([split.train, np.arange(len(features.X), len(x_train))])
+    labels = np.concatenate([features.y, features.y[copied]])
+    train_set = lgb.Dataset(
+        x_train[rows],
+        label=labels[rows],
+        feature_name=list(NAMES),
+        categorical_feature=[],
+    )
+    valid_set = lgb.Dataset(
+        features.X[split.validation], label=features.y[split.validation], reference=train_set
+    )
+    with progress_bar(console) as progress:
+        task = progress.add_task("training", total=trees)
+        booster = lgb.train(
+            params,
+            train_set,
+            num_boost_round=trees,
+            valid_sets=[valid_set],
+            valid_names=["validation"],
+            callbacks=[
+                lgb.early_stopping(early_stopping, first_metric_only=True, verbose=False),
+                _progress_callback(progress, task),
+            ],
+        )
+    best = booster.best_iteration or trees
+    model_text = booster.model_to_string(num_iteration=best)
+    return lgb.Booster(model_str=model_text), model_text, int(best)
 
 
 @dataclass(frozen=True)
@@ -332,19 +382,22 @@ def train(
     seed: int = 7,
     threads: int = 2,
     holdout_from_ms: int | None = None,
+    prior: float | None = None,
     console: Console | None = None,
 ) -> TrainResult:
-    """Train on the earliest 70%, early-stop and calibrate on the next 10%, evaluate on the last 20%.
+    """Train on the earliest 60%, choose everything on the next 20%, measure on the last 20%.
 
     ``holdout_from_ms`` (default: the features manifest's, set for datasets with a lead-in) holds out
-    everything from then on instead, and splits the rows before it 7:1.
+    everything from then on instead, and splits the rows before it 3:1. ``prior`` is the deployment
+    base rate the probabilities are calibrated for (see ``deployment_prior``).
     """
     features = FeatureSet(X=X, y=y, t_ms=t_ms, kinds=kinds, manifest=manifest)
     console = console or Console(stderr=True)
     if holdout_from_ms is None and "holdout_from_ms" in manifest:
         holdout_from_ms = int(manifest["holdout_from_ms"])
     split = split_by_time(features.t_ms, holdout_from_ms=holdout_from_ms)
-    for name, idx in (("train", split.train), ("calibration", split.calibration), ("holdout", split.holdout)):
+    slices = {"train": split.train, "validation": split.validation, "holdout": split.holdout}
+    for name, idx in slices.items():
         labels = features.y[idx]
         if len(idx) == 0 or labels.all() or not labels.any():
             raise TrainingError(f"the {name} slice needs both wanted and unwanted calls ({len(idx)} rows)")
@@ -368,47 +421,36 @@ def train(
         "force_row_wise": True,
         "verbose": -1,
     }
-    train_set = lgb.Dataset(
-        features.X[split.train],
-        label=features.y[split.train],
-        feature_name=list(NAMES),
-        categorical_feature=[],
-    )
-    valid_set = lgb.Dataset(
-        features.X[split.calibration], label=features.y[split.calibration], reference=train_set
-    )
     started = time.perf_counter()
-    with progress_bar(console) as progress:
-        task = progress.add_task("training", total=trees)
-        booster = lgb.train(
-            params,
-            train_set,
-            num_boost_round=trees,
-            valid_sets=[valid_set],
-            valid_names=["calibration"],
-            callbacks=[
-                lgb.early_stopping(early_stopping, first_metric_only=True, verbose=False),
-                _progress_callback(progress, task),
-            ],
-        )
-    best = booster.best_iteration or trees
-    model_text = booster.model_to_string(num_iteration=best)
-    booster = lgb.Booster(model_str=model_text)
+    booster, model_text, best = _fit(features, split, params, trees, early_stopping, console)
     seconds = time.perf_counter() - started
 
-    provisional = export.from_booster(booster)
-    scorer = Scorer(provisional)
-    raw_cal = scorer.score_batch(features.X[split.calibration]).raw
-    calibration = fit_platt(raw_cal, features.y[split.calibration])
+    # Every choice, from the validation slice alone.
+    scorer = Scorer(export.from_booster(booster))
+    x_val, y_val = features.X[split.validation], features.y[split.validation]
+    raw_val = scorer.score_batch(x_val).raw
+    fitted = fit_platt(raw_val, y_val)
+    before = features.y[np.concatenate([split.train, split.validation])]
+    deployment, source = deployment_prior(prior, features.manifest, before)
+    calibration = evaluation.shift_prior(fitted, float(y_val.mean()), deployment)
+    prob_val = kernels.calibrate_batch(raw_val, calibration.a, calibration.b)
+    thresholds = evaluation.choose_thresholds(raw_val, y_val)
 
+    # The holdout only measures.
     hold = split.holdout
     x_hold, y_hold, kinds_hold = features.X[hold], features.y[hold], features.kinds[hold]
     raw_hold = scorer.score_batch(x_hold).raw
-    prob_hold = 1.0 / (1.0 + np.exp(-(calibration.a * raw_hold + calibration.b)))
-    prob_cal = 1.0 / (1.0 + np.exp(-(calibration.a * raw_cal + calibration.b)))
+    prob_hold = kernels.calibrate_batch(raw_hold, calibration.a, calibration.b)
     parity = float(np.abs(raw_hold - booster.predict(x_hold, raw_score=True)).max(initial=0.0))
-    points = operating_points(raw_hold, y_hold, calibration)
-    kinds_table = per_kind(raw_hold, y_hold, kinds_hold, points)
+    points = evaluation.measure(thresholds, raw_hold, y_hold, calibration)
+    block = evaluation.measure_block((prob_val, y_val), (prob_hold, y_hold))
+    calibration_info, calibration_warnings = _calibration(
+        fitted, calibration, validation=y_val, prior=(deployment, source), holdout=(raw_hold, y_hold)
+    )
+    kinds_table = evaluation.per_kind(kinds_hold, y_hold, raw_hold, prob_hold, points, block)
+    leaned_on = _kind_features(booster, x_hold, kinds_hold, threads)
+    for row in kinds_table:
+        row["top_features"] = leaned_on[row["kind"]]
 
     sample = _spread(np.arange(len(hold)), SHAP_SAMPLE)
     shap = np.asarray(booster.predict(x_hold[sample], pred_contrib=True, num_threads=threads))
@@ -418,7 +460,8 @@ def train(
         scorer.contributions_batch(x_hold[flagged]),
         np.asarray(booster.predict(x_hold[flagged], pred_contrib=True, num_threads=threads)),
     )
-    importance = {
+    importance: dict[str, Any] = {
+        "treeshap_rows": len(sample),
         "gain": dict(zip(NAMES, map(float, booster.feature_importance("gain")), strict=True)),
         "mean_abs_treeshap": dict(zip(NAMES, map(float, np.abs(shap[:, :WIDTH]).mean(axis=0)), strict=True)),
         "mean_abs_saabas": dict(zip(NAMES, map(float, np.abs(saabas[:, :WIDTH]).mean(axis=0)), strict=True)),
@@ -426,8 +469,10 @@ def train(
 
     metrics: dict[str, Any] = {
         "holdout": _ranking(raw_hold, y_hold, prob_hold),
-        "calibration_slice": _ranking(raw_cal, features.y[split.calibration], prob_cal),
+        "validation": _ranking(raw_val, y_val, prob_val),
+        "calibration": calibration_info,
         "operating_points": [p.to_json() for p in points],
+        "block": block.to_json(),
         "per_kind": kinds_table,
         "slices": {
             name: {
@@ -435,10 +480,12 @@ def train(
                 "from_ms": int(features.t_ms[idx].min()),
                 "to_ms": int(features.t_ms[idx].max()),
                 "unwanted": int(features.y[idx].sum()),
+                "unwanted_share": share(features.y[idx]).to_json(),
             }
-            for name, idx in (("train", split.train), ("calibration", split.calibration), ("holdout", hold))
+            for name, idx in slices.items()
         },
-        "best_iteration": int(best),
+        "warnings": [*(w for p in points for w in p.warnings), *block.warnings, *calibration_warnings],
+        "best_iteration": best,
         "training_seconds": round(seconds, 2),
         "kernel_parity_max_abs_diff": parity,
         "reason_agreement": agreement,
@@ -446,18 +493,30 @@ def train(
     }
     params["num_boost_round"] = trees
     params["early_stopping_rounds"] = early_stopping
+    params["degraded_copies"] = {  # training.degrade: shares of training rows copied degraded
+        "reputation": DEGRADED_SHARES.reputation,
+        "origination": DEGRADED_SHARES.origination,
+    }
     final = export.from_booster(
-        booster, calibration, metrics=metrics, manifest=features.manifest, params=params
+        booster,
+        calibration,
+        metrics=metrics,
+        manifest=features.manifest,
+        params=params,
+        block_threshold=block.probability_threshold,
     )
     artifact_io.save(final, out, lightgbm_text=model_text)
     card.write(
         out,
         final,
-        holdout=card.Holdout(raw=raw_hold, probability=prob_hold, y=y_hold, kinds=kinds_hold),
-        points=points,
+        holdout=card.Scores(raw=raw_hold, probability=prob_hold, y=y_hold, kinds=kinds_hold),
+        validation=card.Scores(
+            raw=raw_val, probability=prob_val, y=y_val, kinds=features.kinds[split.validation]
+        ),
     )
     console.print(
         f"model {final.version}: {best} trees, holdout ROC AUC {metrics['holdout']['roc_auc']:.4f}, "
-        f"PR AUC {metrics['holdout']['pr_auc']:.4f} → {out}"
+        f"PR AUC {metrics['holdout']['pr_auc']:.4f}, {len(metrics['warnings'])} warning(s) on the card "
+        f"→ {out}"
     )
     return TrainResult(out=out, metrics=metrics)

@@ -2,8 +2,10 @@
 
 An artifact is a folder holding ``model.npz`` (the arrays below) and ``model.json`` (schema hash,
 feature names, calibration, training metrics, the caller's training-data manifest, library
-versions). Inference reads only these two files, so the decision service needs neither LightGBM
-nor scikit-learn; ``lightgbm.txt`` is kept beside them for audit and offline TreeSHAP.
+versions, and optionally ``block_threshold``: the calibrated probability from which the score alone
+may block, chosen on the validation slice; absent, the score alone never blocks). Inference reads
+only these two files, so the decision service needs neither LightGBM nor scikit-learn;
+``lightgbm.txt`` is kept beside them for audit and offline TreeSHAP.
 
 Trees are stored node by node in preorder, every tree's root at ``tree_offset[t]``. For a split
 node: ``feature``, ``threshold`` (float64, compared with ``<=``), ``left``/``right`` (global node
@@ -17,9 +19,9 @@ with an ``ArtifactError`` naming the file: a missing, unreadable or truncated fi
 version or feature schema (``SchemaMismatchError``: a model reading features by position must never
 be fed vectors in another order or meaning); a forest whose SHA-256 is not the recorded
 ``forest_sha256``, or whose tree/node counts, depth or version disagree with the manifest
-(``IntegrityError``); arrays a kernel would read out of bounds; an unusable calibration. The library
-versions are recorded for audit, not checked: the arrays mean the same under any NumPy or Numba, and
-serving has no LightGBM.
+(``IntegrityError``); arrays a kernel would read out of bounds; an unusable calibration or block
+threshold. The library versions are recorded for audit, not checked: the arrays mean the same under
+any NumPy or Numba, and serving has no LightGBM.
 """
 
 from __future__ import annotations
@@ -239,6 +241,11 @@ def load(folder: Path) -> Artifact:
         calibration = Calibration.from_json(meta.get("calibration"))
     except ArtifactError as exc:
         raise ArtifactError(str(exc), file=manifest) from None
+    block = meta.get("block_threshold")
+    if block is not None and (
+        isinstance(block, bool) or not isinstance(block, int | float) or not 0.0 < float(block) <= 1.0
+    ):
+        raise ArtifactError(f"block_threshold must be a probability in (0, 1], got {block!r}", file=manifest)
     return Artifact(
         forest=forest, calibration=calibration, objective=str(meta.get("objective")), metadata=meta
     )

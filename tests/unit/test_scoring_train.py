@@ -14,13 +14,13 @@ from services.scoring import artifact
 from services.scoring.model import Scorer
 from training import card, synthetic
 from training.__main__ import main
+from training.evaluation import LEGIT_FP_RATES
 from training.train import (
-    LEGIT_FP_RATES,
     FeatureSet,
     TrainingError,
+    deployment_prior,
     fit_platt,
     load_features,
-    operating_points,
     save_features,
     split_by_time,
     train,
@@ -31,14 +31,24 @@ def test_split_is_by_time_without_shuffling_and_never_splits_a_timestamp() -> No
     rng = np.random.default_rng(0)
     t_ms = rng.integers(0, 500, size=2000).astype(np.int64)
     split = split_by_time(t_ms)
-    parts = [split.train, split.calibration, split.holdout]
+    parts = [split.train, split.validation, split.holdout]
     assert sorted(np.concatenate(parts).tolist()) == list(range(len(t_ms)))
     for part in parts:
         assert np.all(np.diff(t_ms[part]) >= 0)
-    assert t_ms[split.train].max() < t_ms[split.calibration].min()
-    assert t_ms[split.calibration].max() < t_ms[split.holdout].min()
-    assert abs(len(split.train) - 1400) < 20
+    assert t_ms[split.train].max() < t_ms[split.validation].min()
+    assert t_ms[split.validation].max() < t_ms[split.holdout].min()
+    assert abs(len(split.train) - 1200) < 20
+    assert abs(len(split.validation) - 400) < 20
     assert abs(len(split.holdout) - 400) < 20
+
+
+def test_a_holdout_window_is_cut_at_its_start_and_the_rows_before_split_three_to_one() -> None:
+    t_ms = np.arange(10_000, dtype=np.int64)
+    split = split_by_time(t_ms, holdout_from_ms=8_000)
+    assert split.holdout.tolist() == list(range(8_000, 10_000))
+    assert len(split.train) == 6_000
+    assert len(split.validation) == 2_000
+    assert t_ms[split.train].max() < t_ms[split.validation].min()
 
 
 def test_platt_recovers_a_logistic_model() -> None:
@@ -52,23 +62,15 @@ def test_platt_recovers_a_logistic_model() -> None:
         fit_platt(-raw, y)
 
 
-def test_operating_points_bound_legit_flags_and_say_when_they_mean_little() -> None:
-    rng = np.random.default_rng(2)
-    legit, fraud = rng.normal(size=50_000), rng.normal(loc=3.0, size=2000)
-    raw = np.concatenate([legit, fraud])
-    y = np.concatenate([np.zeros(len(legit), bool), np.ones(len(fraud), bool)])
-    points = operating_points(raw, y, artifact.IDENTITY)
-    assert [p.target_fp_rate for p in points] == list(LEGIT_FP_RATES)
-    for p in points:
-        assert p.legit_flagged <= p.target_fp_rate * p.legit_total
-        assert p.legit_flagged == int((legit > p.raw_threshold).sum())
-        assert p.recall == pytest.approx(float((fraud > p.raw_threshold).mean()))
-    assert [p.meaningful for p in points] == [False, True, True]
-    assert "indicative" in points[0].note
-    tiny = operating_points(raw[-2100:], y[-2100:], artifact.IDENTITY)
-    assert not tiny[0].meaningful
-    assert "cannot resolve" in tiny[0].note
-    assert tiny[0].legit_flagged == 0
+def test_the_deployment_prior_is_given_declared_or_taken_from_before_the_holdout() -> None:
+    before = np.array([True, False, False, False])
+    assert deployment_prior(0.3, {"deployment_prior": 0.2}, before) == (0.3, "given to the trainer")
+    assert deployment_prior(None, {"deployment_prior": 0.2}, before)[0] == 0.2
+    value, source = deployment_prior(None, {}, before)
+    assert value == 0.25
+    assert "before the holdout" in source
+    with pytest.raises(TrainingError, match="between 0 and 1"):
+        deployment_prior(1.0, {}, before)
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +98,19 @@ def test_train_writes_a_loadable_artifact_with_its_card(trained: Path) -> None:
     assert metrics["holdout"]["roc_auc"] > 0.9
     assert len(metrics["operating_points"]) == len(LEGIT_FP_RATES)
     assert {row["name"] for row in metrics["per_kind"]} >= {"SUBSCRIBER", "ROBOCALL"}
+    assert set(metrics["slices"]) == {"train", "validation", "holdout"}
+    assert metrics["calibration"]["fitted_on"] == "validation"
+    assert metrics["calibration"]["b"] == loaded.calibration.b
+    assert any("0.0001" in w for w in metrics["warnings"])
     assert loaded.metadata["training_data"] == {"synthetic": True, "rows": 30_000}
     assert loaded.metadata["params"]["monotone_constraints"][3] == -1
     assert loaded.calibration.a > 0
     text = (trained / card.CARD).read_text()
     assert "PLACEHOLDER MODEL" in text
+    assert "**WARNING**" in text
+    doc = json.loads((trained / card.CARD_JSON).read_text())
+    assert doc["metrics"]["operating_points"] == json.loads(json.dumps(metrics["operating_points"]))
+    assert card.render(doc) == text
     for png in card.PLOTS.values():
         assert (trained / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert png in text
