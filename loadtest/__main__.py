@@ -12,7 +12,7 @@ from loadtest.jobs import generate, replay_dataset
 from loadtest.mesh import MeshError
 from loadtest.processes import REPO_ROOT
 from loadtest.replay import ReplayError
-from loadtest.run import run
+from loadtest.run import LEAD_IN_HOURS, run
 from loadtest.scenario import ScenarioError
 from services.common.settings import SettingsError
 
@@ -61,7 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     job.add_argument("--data", type=Path, default=REPO_ROOT / "data")
     job.add_argument("--reports", type=Path, default=REPO_ROOT / "reports")
     job.add_argument(
-        "--speed", type=float, default=0.0, help="simulated seconds per wall second; 0 = flat out"
+        "--lead-in-hours",
+        type=float,
+        default=LEAD_IN_HOURS,
+        help="history before the scored window: folded by reputation first, never scored (0 = cold start)",
+    )
+    job.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        help="simulated seconds per wall second in the scored window (the lead-in is flat out); 0 = flat out",
     )
     job.add_argument("--max-seconds", type=float, default=900.0)
     job.add_argument(
@@ -81,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         "--concurrency", type=int, default=4, help="Decide calls in flight (a switch's trunk group)"
     )
     job.add_argument(
-        "--timeout", type=float, default=180.0, help="how long to wait for reputation to catch up"
+        "--timeout",
+        type=float,
+        default=180.0,
+        help="how long to wait for reputation to catch up (after the lead-in, and after the replay)",
     )
     job.set_defaults(func=run)
     args = parser.parse_args(argv)

@@ -8,6 +8,12 @@ straight to calls.setup.v1, so replay works before the decision service exists. 
 always go to their topics. Audio metadata carries no audio: segments rendered beforehand
 (``loadtest.audio.attach``, passed in ``ReplayConfig.audio``) go to audio.segments.v1 in their
 place; the rest are skipped.
+
+A dataset generated with a lead-in (``ReplayConfig.scored_from_ms``) replays it first: every event
+before that moment goes straight to its topic, flat out and never to Decide — the setups as the
+audit-shaped records reputation folds, like the trainer folds a lead-in without scoring it — then
+the producer is flushed, ``after_lead_in`` runs (the main job waits there until reputation has
+folded the lead-in) and the scored window replays as above, paced from its own first event.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from confluent_kafka import Producer
 
 from fraudmesh.v1 import dataset_pb2, decision_pb2, decision_pb2_grpc
 from services.common.identity import attribute_record
@@ -68,11 +75,25 @@ class ReplayStats:
     wall_s: float = 0.0
     simulated_s: float = 0.0
     stopped_by: str = "end of dataset"
+    lead_in: dict[str, int] = field(default_factory=dict)  # the lead-in's share of ``published``
+    lead_in_audio: list[str] = field(default_factory=list)  # segment ids published in the lead-in
+    lead_in_wall_s: float = 0.0  # publishing the lead-in until Kafka acknowledged it
+    settle_s: float = 0.0  # in ``after_lead_in``
 
     @property
     def events(self) -> int:
         """Records published to Kafka plus setups sent to Decide."""
         return sum(self.published.values()) + self.decided + sum(self.decide_errors.values())
+
+    @property
+    def scored_events(self) -> int:
+        """Events of the scored window (after the lead-in)."""
+        return self.events - sum(self.lead_in.values())
+
+    @property
+    def scored_wall_s(self) -> float:
+        """Wall time of the scored window."""
+        return self.wall_s - self.lead_in_wall_s - self.settle_s
 
 
 @dataclass
@@ -89,6 +110,7 @@ class ReplayConfig:
     decide_timeout_s: float = 0.05
     concurrency: int = 64
     audio: Mapping[str, bytes] = field(default_factory=dict)  # segment id → encoded AudioSegment
+    scored_from_ms: int = 0  # events before this are the lead-in: straight to Kafka, flat out
 
 
 def _key_for(kind: str, message: Any, region: str, pseudonymize: Pseudonymizer) -> bytes | None:
@@ -105,9 +127,16 @@ def _key_for(kind: str, message: Any, region: str, pseudonymize: Pseudonymizer) 
 
 
 async def replay(
-    dataset: Path, config: ReplayConfig, progress: Callable[[ReplayStats], None] | None = None
+    dataset: Path,
+    config: ReplayConfig,
+    progress: Callable[[ReplayStats], None] | None = None,
+    after_lead_in: Callable[[ReplayStats], None] | None = None,
 ) -> ReplayStats:
-    """Replay ``dataset`` into Kafka (and Decide); returns counts and timings."""
+    """Replay ``dataset`` into Kafka (and Decide); returns counts and timings.
+
+    ``after_lead_in`` runs in a worker thread once the lead-in (events before
+    ``config.scored_from_ms``) is acknowledged by Kafka, before the first scored event is sent.
+    """
     if config.decide:
         require_loopback(config.decide)
     host = config.bootstrap.split(",")[0]
@@ -116,6 +145,8 @@ async def replay(
     stats = ReplayStats()
     started = time.monotonic()
     first_sim_ms: int | None = None
+    in_lead_in = config.scored_from_ms > 0
+    paced_from, paced_from_ms = started, 0  # pacing counts from the scored window's first event
     channel: grpc.aio.Channel | None = None
     stub: decision_pb2_grpc.DecisionServiceStub | None = None
     outcomes: RecordWriter | None = None
@@ -152,20 +183,24 @@ async def replay(
             if config.max_events and count >= config.max_events:
                 stats.stopped_by = f"max events ({config.max_events})"
                 break
-            wall = time.monotonic() - started
-            if wall > config.max_seconds:
+            if time.monotonic() - started > config.max_seconds:
                 stats.stopped_by = f"max seconds ({config.max_seconds:.0f})"
                 break
             if first_sim_ms is None:
-                first_sim_ms = record.time_ms
+                first_sim_ms = paced_from_ms = record.time_ms
             stats.simulated_s = (record.time_ms - first_sim_ms) / 1000
-            if config.speed > 0:
-                due = stats.simulated_s / config.speed
+            if in_lead_in and record.time_ms >= config.scored_from_ms:
+                in_lead_in = False
+                await _end_lead_in(producer, stats, started, after_lead_in)
+                paced_from, paced_from_ms = time.monotonic(), record.time_ms
+            if config.speed > 0 and not in_lead_in:
+                wall = time.monotonic() - paced_from
+                due = (record.time_ms - paced_from_ms) / 1000 / config.speed
                 if due > wall + 0.002:
                     producer.poll(0)
                     await asyncio.sleep(due - wall)
             kind = record.WhichOneof("record")
-            if kind == "setup" and stub is not None:
+            if kind == "setup" and stub is not None and not in_lead_in:
                 await slots.acquire()
                 task = asyncio.create_task(decide(record))
                 in_flight.add(task)
@@ -179,6 +214,8 @@ async def replay(
                     continue
                 topic, message, value = AUDIO_SEGMENTS, record.audio.segment, rendered
                 stats.audio_segments += 1
+                if in_lead_in:
+                    stats.lead_in_audio.append(message.segment_id)
             elif topic is not None:
                 message = getattr(record, kind or "")
                 value = topic.codec().encode(message)
@@ -196,6 +233,8 @@ async def replay(
                     producer.poll(0.01)
                     await asyncio.sleep(0)
             stats.published[topic.name] = stats.published.get(topic.name, 0) + 1
+            if in_lead_in:
+                stats.lead_in[topic.name] = stats.lead_in.get(topic.name, 0) + 1
             if count % 2000 == 0:
                 producer.poll(0)
                 await asyncio.sleep(0)
@@ -203,9 +242,7 @@ async def replay(
                     progress(stats)
         if in_flight:
             await asyncio.gather(*in_flight)
-        remaining = producer.flush(30)
-        if remaining:
-            raise RuntimeError(f"{remaining} records were not acknowledged by Kafka")
+        _flush(producer)
     finally:
         if channel is not None:
             await channel.close()
@@ -214,6 +251,26 @@ async def replay(
     stats.wall_s = time.monotonic() - started
     _write_run_record(dataset, config, stats)
     return stats
+
+
+def _flush(producer: Producer) -> None:
+    remaining = producer.flush(30)
+    if remaining:
+        raise RuntimeError(f"{remaining} records were not acknowledged by Kafka")
+
+
+async def _end_lead_in(
+    producer: Producer,
+    stats: ReplayStats,
+    started: float,
+    after_lead_in: Callable[[ReplayStats], None] | None,
+) -> None:
+    """Wait until Kafka acknowledged the lead-in, then run ``after_lead_in`` off the event loop."""
+    _flush(producer)
+    stats.lead_in_wall_s = time.monotonic() - started
+    if after_lead_in is not None:
+        await asyncio.to_thread(after_lead_in, stats)
+    stats.settle_s = time.monotonic() - started - stats.lead_in_wall_s
 
 
 def _write_run_record(dataset: Path, config: ReplayConfig, stats: ReplayStats) -> None:
@@ -233,5 +290,10 @@ def _write_run_record(dataset: Path, config: ReplayConfig, stats: ReplayStats) -
         "audio_segments": stats.audio_segments,
         "skipped_audio": stats.skipped_audio,
         "unkeyable": stats.unkeyable,
+        "scored_from_ms": config.scored_from_ms,
+        "lead_in_published": stats.lead_in,
+        "lead_in_audio_segments": len(stats.lead_in_audio),
+        "lead_in_wall_s": round(stats.lead_in_wall_s, 3),
+        "settle_s": round(stats.settle_s, 3),
     }
     (dataset / REPLAY_RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")

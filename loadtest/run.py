@@ -7,6 +7,8 @@ import os
 import secrets
 import time
 from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,10 @@ from services.common.redisstore import make_sync_redis
 from services.common.settings import CommonSettings
 from services.common.settings import load as load_settings
 from services.common.topics import AUDIO_VERDICTS, ensure_topics
-from training.dataset import AUDIO_RUN, CALLS, Manifest, read_records
+from training.dataset import AUDIO_RUN, CALLS, EVENTS, Manifest, read_records
 
 MAX_DECIDE_ERROR_SHARE = 0.01  # client deadlines missed under CPU contention; more fails the run
+LEAD_IN_HOURS = 24.0  # a whole day before the scored window: every daily rhythm has been seen once
 
 
 def run_folders(scenario: Scenario, data: Path, reports: Path) -> tuple[Path, Path]:
@@ -42,9 +45,14 @@ def run_folders(scenario: Scenario, data: Path, reports: Path) -> tuple[Path, Pa
 def run(args: argparse.Namespace) -> int:
     """The main job: generate a scenario, replay it through the real mesh, check it, report.
 
-    Setups go to DecisionService.Decide (which verifies with origination, reads reputation, scores,
-    and publishes the audit record that reputation folds back in); CDRs and complaints go to Kafka.
-    With ``--kafka-only`` setups go straight to Kafka and only reputation runs.
+    The dataset starts ``--lead-in-hours`` before the scenario: that history goes straight to Kafka
+    (setups as the audit-shaped records reputation folds, CDRs, complaints, audio segments), is
+    folded by reputation — the job waits until every lead-in caller holds exactly its lead-in call
+    count and the lead-in's audio verdicts are folded — and is never scored, so the scored window
+    meets the warm state production lives in. Then setups go to DecisionService.Decide (which
+    verifies with origination, reads reputation, scores, and publishes the audit record that
+    reputation folds back in); CDRs and complaints go to Kafka. With ``--kafka-only`` setups go
+    straight to Kafka and only reputation runs.
     """
     # A pseudonym key of its own (test-only, never stored) isolates this run's Redis state from
     # earlier runs of the same numbers, so "exactly its call count" stays exact on a reused stack.
@@ -56,12 +64,20 @@ def run(args: argparse.Namespace) -> int:
     scenario = load(args.scenario)
     dataset, reports = run_folders(scenario, args.data, args.reports)
     capture = scenario.capture
-    if generate(argparse.Namespace(scenario=args.scenario, out=dataset, seed=None)) != 0:
+    generating = argparse.Namespace(
+        scenario=args.scenario, out=dataset, seed=None, lead_in_hours=args.lead_in_hours
+    )
+    if generate(generating) != 0:
         return 1
     (dataset / AUDIO_RUN).unlink(missing_ok=True)
+    manifest = Manifest.read(dataset)
+    scored_from = report.scored_from_ms(manifest)
+    caller_of = {r.call_truth.call_id: r.call_truth.presented_number for r in read_records(dataset / CALLS)}
+    expected = {"setups": Counter(caller_of.values())}
+    lead_in = LeadIn(_lead_in_counts(dataset, caller_of, scored_from))
     render: AudioRender | None = None
     if capture.audio and not args.no_audio:
-        render = AudioRender(dataset, Manifest.read(dataset).seed, capture.max_audio_segments)
+        render = AudioRender(dataset, manifest.seed, capture.max_audio_segments)
     audio_env: dict[str, str] | None = None
     audio_store: Any = None
     if render is not None and render.chosen:
@@ -103,33 +119,70 @@ def run(args: argparse.Namespace) -> int:
             decide_timeout_s=args.decide_timeout_ms / 1000,
             concurrency=args.concurrency,
             audio=rendered,
+            scored_from_ms=scored_from if args.lead_in_hours > 0 else 0,
         )
+
+        def settle(stats: ReplayStats) -> None:
+            started = time.monotonic()
+            lead_in.matched, lead_in.waited_s = _wait_for_reputation(
+                settings, pseudonymize, lead_in.expected, mesh.processes["reputation"], args.timeout
+            )
+            if stats.lead_in_audio:
+                lead_in.verdicts = audiorun.read_verdicts(
+                    settings.kafka_bootstrap,
+                    verdicts_since,
+                    stats.lead_in_audio,
+                    args.timeout,
+                    lambda: mesh.alive("audio"),
+                )
+                lead_in.folded = audiorun.wait_folded(
+                    make_sync_redis(settings),
+                    pseudonymize,
+                    lead_in.verdicts.values(),
+                    settings.default_region,
+                    60.0,
+                )
+            lead_in.settled_s = time.monotonic() - started
+            _print_lead_in(args.lead_in_hours, stats, lead_in)
+
         with progress_bar(console, rate=True) as progress:
             where = "Decide + Kafka" if mesh.decide_address else "Kafka"
             task = progress.add_task(f"replaying into {where}", total=None, rate="")
 
             def update(stats: ReplayStats) -> None:
-                progress.update(task, completed=stats.events, rate=f"sim {stats.simulated_s / 3600:,.1f} h")
+                phase = "lead-in into Kafka" if lead_in.callers and not stats.lead_in_wall_s else where
+                progress.update(
+                    task,
+                    description=f"replaying {phase}",
+                    completed=stats.events,
+                    rate=f"sim {stats.simulated_s / 3600:,.1f} h",
+                )
 
-            stats = eventloop.run(replay(dataset, config, update))
+            stats = eventloop.run(replay(dataset, config, update, settle))
+        scored_s = max(stats.scored_wall_s, 1e-9)
         console.print(
-            f"replayed {stats.events:,} events in {stats.wall_s:.1f} s "
-            f"({stats.events / stats.wall_s:,.0f}/s), "
-            f"stopped by {stats.stopped_by}"
+            f"replayed the scored window: {stats.scored_events:,} events in {scored_s:.1f} s "
+            f"({stats.scored_events / scored_s:,.0f}/s), stopped by {stats.stopped_by}"
         )
         if mesh.decide_address:
             console.print(f"  decided: {stats.decided:,}; errors: {stats.decide_errors or 'none'}")
         if stats.audio_segments:
             console.print(f"  audio segments published: {stats.audio_segments:,}")
-        expected = Counter(r.call_truth.presented_number for r in read_records(dataset / CALLS))
         matched, waited = _wait_for_reputation(
             settings, pseudonymize, expected, mesh.processes["reputation"], args.timeout
         )
         if stats.audio_segments:
             started = time.monotonic()
-            verdicts = audiorun.read_verdicts(
-                settings.kafka_bootstrap, verdicts_since, published, args.timeout, lambda: mesh.alive("audio")
-            )
+            verdicts = {
+                **lead_in.verdicts,
+                **audiorun.read_verdicts(
+                    settings.kafka_bootstrap,
+                    verdicts_since,
+                    published.keys() - lead_in.verdicts.keys(),
+                    args.timeout,
+                    lambda: mesh.alive("audio"),
+                ),
+            }
             folded = audiorun.wait_folded(
                 make_sync_redis(settings), pseudonymize, verdicts.values(), settings.default_region, 60.0
             )
@@ -140,7 +193,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         codes = mesh.stop()
     console.print(
-        f"reputation: {matched:,}/{len(expected):,} caller numbers hold exactly their call count in Redis "
+        f"reputation: {matched:,}/{len(expected['setups']):,} caller numbers hold exactly their call count "
+        "in Redis "
         f"({waited:.1f} s after the replay finished)"
     )
     if stats.audio_segments:
@@ -154,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
             pseudonymize,
             campaigns_before,
         )
+        audio_figures["segments_published_in_lead_in"] = len(stats.lead_in_audio)
         audiorun.write(dataset, audio_figures)
         _print_audio(audio_figures)
     unclean = {name: code for name, code in codes.items() if code != 0}
@@ -177,8 +232,57 @@ def run(args: argparse.Namespace) -> int:
             f"[red]{stats.audio_segments:,} audio segments were published but no verdict came back: "
             f"the audio path is broken (see {REPO_ROOT / '.stack' / 'logs' / 'audio-run.log'})"
         )
-    ok = matched == len(expected) and not unclean and not decide_failed and not audio_broken
+    if not lead_in.folded_in_time:
+        console.print(
+            f"[red]reputation had not folded the lead-in when scoring began: {lead_in.matched:,} of "
+            f"{lead_in.callers:,} lead-in callers held their setups and CDRs after {lead_in.waited_s:.0f} s"
+        )
+    ok = (
+        matched == len(expected["setups"])
+        and lead_in.folded_in_time
+        and not unclean
+        and not decide_failed
+        and not audio_broken
+    )
     return code or (0 if ok else 1)
+
+
+@dataclass
+class LeadIn:
+    """The lead-in's setups and CDRs per caller, and what the job found before scoring began."""
+
+    expected: dict[str, Counter[str]]
+    matched: int = 0
+    waited_s: float = 0.0
+    verdicts: dict[str, events_pb2.AudioVerdict] = field(default_factory=dict)
+    folded: int = 0
+    settled_s: float = 0.0  # from the lead-in's last acknowledgement to the first scored call
+
+    @property
+    def callers(self) -> int:
+        """Callers with a setup in the lead-in."""
+        return len(self.expected["setups"])
+
+    @property
+    def folded_in_time(self) -> bool:
+        """Every lead-in caller held exactly its lead-in setups and CDRs before the first scored call."""
+        return self.matched == self.callers
+
+
+def _print_lead_in(hours: float, stats: ReplayStats, lead_in: LeadIn) -> None:
+    """How the lead-in went: published straight to Kafka, then folded by reputation (never scored)."""
+    records = sum(stats.lead_in.values())
+    audio = (
+        f", {lead_in.folded:,}/{len(stats.lead_in_audio):,} audio verdicts folded"
+        if stats.lead_in_audio
+        else ""
+    )
+    console.print(
+        f"lead-in ({hours:g} h, not scored): {records:,} records straight to Kafka in "
+        f"{stats.lead_in_wall_s:.1f} s; reputation held the setups and CDRs of {lead_in.matched:,}/"
+        f"{lead_in.callers:,} callers after {lead_in.waited_s:.1f} s{audio}; scoring begins "
+        f"{lead_in.settled_s:.1f} s after the lead-in was published"
+    )
 
 
 def _print_audio(figures: dict[str, Any]) -> None:
@@ -197,25 +301,44 @@ def _print_audio(figures: dict[str, Any]) -> None:
         console.print(f"  linked numbers outside any simulated campaign: {figures['false_links_by_kind']}")
 
 
+def _lead_in_counts(dataset: Path, caller_of: Mapping[str, str], scored_from: int) -> dict[str, Counter[str]]:
+    """Per caller, the setups and CDRs the lead-in publishes (the counts reputation must hold before
+    the first scored call)."""
+    counts: dict[str, Counter[str]] = {"setups": Counter(), "cdrs": Counter()}
+    for record in read_records(dataset / EVENTS):
+        if record.time_ms >= scored_from:
+            break
+        kind = record.WhichOneof("record")
+        if kind == "setup":
+            counts["setups"][caller_of[record.setup.setup.call_id]] += 1
+        elif kind == "cdr":
+            counts["cdrs"][caller_of[record.cdr.call_id]] += 1
+    return counts
+
+
 def _wait_for_reputation(
     settings: CommonSettings,
     pseudonymize: Pseudonymizer,
-    expected: Counter[str],
+    expected: Mapping[str, Counter[str]],
     worker: ServiceProcess,
     timeout_s: float,
 ) -> tuple[int, float]:
-    """Poll Redis until every caller's setup count equals the calls it made (or time runs out)."""
+    """Poll Redis until every caller's counts (``expected``: hash field → count per caller) equal
+    what was published (or time runs out); how many callers match, and after how long."""
     client = make_sync_redis(settings)
-    numbers = list(expected)
+    numbers = sorted(set().union(*expected.values()))
+    fields = list(expected)
     started = time.monotonic()
     matched = 0
     while True:
         pipe = client.pipeline(transaction=False)
         for number in numbers:
-            pipe.hget(keys.number_key(pseudonymize(number)), "setups")
+            pipe.hmget(keys.number_key(pseudonymize(number)), fields)
         counts = pipe.execute()
         matched = sum(
-            1 for number, got in zip(numbers, counts, strict=True) if int(got or 0) == expected[number]
+            1
+            for number, got in zip(numbers, counts, strict=True)
+            if all(int(value or 0) == expected[f][number] for f, value in zip(fields, got, strict=True))
         )
         if matched == len(numbers) or time.monotonic() - started > timeout_s or not worker.alive():
             return matched, time.monotonic() - started

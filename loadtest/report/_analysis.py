@@ -1,10 +1,11 @@
-"""The report's figures: calls grouped by number and campaign, detection, time to detect, the summary."""
+"""The report's figures: calls grouped by number and campaign, detection, time to detect, detection per
+reputation state (warm, cold), the summary."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,42 @@ from loadtest.report._codes import (
 from loadtest.report._reading import _Calls, _Outcomes
 from training.dataset import Manifest
 
+STATES: dict[str, str] = {  # name in summary.json → row label in the report
+    "warm": "warm (caller has lead-in history)",
+    "warm_read": "warm, reputation read",
+    "cold": "cold (caller has none)",
+    "cold_read": "cold, reputation read",
+    "cold_first_call": "cold, the caller's first call",
+    "all": "all scored calls",
+}
+
+
+@dataclass(frozen=True)
+class StateFigures:
+    """Detection figures over one set of scored calls (one of ``STATES``); rates over decided calls."""
+
+    calls: int
+    callers: int
+    unwanted_calls: int
+    decided: int
+    without_reputation: int  # decided without the caller's reputation (Redis did not answer in time)
+    flagged: int
+    precision: float | None
+    recall: float | None
+    block_precision: float | None
+    block_recall: float | None
+    legit_fp_rate: float | None
+    legit_block_rate: float | None
+
 
 @dataclass(frozen=True)
 class ReportSummary:
-    """Headline numbers of one report; also written as summary.json for CI and dashboards."""
+    """Headline numbers of one report; also written as summary.json for CI and dashboards.
+
+    Counts cover the scored window (a lead-in's calls are in ``lead_in_calls`` only). The detection
+    rates (precision … legit_block_rate) are the ``headline_state``'s: ``warm`` when the dataset has
+    a lead-in — the state production lives in — else ``all``; ``states`` holds every state's figures.
+    """
 
     dataset: str
     scenario: str
@@ -70,6 +103,11 @@ class ReportSummary:
     server_latency_p99_ms: float | None
     degraded_share: float | None
     plots: tuple[str, ...] = ()
+    headline_state: str = "all"
+    lead_in_hours: float = 0.0
+    lead_in_calls: int = 0
+    lead_in_callers: int = 0
+    states: dict[str, StateFigures] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """The summary as indented, key-sorted JSON (undefined rates are null)."""
@@ -80,6 +118,7 @@ class ReportSummary:
         """Load a summary written by to_json."""
         data: dict[str, Any] = json.loads(text)
         data["plots"] = tuple(data.get("plots", ()))
+        data["states"] = {name: StateFigures(**v) for name, v in data.get("states", {}).items()}
         return cls(**data)
 
 
@@ -159,6 +198,7 @@ class _Analysis:
     status: npt.NDArray[np.int8]
     replayed: BoolArray
     decided: BoolArray
+    without_reputation: BoolArray
     flagged: BoolArray
     blocked: BoolArray
     kinds: list[int]
@@ -171,6 +211,30 @@ class _Analysis:
     campaign_number_detect: _Groups
     campaign_kind: dict[int, int]
     t0_ms: int
+    states: dict[str, BoolArray]
+
+
+def _state_masks(calls: _Calls, read: BoolArray) -> dict[str, BoolArray]:
+    """Scored calls per reputation state: with a lead-in warm (the caller made a call in it), cold
+    (it did not: its reputation starts empty in the scored window), each also where the decision
+    read the caller's reputation (``read``), and the cold callers' first calls; always all."""
+    every = np.ones(len(calls), dtype=np.bool_)
+    if calls.lead_in is None:
+        return {"all": every}
+    order = np.lexsort((calls.time_ms, calls.number))
+    ordered = calls.number[order]
+    first = np.zeros(len(calls), dtype=np.bool_)
+    if len(order):
+        first[order[np.r_[True, ordered[1:] != ordered[:-1]]]] = True
+    cold = ~calls.warm
+    return {
+        "warm": calls.warm.copy(),
+        "warm_read": calls.warm & read,
+        "cold": cold,
+        "cold_read": cold & read,
+        "cold_first_call": cold & first,
+        "all": every,
+    }
 
 
 def _analyse(calls: _Calls, outcomes: _Outcomes | None) -> _Analysis:
@@ -178,6 +242,7 @@ def _analyse(calls: _Calls, outcomes: _Outcomes | None) -> _Analysis:
     status = outcomes.status if outcomes is not None else np.zeros(n, dtype=np.int8)
     replayed = status != NOT_DECIDED
     decided = np.isin(status, DECIDED)
+    without_reputation = outcomes.no_reputation & decided if outcomes is not None else np.zeros(n, np.bool_)
     flagged = np.isin(status, FLAGGED)
     kinds = [int(k) for k in np.unique(calls.kind)]
     top = max(kinds, default=0) + 1
@@ -196,6 +261,7 @@ def _analyse(calls: _Calls, outcomes: _Outcomes | None) -> _Analysis:
         status=status,
         replayed=replayed,
         decided=decided,
+        without_reputation=without_reputation,
         flagged=flagged,
         blocked=status == BLOCK,
         kinds=kinds,
@@ -214,6 +280,7 @@ def _analyse(calls: _Calls, outcomes: _Outcomes | None) -> _Analysis:
         ),
         campaign_kind={int(c): int(k) for c, k in zip(owners, ranked[first] % KIND_SPAN, strict=True)},
         t0_ms=int(calls.time_ms.min()) if n else 0,
+        states=_state_masks(calls, decided & ~without_reputation),
     )
 
 
@@ -241,6 +308,30 @@ def _detect(groups: _Groups, mask: BoolArray) -> _Detect:
     return _Detect(int(mask.sum()), int(found.sum()), calls_p50, calls_p90, seconds_p50, seconds_p90)
 
 
+def _state_figures(calls: _Calls, analysis: _Analysis, mask: BoolArray) -> StateFigures:
+    a = analysis
+    unwanted = calls.unwanted & mask
+    legit = ~calls.unwanted & mask
+    decided_bad = int((a.decided & unwanted).sum())
+    decided_legit = int((a.decided & legit).sum())
+    flagged = int((a.flagged & mask).sum())
+    blocked = int((a.blocked & mask).sum())
+    return StateFigures(
+        calls=int(mask.sum()),
+        callers=len(np.unique(calls.number[mask])),
+        unwanted_calls=int(unwanted.sum()),
+        decided=int((a.decided & mask).sum()),
+        without_reputation=int((a.without_reputation & mask).sum()),
+        flagged=flagged,
+        precision=ratio(int((a.flagged & unwanted).sum()), flagged),
+        recall=ratio(int((a.flagged & unwanted).sum()), decided_bad),
+        block_precision=ratio(int((a.blocked & unwanted).sum()), blocked),
+        block_recall=ratio(int((a.blocked & unwanted).sum()), decided_bad),
+        legit_fp_rate=ratio(int((a.flagged & legit).sum()), decided_legit),
+        legit_block_rate=ratio(int((a.blocked & legit).sum()), decided_legit),
+    )
+
+
 def _summarise(
     dataset: Path,
     manifest: Manifest | None,
@@ -251,11 +342,9 @@ def _summarise(
 ) -> ReportSummary:
     a = analysis
     unwanted = calls.unwanted
-    legit = ~unwanted
-    decided_bad = int((a.decided & unwanted).sum())
-    decided_legit = int((a.decided & legit).sum())
-    flagged = int(a.flagged.sum())
-    blocked = int(a.blocked.sum())
+    states = {name: _state_figures(calls, a, mask) for name, mask in a.states.items()}
+    headline_state = "warm" if "warm" in states else "all"
+    headline = states[headline_state]
     emergency = calls.kind == EMERGENCY
     detect = _detect(a.numbers, np.ones(len(a.numbers.key), dtype=np.bool_))
     client = outcomes.client_us / 1000.0 if outcomes is not None else np.zeros(0)
@@ -268,19 +357,19 @@ def _summarise(
         scenario=manifest.scenario if manifest is not None else "",
         calls=len(calls),
         unwanted_calls=int(unwanted.sum()),
-        legit_calls=int(legit.sum()),
+        legit_calls=int((~unwanted).sum()),
         has_outcomes=has_outcomes,
         outcomes=outcomes.records if outcomes is not None else 0,
         decided=int(a.decided.sum()),
         errors=int((a.status == ERROR).sum()),
         not_decided=int((a.status == NOT_DECIDED).sum()),
-        flagged=flagged,
-        precision=ratio(int((a.flagged & unwanted).sum()), flagged),
-        recall=ratio(int((a.flagged & unwanted).sum()), decided_bad),
-        block_precision=ratio(int((a.blocked & unwanted).sum()), blocked),
-        block_recall=ratio(int((a.blocked & unwanted).sum()), decided_bad),
-        legit_fp_rate=ratio(int((a.flagged & legit).sum()), decided_legit),
-        legit_block_rate=ratio(int((a.blocked & legit).sum()), decided_legit),
+        flagged=states["all"].flagged,
+        precision=headline.precision,
+        recall=headline.recall,
+        block_precision=headline.block_precision,
+        block_recall=headline.block_recall,
+        legit_fp_rate=headline.legit_fp_rate,
+        legit_block_rate=headline.legit_block_rate,
         emergency_calls=int(emergency.sum()),
         emergency_non_allow=int((emergency & np.isin(a.status, NOT_ALLOWED)).sum()),
         campaigns=len(calls.campaign_names),
@@ -300,4 +389,9 @@ def _summarise(
         server_latency_p99_ms=server_p99,
         degraded_share=ratio(outcomes.degraded, outcomes.decisions) if outcomes is not None else None,
         plots=tuple(plots),
+        headline_state=headline_state,
+        lead_in_hours=calls.lead_in.hours if calls.lead_in is not None else 0.0,
+        lead_in_calls=calls.lead_in.calls if calls.lead_in is not None else 0,
+        lead_in_callers=calls.lead_in.callers if calls.lead_in is not None else 0,
+        states=states,
     )

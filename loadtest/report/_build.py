@@ -17,6 +17,7 @@ from loadtest.report._sections import (
     _header,
     _headline,
     _quality_section,
+    _states_section,
     _traffic_section,
 )
 from loadtest.report._service_sections import (
@@ -37,7 +38,8 @@ SUMMARY = "summary.json"
 def build_report(dataset: Path, out: Path, *, plots: bool = True) -> ReportSummary:
     """Join ground truth with replay outcomes and write report.md, PNG plots and summary.json to out.
 
-    plots=False skips the PNGs (the slowest part on small datasets); the markdown says so.
+    plots=False skips the PNGs (the slowest part on small datasets); the markdown says so. A
+    dataset generated with a lead-in is reported over its scored window, split warm and cold.
     """
     if not (dataset / CALLS).exists():
         raise DatasetError(f"{dataset}: no {CALLS}; not a dataset folder")
@@ -47,7 +49,7 @@ def build_report(dataset: Path, out: Path, *, plots: bool = True) -> ReportSumma
         manifest = None
     outcomes_path = dataset / OUTCOMES
     with _progress() as progress:
-        calls = _read_calls(dataset / CALLS, progress, _expected(manifest, CALLS))
+        calls = _read_calls(dataset / CALLS, progress, _expected(manifest, CALLS), manifest)
         outcomes = (
             _read_outcomes(outcomes_path, calls, progress, _expected(manifest, OUTCOMES))
             if outcomes_path.exists()
@@ -73,6 +75,7 @@ def build_report(dataset: Path, out: Path, *, plots: bool = True) -> ReportSumma
         lines += [
             *_actions_section(analysis, written, skipped),
             *_quality_section(calls, analysis, summary),
+            *_states_section(calls, analysis, summary),
             *_detect_section(analysis, written, skipped),
         ]
     if decided is None and skipped:

@@ -1,4 +1,9 @@
-"""Reading a dataset folder: calls.fmds, outcomes.fmds and numbers.fmds streamed into per-call arrays."""
+"""Reading a dataset folder: calls.fmds, outcomes.fmds and numbers.fmds streamed into per-call arrays.
+
+Only the scored window's calls become array slots; a lead-in's calls (before ``scored_from_ms``)
+were folded by reputation and never scored, so they are only counted, and their callers mark the
+scored calls that meet a warm reputation (``_Calls.warm``).
+"""
 
 from __future__ import annotations
 
@@ -30,9 +35,36 @@ from loadtest.report._codes import (
     IntArray,
 )
 from services.common.progress import progress_bar
+from services.decision.degraded import Degraded
 from training.dataset import Manifest, read_records
 
 console = Console(stderr=True)
+WITHOUT_REPUTATION = frozenset(
+    {Degraded.REDIS_TIMEOUT, Degraded.REDIS_UNAVAILABLE, Degraded.REDIS_SKIPPED_LATE, Degraded.DECISION_ERROR}
+)  # degraded causes of a decision made without the caller's reputation
+
+
+def lead_in_hours(manifest: Manifest) -> float:
+    """The hours of history a dataset was generated with before its scenario (``--lead-in-hours``)."""
+    return float(manifest.generator.get("lead_in_hours", 0.0))
+
+
+def scored_from_ms(manifest: Manifest) -> int:
+    """The first scored moment of a dataset: its start plus its lead-in."""
+    return manifest.start_ms + round(lead_in_hours(manifest) * HOUR_MS)
+
+
+@dataclass
+class _LeadIn:
+    """The history before the scored window: folded by reputation, never scored."""
+
+    hours: float
+    calls: int = 0
+    unwanted: int = 0
+    callers: int = 0
+    only_numbers: int = 0  # callers of the lead-in that made no scored call
+    per_kind: Counter[int] = field(default_factory=Counter)
+    call_ids: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -54,6 +86,8 @@ class _Calls:
     emergency: dict[int, str]
     duplicates: int
     other_records: int
+    warm: BoolArray  # the caller made a call in the lead-in (all False without one)
+    lead_in: _LeadIn | None = None
 
     def __len__(self) -> int:
         return len(self.kind)
@@ -67,11 +101,13 @@ class _Outcomes:
     records: int = 0
     duplicates: int = 0
     unknown_calls: int = 0
+    lead_in_calls: int = 0  # outcomes of lead-in calls (a replay that scored its lead-in); ignored
     other_records: int = 0
     client_us: FloatArray = field(default_factory=lambda: np.zeros(0))
     server_us: FloatArray = field(default_factory=lambda: np.zeros(0))
     decisions: int = 0
     degraded: int = 0
+    no_reputation: BoolArray = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))  # per call
     errors: Counter[str] = field(default_factory=Counter)
     degraded_reasons: Counter[str] = field(default_factory=Counter)
     reason_codes: Counter[str] = field(default_factory=Counter)
@@ -112,7 +148,16 @@ def _expected(manifest: Manifest | None, name: str) -> int | None:
     return None
 
 
-def _read_calls(path: Path, progress: Progress, total: int | None) -> _Calls:
+def _read_calls(
+    path: Path, progress: Progress, total: int | None, manifest: Manifest | None = None
+) -> _Calls:
+    """Ground truth of the scored calls. With a lead-in (in the manifest), calls set up before
+    ``scored_from_ms`` are counted into ``_Calls.lead_in`` instead, and their callers make scored
+    calls warm."""
+    hours = lead_in_hours(manifest) if manifest is not None else 0.0
+    lead_in = _LeadIn(hours) if hours > 0 else None
+    scored_from = scored_from_ms(manifest) if manifest is not None else 0
+    history: set[str] = set()
     ids: dict[str, int] = {}
     numbers: dict[str, int] = {}
     actors: dict[str, int] = {}
@@ -134,17 +179,33 @@ def _read_calls(path: Path, progress: Progress, total: int | None) -> _Calls:
         if truth.call_id in ids:
             duplicates += 1
             continue
+        setup_ms = truth.setup_time_ms or record.time_ms
+        if lead_in is not None and setup_ms < scored_from:
+            if truth.call_id not in lead_in.call_ids:
+                lead_in.call_ids.add(truth.call_id)
+                lead_in.calls += 1
+                lead_in.unwanted += truth.unwanted
+                lead_in.per_kind[truth.actor_kind] += 1
+                history.add(truth.presented_number)
+            else:
+                duplicates += 1
+            continue
         index = len(ids)
         ids[truth.call_id] = index
         kind.append(truth.actor_kind)
         flags.append(truth.unwanted | truth.spoofed << 1 | truth.synthetic_voice << 2)
-        time_ms.append(truth.setup_time_ms or record.time_ms)
+        time_ms.append(setup_ms)
         number.append(numbers.setdefault(truth.presented_number, len(numbers)))
         actor.append(actors.setdefault(truth.actor_id, len(actors)))
         campaign.append(campaigns.setdefault(truth.campaign_id, len(campaigns)) if truth.campaign_id else -1)
         if truth.actor_kind == EMERGENCY:
             emergency[index] = truth.call_id
     bits = np.frombuffer(bytes(flags), dtype=np.uint8)
+    number_arr = np.array(number, dtype=np.int64)
+    warm = np.isin(number_arr, np.array([numbers[n] for n in history if n in numbers], dtype=np.int64))
+    if lead_in is not None:
+        lead_in.callers = len(history)
+        lead_in.only_numbers = len(history - numbers.keys())
     return _Calls(
         ids=ids,
         kind=np.array(kind, dtype=np.int64),
@@ -152,7 +213,7 @@ def _read_calls(path: Path, progress: Progress, total: int | None) -> _Calls:
         spoofed=(bits & 2).astype(np.bool_),
         synthetic=(bits & 4).astype(np.bool_),
         time_ms=np.array(time_ms, dtype=np.int64),
-        number=np.array(number, dtype=np.int64),
+        number=number_arr,
         campaign=np.array(campaign, dtype=np.int64),
         actor=np.array(actor, dtype=np.int64),
         numbers=len(numbers),
@@ -161,11 +222,14 @@ def _read_calls(path: Path, progress: Progress, total: int | None) -> _Calls:
         emergency=emergency,
         duplicates=duplicates,
         other_records=other,
+        warm=warm,
+        lead_in=lead_in,
     )
 
 
 def _read_outcomes(path: Path, calls: _Calls, progress: Progress, total: int | None) -> _Outcomes:
     status = bytearray(len(calls))
+    no_reputation = bytearray(len(calls))
     result = _Outcomes(status=np.zeros(0, dtype=np.int8))
     client = array("d")
     server = array("d")
@@ -177,7 +241,10 @@ def _read_outcomes(path: Path, calls: _Calls, progress: Progress, total: int | N
         result.records += 1
         index = calls.ids.get(outcome.call_id)
         if index is None:
-            result.unknown_calls += 1
+            if calls.lead_in is not None and outcome.call_id in calls.lead_in.call_ids:
+                result.lead_in_calls += 1
+            else:
+                result.unknown_calls += 1
             continue
         if outcome.error:
             code = ERROR
@@ -200,10 +267,14 @@ def _read_outcomes(path: Path, calls: _Calls, progress: Progress, total: int | N
         if status[index] != NOT_DECIDED:
             result.duplicates += 1
         status[index] = code
+        no_reputation[index] = code != ERROR and not WITHOUT_REPUTATION.isdisjoint(
+            outcome.decision.degraded_reasons
+        )
         if index in calls.emergency:
             detail = outcome.error or ", ".join(outcome.decision.reason_codes)
             result.emergency[index] = (code, detail)
     result.status = np.frombuffer(bytes(status), dtype=np.int8)
+    result.no_reputation = np.frombuffer(bytes(no_reputation), dtype=np.bool_)
     result.client_us = np.array(client, dtype=np.float64)
     result.server_us = np.array(server, dtype=np.float64)
     return result

@@ -1,5 +1,5 @@
 """Markdown sections on traffic and detection: header, headline, traffic and actions per actor kind,
-detection quality, time to detect and campaigns.
+detection quality, cold start and warm state, time to detect and campaigns.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from loadtest.report._analysis import ReportSummary, _Analysis, _detect, ratio
+from loadtest.report._analysis import STATES, ReportSummary, StateFigures, _Analysis, _detect, ratio
 from loadtest.report._codes import (
     HOUR_MS,
     KIND_SPAN,
@@ -20,7 +20,7 @@ from loadtest.report._codes import (
     status_name,
 )
 from loadtest.report._format import _fmt_ms, _fmt_num, _fmt_pct, _fmt_s, _image, _table
-from loadtest.report._reading import _Calls
+from loadtest.report._reading import _Calls, scored_from_ms
 from training.dataset import Manifest
 
 TABLE_ROWS = 40
@@ -31,10 +31,19 @@ def _header(dataset: Path, manifest: Manifest | None) -> list[str]:
     if manifest is None:
         lines.append(f"Dataset `{dataset}` (manifest.json missing or unreadable).")
     else:
-        start = datetime.fromtimestamp(manifest.start_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+        scored_from = scored_from_ms(manifest)
+        start = datetime.fromtimestamp(scored_from / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+        lead_in_h = (scored_from - manifest.start_ms) / HOUR_MS
+        hours = manifest.duration_s / 3600 - lead_in_h
         lines.append(
             f"Dataset `{dataset}`: scenario `{manifest.scenario}`, seed {manifest.seed}, "
-            f"{manifest.duration_s / 3600:,.1f} simulated hours from {start}."
+            f"{hours:,.1f} simulated hours from {start}"
+            + (
+                f" after a {lead_in_h:,.4g} h lead-in (folded by reputation before the first scored "
+                "call, never scored)."
+                if lead_in_h > 0
+                else "."
+            )
         )
     return [*lines, ""]
 
@@ -52,11 +61,24 @@ def _headline(summary: ReportSummary, outcomes_present: bool, coverage: str) -> 
             f"> **No decisions were recorded**: {why}. This report describes the traffic only.",
             "",
         ]
+    warm = s.headline_state == "warm"
     rows = [
         ["calls", f"{s.calls:,} ({_fmt_pct(ratio(s.unwanted_calls, s.calls))} unwanted)"],
         ["campaigns", f"{s.campaigns:,}"],
         ["emergency calls", f"{s.emergency_calls:,}"],
     ]
+    if warm:
+        rows += [
+            [
+                "lead-in (folded, not scored)",
+                f"{s.lead_in_hours:,.4g} h: {s.lead_in_calls:,} calls from {s.lead_in_callers:,} callers",
+            ],
+            [
+                "scored calls warm / cold",
+                f"{s.states['warm'].calls:,} / {s.states['cold'].calls:,} "
+                "(caller with / without lead-in history)",
+            ],
+        ]
     if s.has_outcomes:
         rows += [
             [
@@ -64,11 +86,7 @@ def _headline(summary: ReportSummary, outcomes_present: bool, coverage: str) -> 
                 f"{s.decided:,} ({_fmt_pct(ratio(s.decided, s.calls))}); errors {s.errors:,}; "
                 f"not decided {s.not_decided:,}",
             ],
-            ["precision (flagged = LABEL, CHALLENGE or BLOCK)", _fmt_pct(s.precision)],
-            ["recall (flagged)", _fmt_pct(s.recall)],
-            ["precision / recall at BLOCK", f"{_fmt_pct(s.block_precision)} / {_fmt_pct(s.block_recall)}"],
-            ["legitimate calls flagged (false-positive rate)", _fmt_pct(s.legit_fp_rate)],
-            ["legitimate calls blocked", _fmt_pct(s.legit_block_rate)],
+            *_rate_rows(s, " — warm state" if warm else ""),
             [
                 "unwanted numbers never detected",
                 f"{s.never_detected_numbers:,} of {s.unwanted_numbers:,} "
@@ -92,12 +110,44 @@ def _headline(summary: ReportSummary, outcomes_present: bool, coverage: str) -> 
         ]
     lines += _table(["metric", "value"], rows)
     if s.has_outcomes:
+        where = (
+            "The rows marked *warm state* are over scored calls whose caller has lead-in history, the "
+            "state production lives in; cold start and all scored calls are in *Cold start and warm "
+            "state*. "
+            if warm
+            else ""
+        )
         lines += [
-            "Precision, recall and false-positive rates are over decided calls; errored and "
+            where + "Precision, recall and false-positive rates are over decided calls; errored and "
             "undecided calls are counted separately (see *Actions per actor kind*). " + coverage,
             "",
         ]
     return lines
+
+
+def _rate_rows(s: ReportSummary, state: str) -> list[list[str]]:
+    """The headline's detection rates (the warm state's with a lead-in) and, beside them, cold start's."""
+    rows = [
+        [f"precision (flagged = LABEL, CHALLENGE or BLOCK){state}", _fmt_pct(s.precision)],
+        [f"recall (flagged){state}", _fmt_pct(s.recall)],
+        [
+            f"precision / recall at BLOCK{state}",
+            f"{_fmt_pct(s.block_precision)} / {_fmt_pct(s.block_recall)}",
+        ],
+        [f"legitimate calls flagged (false-positive rate){state}", _fmt_pct(s.legit_fp_rate)],
+        [f"legitimate calls blocked{state}", _fmt_pct(s.legit_block_rate)],
+    ]
+    for name, label in (("warm_read", "warm state, reputation read"), ("cold", "cold start")):
+        figures = s.states.get(name)
+        if figures is not None:
+            rows.append(
+                [
+                    f"{label}: precision / recall / legitimate flagged / legitimate blocked",
+                    f"{_fmt_pct(figures.precision)} / {_fmt_pct(figures.recall)} / "
+                    f"{_fmt_pct(figures.legit_fp_rate)} / {_fmt_pct(figures.legit_block_rate)}",
+                ]
+            )
+    return rows
 
 
 def _coverage(calls: _Calls, analysis: _Analysis) -> str:
@@ -211,29 +261,31 @@ def _quality_section(calls: _Calls, analysis: _Analysis, summary: ReportSummary)
         )
     tp = int((a.flagged & unwanted).sum())
     tp_block = int((a.blocked & unwanted).sum())
+    every = summary.states["all"]
     overall = [
         [
             "flagged (LABEL, CHALLENGE or BLOCK)",
-            f"{summary.flagged:,}",
+            f"{every.flagged:,}",
             f"{tp:,}",
-            _fmt_pct(summary.precision),
-            _fmt_pct(summary.recall),
-            _fmt_pct(summary.legit_fp_rate),
+            _fmt_pct(every.precision),
+            _fmt_pct(every.recall),
+            _fmt_pct(every.legit_fp_rate),
         ],
         [
             "BLOCK only",
             f"{int(a.blocked.sum()):,}",
             f"{tp_block:,}",
-            _fmt_pct(summary.block_precision),
-            _fmt_pct(summary.block_recall),
-            _fmt_pct(summary.legit_block_rate),
+            _fmt_pct(every.block_precision),
+            _fmt_pct(every.block_recall),
+            _fmt_pct(every.legit_block_rate),
         ],
     ]
+    scope = " All scored calls, warm and cold together." if summary.headline_state == "warm" else ""
     return [
         "## Detection quality",
         "",
         "Against the ground-truth label `unwanted`, over decided calls. Blocking a legitimate caller "
-        "(a courier, a bank alert) is far worse than labelling one, so BLOCK is scored on its own.",
+        "(a courier, a bank alert) is far worse than labelling one, so BLOCK is scored on its own." + scope,
         "",
         *_table(
             ["level", "calls", "of which unwanted", "precision", "recall", "legitimate calls hit"], overall
@@ -251,6 +303,105 @@ def _quality_section(calls: _Calls, analysis: _Analysis, summary: ReportSummary)
                 "BLOCK rate",
             ],
             rows,
+        ),
+    ]
+
+
+def _states_section(calls: _Calls, analysis: _Analysis, summary: ReportSummary) -> list[str]:
+    lines = ["## Cold start and warm state", ""]
+    lead_in = calls.lead_in
+    if lead_in is None:
+        return [
+            *lines,
+            "This dataset has no lead-in: reputation started empty, so every caller met a cold "
+            "reputation and every figure above is cold start's (`python -m loadtest run` replays a "
+            "lead-in first: `--lead-in-hours`).",
+            "",
+        ]
+    lines += [
+        f"The dataset's first {lead_in.hours:,.4g} simulated hours are a lead-in: replayed straight to "
+        "Kafka (setups as audit records, CDRs, complaints, audio segments) and folded by reputation "
+        "before the first scored call, never sent to Decide and counted nowhere else in this report "
+        f"({lead_in.calls:,} calls, {_fmt_pct(ratio(lead_in.unwanted, lead_in.calls))} unwanted, from "
+        f"{lead_in.callers:,} callers). A scored call is *warm* when its caller (the identity calls are "
+        "attributed to: PAI, else From, a withheld caller's trunk bucket) made a call in the lead-in, "
+        "so reputation held its history as it holds a long-lived number's in production; *cold* when it "
+        "did not (a number new to the network, a freshly rotated robocall number), its history starting "
+        "with its first scored call; *first call* is a cold caller's first scored call, when nothing at "
+        "all was known. The split is by caller, not by time: a cold caller's later calls stay cold. "
+        "The headline's detection rates are the warm state's. A call *decided without reputation* "
+        "(degraded REDIS_*: Redis did not answer within the production sub-deadline or its breaker "
+        "was open) was scored without the history it would have read, warm or cold alike; the "
+        "*reputation read* rows keep only the calls whose decision read it, where the lead-in's "
+        "history could count.",
+        "",
+    ]
+    rows = []
+    for name, label in STATES.items():
+        figures: StateFigures = summary.states[name]
+        rows.append(
+            [
+                label,
+                f"{figures.callers:,}",
+                f"{figures.calls:,}",
+                _fmt_pct(ratio(figures.unwanted_calls, figures.calls)),
+                _fmt_pct(ratio(figures.without_reputation, figures.decided)),
+                _fmt_pct(figures.precision),
+                _fmt_pct(figures.recall),
+                f"{_fmt_pct(figures.block_precision)} / {_fmt_pct(figures.block_recall)}",
+                _fmt_pct(figures.legit_fp_rate),
+                _fmt_pct(figures.legit_block_rate),
+            ]
+        )
+    lines += _table(
+        [
+            "scored calls",
+            "callers",
+            "calls",
+            "unwanted",
+            "decided without reputation",
+            "precision",
+            "recall",
+            "BLOCK precision / recall",
+            "legitimate flagged",
+            "legitimate blocked",
+        ],
+        rows,
+    )
+    a = analysis
+    per_kind = []
+    for kind in sorted(set(a.kinds) | set(lead_in.per_kind)):
+        cells = [kind_name(kind), f"{lead_in.per_kind[kind]:,}"]
+        for state in (calls.warm, ~calls.warm):
+            decided = (calls.kind == kind) & state & a.decided
+            read = decided & ~a.without_reputation
+            n = int(decided.sum())
+            cells += [
+                f"{n:,}",
+                _fmt_pct(ratio(int((decided & a.flagged).sum()), n)),
+                _fmt_pct(ratio(int((decided & a.blocked).sum()), n)),
+                _fmt_pct(ratio(int((read & a.flagged).sum()), int(read.sum()))),
+            ]
+        per_kind.append(cells)
+    return [
+        *lines,
+        "Per actor kind, over decided calls: for an unwanted kind *flagged* is its recall, for a "
+        "legitimate one its false-positive rate.",
+        "",
+        *_table(
+            [
+                "actor kind",
+                "lead-in calls",
+                "warm decided",
+                "warm flagged",
+                "warm BLOCK",
+                "warm flagged, reputation read",
+                "cold decided",
+                "cold flagged",
+                "cold BLOCK",
+                "cold flagged, reputation read",
+            ],
+            per_kind,
         ),
     ]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -166,10 +167,12 @@ def _numbers_section(stats: _NumberStats, calls: _Calls) -> list[str]:
         "",
         *_table(["actor kind", "numbers", "unwanted", "calls per number p50", "max", "life p50 (h)"], rows),
     ]
-    if stats.records != calls.numbers:
+    presented = calls.numbers + (calls.lead_in.only_numbers if calls.lead_in is not None else 0)
+    if calls.lead_in is not None:
+        lines += ["Lead-in included: a number's calls and life count its lead-in calls too.", ""]
+    if stats.records != presented:
         lines += [
-            f"numbers.fmds lists {stats.records:,} numbers; calls.fmds presents {calls.numbers:,} "
-            "distinct ones.",
+            f"numbers.fmds lists {stats.records:,} numbers; calls.fmds presents {presented:,} distinct ones.",
             "",
         ]
     return lines
@@ -177,6 +180,12 @@ def _numbers_section(stats: _NumberStats, calls: _Calls) -> list[str]:
 
 def _fmt_score(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
+
+
+def _lead_in_share(audio: dict[str, Any]) -> str:
+    """How many of the published segments belong to the lead-in (their verdicts were folded first)."""
+    count = audio.get("segments_published_in_lead_in", 0)
+    return f" ({_fmt_int(count)} of them in the lead-in, verdicts folded before scoring)" if count else ""
 
 
 def _audio_section(dataset: Path) -> list[str]:
@@ -189,7 +198,8 @@ def _audio_section(dataset: Path) -> list[str]:
         "## Audio",
         "",
         f"{_fmt_int(audio['segments_published'])} segments rendered at replay time and published to "
-        f"audio.segments.v1; {_fmt_int(audio['verdicts'])} verdicts came back on audio.verdicts.v1, "
+        f"audio.segments.v1{_lead_in_share(audio)}; {_fmt_int(audio['verdicts'])} verdicts came back on "
+        "audio.verdicts.v1, "
         f"{_fmt_int(audio['verdicts_folded_by_reputation'])} of them folded in by reputation. Every voice "
         "is TTS, the simulated people's too (no real speech offline): synthetic-voice scores here do not "
         "measure the detector.",
@@ -264,6 +274,10 @@ def _notes(calls: _Calls, outcomes: _Outcomes | None) -> list[str]:
     if outcomes is not None:
         if outcomes.duplicates:
             notes.append(f"{outcomes.duplicates:,} calls have more than one outcome; the last one counts.")
+        if outcomes.lead_in_calls:
+            notes.append(
+                f"{outcomes.lead_in_calls:,} outcomes are for lead-in calls, which are never scored; ignored."
+            )
         if outcomes.unknown_calls:
             notes.append(
                 f"{outcomes.unknown_calls:,} outcomes name a call_id that is not in calls.fmds; ignored."

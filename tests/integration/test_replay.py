@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
 import redis
 
+from fraudmesh.v1 import common_pb2, decision_pb2, decision_pb2_grpc, verdicts_pb2
+from loadtest.jobs import generate
 from loadtest.kafkaio import end_offsets
-from loadtest.replay import ReplayConfig, ReplayError, replay, require_loopback
+from loadtest.replay import ReplayConfig, ReplayError, ReplayStats, replay, require_loopback
+from loadtest.report import scored_from_ms
 from loadtest.scenario import load
 from loadtest.simulate import simulate, write_dataset
 from services.common import keys
 from services.common.pseudonym import Pseudonymizer
 from services.common.topics import CALLS_CDR, CALLS_SETUP, COMPLAINTS
-from training.dataset import CALLS, read_records
+from training.dataset import CALLS, EVENTS, OUTCOMES, Manifest, read_records
 
 from .conftest import Stack, Worker
 
@@ -97,3 +104,81 @@ def test_replay_stops_by_itself_at_its_bounds(
     assert stats.stopped_by.startswith("max seconds")
     assert time.monotonic() - started < 10
     assert stats.simulated_s <= 60.0 * 2.5
+
+
+class RecordingDecisionService(decision_pb2_grpc.DecisionServiceServicer):
+    """A DecisionService that allows every call and remembers which calls it was asked about."""
+
+    def __init__(self) -> None:
+        self.call_ids: list[str] = []
+
+    async def Decide(
+        self, request: decision_pb2.DecideRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> decision_pb2.DecideResponse:
+        self.call_ids.append(request.setup.call_id)
+        decision = verdicts_pb2.Decision(call_id=request.setup.call_id, action=common_pb2.ACTION_ALLOW)
+        return decision_pb2.DecideResponse(decision=decision)
+
+    async def DecideStream(
+        self,
+        request_iterator: AsyncIterator[decision_pb2.DecideRequest],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[decision_pb2.DecideResponse]:
+        async for request in request_iterator:
+            yield await self.Decide(request, context)
+
+
+async def _replay_against(
+    service: RecordingDecisionService, dataset: Path, config: ReplayConfig, settle: Any
+) -> ReplayStats:
+    server = grpc.aio.server()
+    decision_pb2_grpc.add_DecisionServiceServicer_to_server(service, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        config.decide = f"127.0.0.1:{port}"
+        return await replay(dataset, config, after_lead_in=settle)
+    finally:
+        await server.stop(None)
+
+
+def test_a_lead_in_goes_straight_to_kafka_and_only_the_scored_window_to_decide(
+    stack: Stack, tmp_path: Path, pseudonymize: Pseudonymizer
+) -> None:
+    dataset = tmp_path / "lead-in"
+    assert generate(argparse.Namespace(scenario="ci", out=dataset, seed=None, lead_in_hours=2.0)) == 0
+    scored_from = scored_from_ms(Manifest.read(dataset))
+    setups = [r for r in read_records(dataset / EVENTS) if r.WhichOneof("record") == "setup"]
+    lead_in = [r.setup.setup.call_id for r in setups if r.time_ms < scored_from]
+    scored = [r.setup.setup.call_id for r in setups if r.time_ms >= scored_from]
+    assert lead_in
+    assert scored
+    bootstrap = stack.settings.kafka_bootstrap
+    before = sum(end_offsets(bootstrap, CALLS_SETUP).values())
+    service = RecordingDecisionService()
+    at_settle: dict[str, int] = {}
+
+    def settle(stats: ReplayStats) -> None:
+        at_settle["decided"] = len(service.call_ids)
+        at_settle["setups_in_kafka"] = sum(end_offsets(bootstrap, CALLS_SETUP).values()) - before
+        at_settle["lead_in_setups"] = stats.lead_in[CALLS_SETUP.name]
+
+    config = ReplayConfig(
+        bootstrap=bootstrap,
+        pseudonymize=pseudonymize,
+        speed=0,
+        decide_timeout_s=10.0,
+        concurrency=8,
+        scored_from_ms=scored_from,
+    )
+    stats = asyncio.run(_replay_against(service, dataset, config, settle))
+    assert at_settle == {"decided": 0, "setups_in_kafka": len(lead_in), "lead_in_setups": len(lead_in)}
+    assert stats.decide_errors == {}
+    assert sorted(service.call_ids) == sorted(scored)
+    assert stats.published[CALLS_SETUP.name] == len(lead_in)
+    assert stats.decided == len(scored)
+    outcomes = [r.outcome.call_id for r in read_records(dataset / OUTCOMES)]
+    assert sorted(outcomes) == sorted(scored)
+    assert stats.stopped_by == "end of dataset"
+    assert stats.lead_in_wall_s > 0
+    assert stats.scored_events == stats.events - sum(stats.lead_in.values())

@@ -39,7 +39,14 @@ EXPORTS: dict[str, list[str]] = {
         "tn_digits",
     ],
     "loadtest.simulate": ["HOUR_WEIGHTS_BUSINESS", "Simulation", "simulate", "trunk_id", "write_dataset"],
-    "loadtest.report": ["ReportSummary", "build_report", "group_calls", "kind_name", "main"],
+    "loadtest.report": [
+        "ReportSummary",
+        "build_report",
+        "group_calls",
+        "kind_name",
+        "main",
+        "scored_from_ms",
+    ],
 }
 
 

@@ -18,6 +18,7 @@ from training.dataset import CALLS, NUMBERS, OUTCOMES, Manifest, RecordWriter
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 START_MS = 1_750_000_000_000
+HOUR_MS = 3_600_000
 K = dataset_pb2.ActorKind
 A = common_pb2.Action
 
@@ -47,7 +48,9 @@ def write_dataset(
     calls: Sequence[Call],
     outcomes: Sequence[Outcome] | None,
     numbers: Sequence[dataset_pb2.NumberTruth] = (),
+    lead_in_hours: float = 0.0,
 ) -> Path:
+    """A dataset whose scored window starts at START_MS (after ``lead_in_hours`` of lead-in)."""
     folder.mkdir(parents=True, exist_ok=True)
     if numbers:
         with RecordWriter(folder / NUMBERS) as writer:
@@ -90,14 +93,25 @@ def write_dataset(
                         )
                     )
                 writer.write(dataset_pb2.DatasetRecord(time_ms=START_MS, outcome=record))
-    Manifest(scenario="unit", seed=7, start_ms=START_MS, duration_s=3600.0).write(folder)
+    Manifest(
+        scenario="unit",
+        seed=7,
+        start_ms=START_MS - round(lead_in_hours * HOUR_MS),
+        duration_s=3600.0 * (1 + lead_in_hours),
+        generator={"lead_in_hours": lead_in_hours} if lead_in_hours else {},
+    ).write(folder)
     return folder
 
 
 def report(
-    tmp_path: Path, calls: Sequence[Call], outcomes: Sequence[Outcome] | None, *, plots: bool = False
+    tmp_path: Path,
+    calls: Sequence[Call],
+    outcomes: Sequence[Outcome] | None,
+    *,
+    plots: bool = False,
+    lead_in_hours: float = 0.0,
 ) -> tuple[ReportSummary, str]:
-    dataset = write_dataset(tmp_path / "dataset", calls, outcomes)
+    dataset = write_dataset(tmp_path / "dataset", calls, outcomes, lead_in_hours=lead_in_hours)
     summary = build_report(dataset, tmp_path / "out", plots=plots)
     return summary, (tmp_path / "out" / "report.md").read_text()
 
@@ -375,6 +389,98 @@ def test_unknown_and_duplicate_outcomes_are_noted(tmp_path: Path) -> None:
     assert (summary.decided, summary.errors, summary.flagged) == (1, 0, 0)
     assert "1 calls have more than one outcome; the last one counts." in markdown
     assert "1 outcomes name a call_id that is not in calls.fmds; ignored." in markdown
+
+
+COURIER, SUBSCRIBER = "+8613800000001", "+8613800000009"
+OLD_ROBO, NEW_ROBO = "+8617000000001", "+8617000000002"
+LEAD_IN_CALLS = [
+    Call("li-c", K.ACTOR_KIND_COURIER, False, COURIER, -1800),
+    Call("li-r", K.ACTOR_KIND_ROBOCALL, True, OLD_ROBO, -900),
+]
+SCORED_CALLS = [
+    Call("c1", K.ACTOR_KIND_COURIER, False, COURIER, 10),
+    Call("c2", K.ACTOR_KIND_COURIER, False, COURIER, 20),
+    Call("r1", K.ACTOR_KIND_ROBOCALL, True, OLD_ROBO, 30),
+    Call("s1", K.ACTOR_KIND_SUBSCRIBER, False, SUBSCRIBER, 40),
+    Call("s2", K.ACTOR_KIND_SUBSCRIBER, False, SUBSCRIBER, 50),
+    Call("r2", K.ACTOR_KIND_ROBOCALL, True, NEW_ROBO, 60),
+    Call("r3", K.ACTOR_KIND_ROBOCALL, True, NEW_ROBO, 70),
+]
+SCORED_OUTCOMES = [
+    Outcome("c1", A.ACTION_ALLOW),
+    Outcome("c2", A.ACTION_ALLOW, degraded=("REDIS_UNAVAILABLE",)),
+    Outcome("r1", A.ACTION_BLOCK),
+    Outcome("s1", A.ACTION_LABEL),
+    Outcome("s2", A.ACTION_ALLOW, degraded=("ORIGINATION_DEGRADED",)),
+    Outcome("r2", A.ACTION_ALLOW),
+    Outcome("r3", A.ACTION_LABEL),
+]
+
+
+def test_a_lead_in_is_not_scored_and_the_headline_is_the_warm_state(tmp_path: Path) -> None:
+    summary, markdown = report(tmp_path, LEAD_IN_CALLS + SCORED_CALLS, SCORED_OUTCOMES, lead_in_hours=1.0)
+    assert (summary.calls, summary.decided, summary.not_decided) == (7, 7, 0)
+    assert (summary.lead_in_hours, summary.lead_in_calls, summary.lead_in_callers) == (1.0, 2, 2)
+    assert summary.headline_state == "warm"
+    warm, cold, first, every = (summary.states[n] for n in ("warm", "cold", "cold_first_call", "all"))
+    assert (warm.calls, warm.callers, cold.calls, cold.callers, first.calls, every.calls) == (
+        3,
+        2,
+        4,
+        2,
+        2,
+        7,
+    )
+    assert (warm.precision, warm.recall, warm.legit_fp_rate) == (1.0, 1.0, 0.0)
+    assert (cold.precision, cold.recall, cold.legit_fp_rate) == (0.5, 0.5, 0.5)
+    assert (first.precision, first.recall, first.legit_fp_rate) == (0.0, 0.0, 1.0)
+    assert every.precision == pytest.approx(2 / 3)
+    assert every.legit_fp_rate == pytest.approx(1 / 4)
+    assert (summary.precision, summary.recall, summary.legit_fp_rate) == (1.0, 1.0, 0.0)
+    assert (summary.block_precision, summary.legit_block_rate) == (1.0, 0.0)
+    assert summary.flagged == every.flagged == 3
+    assert "3.0 simulated hours" not in markdown
+    assert "after a 1 h lead-in" in markdown.split("## Headline")[0]
+    headline = section(markdown, "Headline")
+    assert row(headline, "precision (flagged = LABEL, CHALLENGE or BLOCK) — warm state")[1] == "100.00%"
+    assert row(headline, "lead-in (folded, not scored)")[1] == "1 h: 2 calls from 2 callers"
+    assert row(headline, "scored calls warm / cold")[1].startswith("3 / 4")
+    figures = ": precision / recall / legitimate flagged / legitimate blocked"
+    assert row(headline, "cold start" + figures)[1] == "50.00% / 50.00% / 50.00% / 0.00%"
+    assert row(headline, "warm state, reputation read" + figures)[1] == "100.00% / 100.00% / 0.00% / 0.00%"
+    quality = section(markdown, "Detection quality")
+    overall = ["3", "2", "66.67%", "66.67%", "25.00%"]
+    assert row(quality, "flagged (LABEL, CHALLENGE or BLOCK)")[1:6] == overall
+    states = section(markdown, "Cold start and warm state")
+    warm_row = ["2", "3", "33.33%", "33.33%", "100.00%", "100.00%"]
+    assert row(states, "warm (caller has lead-in history)")[1:7] == warm_row
+    assert row(states, "cold (caller has none)")[1:7] == ["2", "4", "50.00%", "0.00%", "50.00%", "50.00%"]
+    assert (warm.without_reputation, cold.without_reputation) == (1, 0)
+    assert row(states, "cold, the caller's first call")[1:3] == ["2", "2"]
+    robocall = ["1", "1", "100.00%", "100.00%", "100.00%", "2", "50.00%", "0.00%", "50.00%"]
+    assert row(states, "ROBOCALL")[1:] == robocall
+    assert row(states, "COURIER")[1:6] == ["1", "2", "0.00%", "0.00%", "0.00%"]
+    assert row(states, "warm, reputation read")[1:4] == ["2", "2", "50.00%"]
+    assert (summary.states["warm_read"].calls, summary.states["cold_read"].calls) == (2, 4)
+    assert row(section(markdown, "Traffic by actor kind"), "ROBOCALL")[2] == "3"
+    assert ReportSummary.from_json((tmp_path / "out" / "summary.json").read_text()) == summary
+
+
+def test_outcomes_of_lead_in_calls_are_ignored_and_noted(tmp_path: Path) -> None:
+    outcomes = [Outcome("li-c", A.ACTION_BLOCK), *SCORED_OUTCOMES]
+    summary, markdown = report(tmp_path, LEAD_IN_CALLS + SCORED_CALLS, outcomes, lead_in_hours=1.0)
+    assert (summary.outcomes, summary.decided, summary.states["warm"].legit_block_rate) == (8, 7, 0.0)
+    assert "1 outcomes are for lead-in calls, which are never scored; ignored." in markdown
+    assert "name a call_id that is not in calls.fmds" not in markdown
+
+
+def test_without_a_lead_in_every_caller_is_cold_and_the_headline_covers_all_calls(tmp_path: Path) -> None:
+    summary, markdown = report(tmp_path, MIXED_CALLS, MIXED_OUTCOMES)
+    assert summary.headline_state == "all"
+    assert set(summary.states) == {"all"}
+    assert summary.precision == summary.states["all"].precision
+    assert "This dataset has no lead-in" in section(markdown, "Cold start and warm state")
+    assert "warm state" not in section(markdown, "Headline")
 
 
 def test_missing_dataset_exits_2(tmp_path: Path) -> None:
