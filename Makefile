@@ -36,9 +36,9 @@ SCENARIO ?= ci
 run: up ## The main job: simulate $(SCENARIO) traffic, replay it through the mesh, verify, report
 	$(PY) -m loadtest run --scenario $(SCENARIO)
 
-MODEL_LEAD_IN_HOURS ?= 12
+MODEL_LEAD_IN_HOURS ?= 18
 
-model: up ## Train the scoring model on $(SCENARIO) traffic (after 12 h of history): generate, point-in-time features, train
+model: up ## Train the scoring model on $(SCENARIO) traffic (after $(MODEL_LEAD_IN_HOURS) h of history): generate, point-in-time features, train
 	test -f data/$(SCENARIO)-model/manifest.json || $(PY) -m loadtest generate --scenario $(SCENARIO) --lead-in-hours $(MODEL_LEAD_IN_HOURS) --out data/$(SCENARIO)-model
 	$(PY) -m training build-features --dataset data/$(SCENARIO)-model --out data/$(SCENARIO)-model/features.npz
 	$(PY) -m training train --features data/$(SCENARIO)-model/features.npz --out models/$(SCENARIO)
