@@ -24,7 +24,7 @@ export FRAUDMESH_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 export FRAUDMESH_PSEUDONYM_KEY_FILE ?= $(STACK_DIR)/secrets/pseudonym.key
 export FRAUDMESH_TENANT_REGIONS ?= demo-cn=CN,demo-us=US
 
-.PHONY: help run model model-default fuzz smoke sip-smoke bench-switchfront bench-loadtest bench-reputation bench-origination bench-decision bench-scoring bench-audio test test-unit test-integration deps system-deps venv jars up down status topics \
+.PHONY: help run model model-evaluate model-default fuzz smoke sip-smoke bench-switchfront bench-loadtest bench-reputation bench-origination bench-decision bench-scoring bench-audio test test-unit test-integration deps system-deps venv jars up down status topics \
         proto proto-check lint clean-data \
         operate-check helm-lint helm-render dashboards dashboards-check rules-test docker-lint
 
@@ -42,6 +42,11 @@ model: up ## Train the scoring model on $(SCENARIO) traffic (after $(MODEL_LEAD_
 	test -f data/$(SCENARIO)-model/manifest.json || $(PY) -m loadtest generate --scenario $(SCENARIO) --lead-in-hours $(MODEL_LEAD_IN_HOURS) --out data/$(SCENARIO)-model
 	$(PY) -m training build-features --dataset data/$(SCENARIO)-model --out data/$(SCENARIO)-model/features.npz
 	$(PY) -m training train --features data/$(SCENARIO)-model/features.npz --out models/$(SCENARIO)
+
+model-evaluate: model ## Evaluate models/$(SCENARIO) on the holdout scenario's own window (another operator's day, never tuned on)
+	test -f data/holdout-eval/manifest.json || $(PY) -m loadtest generate --scenario holdout --lead-in-hours $(MODEL_LEAD_IN_HOURS) --out data/holdout-eval
+	test -f data/holdout-eval/features.npz || $(PY) -m training build-features --dataset data/holdout-eval --out data/holdout-eval/features.npz
+	$(PY) -m training evaluate --model models/$(SCENARIO) --features data/holdout-eval/features.npz
 
 model-default: ## Retrain the default model shipped in services/scoring/default/ from the default scenario
 	$(MAKE) model SCENARIO=default

@@ -6,6 +6,9 @@ reputation's and origination's own code into point-in-time feature rows; ``train
 and evaluates the LightGBM forest; ``evaluation`` makes every choice on the validation slice and
 measures it on the holdout with confidence intervals; ``export`` flattens the forest into the
 artifact serving loads (``services.scoring``); ``card`` writes the model card and ``plots`` its
-figures; ``synthetic`` is the placeholder training set; ``python -m training`` is the CLI
-(``build-features``, ``train``, ``train-synthetic``, ``ship``).
+figures; ``audioverdicts`` synthesises the audio service's verdicts from segment metadata;
+``degrade`` copies training rows as serving sees degraded calls; ``evaluate`` scores another
+dataset with a trained model and the decision policy; ``synthetic`` is the placeholder training
+set; ``python -m training`` is the CLI (``build-features``, ``train``, ``train-synthetic``,
+``ship``, ``evaluate``).
 """

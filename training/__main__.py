@@ -1,5 +1,6 @@
-"""Scoring models: ``build-features`` from a dataset, ``train`` from a features npz, ``ship`` a trained
-model as the repository's default, ``train-synthetic`` for a placeholder model."""
+"""Scoring models: ``build-features`` from a dataset, ``train`` from a features npz, ``evaluate`` a trained
+model on features it never saw, ``ship`` a trained model as the repository's default,
+``train-synthetic`` for a placeholder model."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import urllib.parse
 from pathlib import Path
 
 from services.common.progress import progress_bar
+from services.decision.policy import PolicyError
 from services.scoring.artifact import ArtifactError
 from services.scoring.model import DEFAULT_MODEL_PATH, Scorer
-from training import synthetic
+from training import evaluate, synthetic
+from training.evaluate import DEFAULT_POLICY
 from training.train import TrainingError, load_features, train
 
 
@@ -40,6 +43,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     build.add_argument(
         "--scratch-redis", help="a Redis db this may wipe (default: FRAUDMESH_REDIS_URL's server, db 15)"
+    )
+    check = commands.add_parser(
+        "evaluate",
+        help="score features from another dataset at the model's operating points and the policy's",
+    )
+    check.add_argument("--model", type=Path, required=True, help="artifact folder")
+    check.add_argument("--features", type=Path, required=True, help="npz written by build-features")
+    check.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help=f"(default: {DEFAULT_POLICY})")
+    check.add_argument(
+        "--out", type=Path, help="report folder (default: reports/evaluation/<model version>/<scenario>/)"
+    )
+    check.add_argument(
+        "--from-manifest-window",
+        action=argparse.BooleanOptionalAction,
+        help="only rows from the features manifest's holdout_from_ms on (default: on when it has one)",
     )
     ship = commands.add_parser(
         "ship", help="copy a trained model (without lightgbm.txt) to the default model's folder"
@@ -68,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         return _build_features(args)
     if args.command == "ship":
         return _ship(args.model, args.out)
+    if args.command == "evaluate":
+        return _evaluate(args)
     options = {
         "trees": args.trees,
         "depth": args.depth,
@@ -146,8 +166,9 @@ def _ship(model: Path, out: Path) -> int:
                 )
                 + f", {len(meta['metrics']['warnings'])} warning(s); see [model_card.md](model_card.md)",
                 "- produced by `make model-default`, i.e. `make model SCENARIO=default` (generate with",
-                "  a 12 h lead-in, `build-features`, `train`) and then `python -m training ship",
-                "  --model models/default`; the LightGBM text model stays in `models/default/`.",
+                f"  {_lead_in_hours(data)} of lead-in history, `build-features`, `train`) and then",
+                "  `python -m training ship --model models/default`; the LightGBM text model stays in",
+                "  `models/default/`.",
                 "- a test checks it loads, matches the current `SCHEMA_HASH` and scores; a schema change",
                 "  makes that test fail until the model is retrained and shipped again.",
                 "",
@@ -155,6 +176,20 @@ def _ship(model: Path, out: Path) -> int:
         )
     )
     print(f"shipped {scorer.version} to {out} ({size / 1024:.0f} KiB)")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    """Write evaluation.md/.json for a model on unseen features and print the summary."""
+    try:
+        report, path = evaluate.run(
+            args.model, args.features, args.policy, args.out, from_manifest=args.from_manifest_window
+        )
+    except (ArtifactError, TrainingError, PolicyError, evaluate.EvaluationError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(evaluate.table(report))
+    print(f"\nwrote {path} and {path.with_name(evaluate.REPORT_JSON).name}")
     return 0
 
 
@@ -199,6 +234,14 @@ def _build_features(args: argparse.Namespace) -> int:
         f"built in {rows.manifest['build_s']} s ({rows.manifest['rows_per_s']:,} rows/s)"
     )
     return 0
+
+
+def _lead_in_hours(data: dict[str, object]) -> str:
+    """The lead-in of the dataset a model was trained on, from its manifest ("? h" when unknown)."""
+    start, holdout = data.get("start_ms"), data.get("holdout_from_ms")
+    if isinstance(start, int) and isinstance(holdout, int):
+        return f"{(holdout - start) / 3_600_000:g} h"
+    return "? h"
 
 
 if __name__ == "__main__":
