@@ -3,7 +3,8 @@
 One EVALSHA on the caller's slot returns every reputation feature of the caller plus the
 caller-callee relationship; ``fill`` writes them into a feature vector in schema order. A number
 reputation has never seen reads as zero counts and age 0 (known, not missing); ratios without a
-denominator and audio scores never measured are NaN.
+denominator and audio scores never measured are NaN. The same read returns the number's presence as
+its home network reported it (``Presence``): not a model feature, it feeds origination's proofs.
 
 A new reputation or audio feature, once a fold in ``services.reputation.numbers`` keeps its state:
 a hash field goes in ``NUM_FIELDS`` (the script reads exactly what it lists), a windowed count in
@@ -48,13 +49,21 @@ NUM_FIELDS = (
 )
 """The fields of the number's hash the read returns first, in this order (the script is built from it)."""
 
-_NUM_FIELDS_LUA = "local NUM_FIELDS = {" + ", ".join(f"'{name}'" for name in NUM_FIELDS) + "}"
+PRESENCE_FIELDS = ("reg", "reg_ms", "cc", "call", "call_ms")
+"""The fields of the presence hash (``keys.presence_key``) the read returns last, in this order."""
 
-# KEYS: num, win, out, in, then the distinct-callee HLL buckets (1 h then 24 h)
+_NUM_FIELDS_LUA = (
+    "local NUM_FIELDS = {" + ", ".join(f"'{name}'" for name in NUM_FIELDS) + "}\n"
+    "local PRESENCE_FIELDS = {" + ", ".join(f"'{name}'" for name in PRESENCE_FIELDS) + "}"
+)
+
+# KEYS: num, win, out, in, presence, then the distinct-callee HLL buckets (1 h then 24 h)
 # ARGV: callee digest, count of 1 h HLL keys, then (prefix, lowest bucket, highest bucket) per ring
-# reply: the NUM_FIELDS values, one sum per ring of RINGS, distinct 1 h and 24 h, the two relationships
+# reply: the NUM_FIELDS values, one sum per ring of RINGS, distinct 1 h and 24 h, the two
+# relationships, then the PRESENCE_FIELDS values
 _READ_BODY = """
 local num = redis.call('HMGET', KEYS[1], unpack(NUM_FIELDS))
+local presence = redis.call('HMGET', KEYS[5], unpack(PRESENCE_FIELDS))
 local ring = redis.call('HGETALL', KEYS[2])
 local held = {}
 for i = 1, #ring, 2 do
@@ -75,8 +84,8 @@ for r = 0, n_rings - 1 do
 end
 local n_1h = tonumber(ARGV[2])
 local hll_1h, hll_24h = {}, {}
-for i = 5, n_keys do
-  if i - 4 <= n_1h then hll_1h[#hll_1h + 1] = KEYS[i] else hll_24h[#hll_24h + 1] = KEYS[i] end
+for i = 6, n_keys do
+  if i - 5 <= n_1h then hll_1h[#hll_1h + 1] = KEYS[i] else hll_24h[#hll_24h + 1] = KEYS[i] end
 end
 local distinct_1h = redis.call('PFCOUNT', unpack(hll_1h))
 local distinct_24h = redis.call('PFCOUNT', unpack(hll_24h))
@@ -93,6 +102,7 @@ out[#out + 1] = tostring(distinct_1h)
 out[#out + 1] = tostring(distinct_24h)
 out[#out + 1] = tostring(callee_called)
 out[#out + 1] = tostring(caller_called)
+for i = 1, #PRESENCE_FIELDS do out[#out + 1] = presence[i] or '' end
 """
 READ_FEATURES = _NUM_FIELDS_LUA + "\nlocal n_keys, n_argv = #KEYS, #ARGV\n" + _READ_BODY + "return out\n"
 
@@ -125,6 +135,22 @@ RINGS = (*CALL_WINDOWS, COMPLAINTS_30D, _COMPLAINTS_7D, FRAUD_COMPLAINTS_30D, HO
 
 
 @dataclass(frozen=True)
+class Presence:
+    """A number's presence as its home network last reported it (``subscribers.presence.v1``).
+
+    ``state`` 0 is unknown: no report, or none for ``presence_ttl_s`` (the key expired), which proves
+    nothing. ``call_id`` is the on-net call last reported started and not ended; readers take a
+    call older than their ``presence_call_max_s`` to have ended (its CALL_ENDED lost).
+    """
+
+    state: int  # 0 unknown (no key, expired, or never reported), 1 attached home, 2 roaming, 3 detached
+    since_ms: int  # event time of the latest registration report (0 when unknown)
+    country: str  # ISO 3166-1 alpha-2 of the visited network when roaming ('' when not known)
+    call_id: str  # an on-net call in progress ('' none)
+    call_ms: int  # when that call started; with no call, when the last one ended (0 never)
+
+
+@dataclass(frozen=True)
 class ReputationRead:
     """Everything reputation knows about a caller (and its callee) at one moment."""
 
@@ -152,6 +178,7 @@ class ReputationRead:
     distinct_24h: int
     callee_called_caller: bool
     caller_called_callee: bool
+    presence: Presence
 
 
 def read_request(caller: str, callee: str, now_ms: int) -> tuple[list[str], list[Any]]:
@@ -159,7 +186,7 @@ def read_request(caller: str, callee: str, now_ms: int) -> tuple[list[str], list
     hll_keys = [keys.hll_key(caller, DISTINCT_1H.prefix, b) for b in DISTINCT_1H.buckets(now_ms)]
     hll_keys += [keys.hll_key(caller, DISTINCT_24H.prefix, b) for b in DISTINCT_24H.buckets(now_ms)]
     script_keys = [keys.number_key(caller), keys.window_key(caller), keys.outbound_key(caller)]
-    script_keys += [keys.inbound_key(caller), *hll_keys]
+    script_keys += [keys.inbound_key(caller), keys.presence_key(caller), *hll_keys]
     args: list[Any] = [keys.digest(callee) if callee else "", DISTINCT_1H.slots]
     for ring in RINGS:
         span = ring.buckets(now_ms)
@@ -211,10 +238,34 @@ def _float(value: Any) -> float:
     return float(value) if value not in (None, b"", "") else math.nan
 
 
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    return value if isinstance(value, str) else ""
+
+
+REGISTRATION_STATES = frozenset({1, 2, 3})  # attached home, roaming, detached (the proto's values)
+_ROAMING = 2
+
+
+def parse_presence(values: list[Any]) -> Presence:
+    """The presence part of the read's reply (the PRESENCE_FIELDS values) as a typed record."""
+    held = dict(zip(PRESENCE_FIELDS, values, strict=True))
+    state = _int(held["reg"])
+    known = state in REGISTRATION_STATES
+    return Presence(
+        state=state if known else 0,
+        since_ms=_int(held["reg_ms"]) if known else 0,
+        country=_text(held["cc"]) if state == _ROAMING else "",
+        call_id=_text(held["call"]),
+        call_ms=_int(held["call_ms"]),
+    )
+
+
 def parse(reply: list[Any]) -> ReputationRead:
     """Turn the read script's reply into a typed record."""
     num = dict(zip(NUM_FIELDS, reply[: len(NUM_FIELDS)], strict=True))
-    rest = [_int(v) for v in reply[len(NUM_FIELDS) :]]
+    rest = [_int(v) for v in reply[len(NUM_FIELDS) : -len(PRESENCE_FIELDS)]]
     (
         calls_1m,
         calls_1h,
@@ -253,6 +304,7 @@ def parse(reply: list[Any]) -> ReputationRead:
         distinct_24h=distinct_24h,
         callee_called_caller=bool(callee_called),
         caller_called_callee=bool(caller_called),
+        presence=parse_presence(reply[-len(PRESENCE_FIELDS) :]),
     )
 
 

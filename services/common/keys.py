@@ -63,6 +63,16 @@ def campaign_meta_key(campaign_id: str) -> str:
     return f"{PREFIX}:{{camp:{opaque_id(campaign_id)}}}:meta"
 
 
+def presence_key(pseudonym: str) -> str:
+    """Hash of the subscriber's presence as its home network reports it (services.reputation).
+
+    Fields: ``reg`` (1 attached home, 2 roaming, 3 detached) and ``reg_ms`` (its event time), ``cc``
+    (visited country, roaming only), ``call`` (an on-net call in progress, '' none) and ``call_ms``.
+    On the number's slot, so the decision reads it in the caller's one round trip.
+    """
+    return f"{PREFIX}:{{{pseudonym}}}:pres"
+
+
 def seen_key(pseudonym: str, stream: str, tenant: str, event_id: str) -> str:
     """Idempotency marker: this event (e.g. a setup's call id) was already folded in."""
     return f"{PREFIX}:{{{pseudonym}}}:seen:{stream}:{opaque_id(tenant + chr(0) + event_id)}"

@@ -39,6 +39,9 @@ class Reason(enum.StrEnum):
     RISKY_RANGE = "RISKY_RANGE"
     DNO_LISTED = "DNO_LISTED"
     CLI_REGION_MISMATCH = "CLI_REGION_MISMATCH"
+    ONNET_NUMBER_NOT_ROAMING = "ONNET_NUMBER_NOT_ROAMING"
+    CALLER_BUSY_ELSEWHERE = "CALLER_BUSY_ELSEWHERE"
+    IMPERSONATES_CONTACT = "IMPERSONATES_CONTACT"
     # Reputation
     NEW_NUMBER = "NEW_NUMBER"
     VELOCITY_1M_HIGH = "VELOCITY_1M_HIGH"
@@ -86,6 +89,9 @@ REASONS: Final[dict[Reason, str]] = {
     Reason.RISKY_RANGE: "the caller ID is in a configured risky range (e.g. virtual 170/171)",
     Reason.DNO_LISTED: "the caller ID is on the do-not-originate list (a number that never places calls)",
     Reason.CLI_REGION_MISMATCH: "an on-net fixed-line caller ID from another area than its ingress switch",
+    Reason.ONNET_NUMBER_NOT_ROAMING: "proof: an own subscriber's number from off-net while attached at home",
+    Reason.CALLER_BUSY_ELSEWHERE: "proof: an own subscriber's number from off-net while in another call",
+    Reason.IMPERSONATES_CONTACT: "the spoofed number is one the callee has called or been called by",
     # Reputation
     Reason.NEW_NUMBER: "the number was first seen very recently",
     Reason.VELOCITY_1M_HIGH: "many calls from this number in the last minute",

@@ -31,7 +31,7 @@ from services.common.codec import ProtoCodec
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
-CALL_PARTITIONS = 8  # calls, CDRs, complaints and audio verdicts are co-partitioned by caller key
+CALL_PARTITIONS = 8  # calls, CDRs, complaints, audio verdicts and presence are co-partitioned by number key
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,17 @@ AUDIO_VERDICTS = Topic(
     30 * DAY_MS,
     required_fields=("segment_id", "tenant"),
 )
+# The home network's reports on the carrier's own subscribers (registration changes, periodic
+# re-registration, on-net call start/end), keyed by the pseudonym of the subscriber's number and
+# co-partitioned with the caller-keyed topics. A day covers any redelivery; the state folded from it
+# lives in Redis for hours (services.reputation.settings.presence_ttl_s).
+SUBSCRIBERS_PRESENCE = Topic(
+    "subscribers.presence.v1",
+    events_pb2.SubscriberPresence,
+    CALL_PARTITIONS,
+    1 * DAY_MS,
+    required_fields=("event_id", "tenant", "number"),
+)
 
 # Origination's certificate feed (services.origination.certfeed): every validated chain, keyed by
 # its x5u (URLs are not personal data), compacted so a starting decision process reads each URL's
@@ -144,6 +155,7 @@ TOPICS: tuple[Topic, ...] = (
     COMPLAINTS,
     AUDIO_SEGMENTS,
     AUDIO_VERDICTS,
+    SUBSCRIBERS_PRESENCE,
     STI_CERTS,
     STI_CERT_MISSES,
     *(dead_letter_topic(consumer) for consumer in CONSUMERS),

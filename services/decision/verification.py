@@ -28,6 +28,7 @@ from services.origination.certfeed import CertificateFollower
 from services.origination.certs import ChainValidator
 from services.origination.checks import CallChecks, Checks, Trust
 from services.origination.passport import MemoryReplayStore, Verifier
+from services.origination.presence import PresenceFacts
 from services.origination.stats import RulesByTenant
 
 log = logging.getLogger(__name__)
@@ -109,11 +110,21 @@ class LocalOrigination:
             else:
                 replayed = read.replayed or not new_here
         established: bool | None = None
+        presence: PresenceFacts | None = None
         if read is not None:
-            seen = read.features.first_seen_ms if read.features.seen else None
+            features = read.features
+            seen = features.first_seen_ms if features.seen else None
             established = self.checks.established(seen, now)
+            contacts = features.callee_called_caller or features.caller_called_callee
+            state = features.presence
+            presence = PresenceFacts(state.state, state.call_id, state.call_ms, contacts)
         concluded = self.checks.verdict(
-            checks, replayed=replayed, replay_fallback=fallback, established=established
+            checks,
+            replayed=replayed,
+            replay_fallback=fallback,
+            established=established,
+            presence=presence,
+            now_ms=int(now * 1000),
         )
         metrics.shaken(_STATUS_NAMES.get(concluded.verdict.shaken_status, "unspecified")).inc()
         return concluded.verdict

@@ -34,6 +34,7 @@ from services.origination.callerid import CallerIdResult, check_caller_id, load_
 from services.origination.certs import Revocations, load_trust_anchors
 from services.origination.failures import Failure
 from services.origination.passport import VERIFICATION_ERROR, ShakenResult, Verifier
+from services.origination.presence import PresenceFacts, presence_proofs
 from services.origination.settings import ShakenSettings
 from services.origination.stats import RulesByTenant
 from services.origination.verdict import NO_CALLER_ID, origination_verdict
@@ -75,6 +76,7 @@ class Checks:
     shaken: ShakenResult
     caller_id: CallerIdResult
     causes: tuple[str, ...]
+    call_id: str = ""
 
     @property
     def replay_key(self) -> bytes | None:
@@ -100,7 +102,7 @@ class Concluded(NamedTuple):
 class CallChecks:
     """The verifier and the caller-ID rules of one process, behind the two halves."""
 
-    __slots__ = ("_history_ms", "_on_error", "_settings", "rules", "verifier")
+    __slots__ = ("_call_max_ms", "_history_ms", "_on_error", "_settings", "rules", "verifier")
 
     def __init__(
         self,
@@ -114,6 +116,7 @@ class CallChecks:
         self.rules = rules
         self._on_error = on_error
         self._history_ms = settings.neighbor_history_days * DAY_MS
+        self._call_max_ms = int(settings.presence_call_max_s * 1000)
 
     def check(self, setup: call_pb2.CallSetup, now: float) -> Checks:
         """The CPU half: SHAKEN outcome and caller-ID findings at ``now``; never raises."""
@@ -122,7 +125,7 @@ class CallChecks:
         caller_id = self.caller_id(setup, causes)
         if shaken.status == verdicts_pb2.SHAKEN_STATUS_PENDING:
             causes.append("cert_pending")
-        return Checks(shaken, caller_id, tuple(causes))
+        return Checks(shaken, caller_id, tuple(causes), setup.call_id)
 
     def established(self, first_seen_ms: int | None, now: float) -> bool:
         """True when reputation first saw the caller at least ``neighbor_history_days`` before now."""
@@ -135,12 +138,15 @@ class CallChecks:
         replayed: bool,
         replay_fallback: bool,
         established: bool | None,
+        presence: PresenceFacts | None = None,
+        now_ms: int = 0,
     ) -> Concluded:
         """The verdict, its degradation causes and SHAKEN failure, given the Redis facts.
 
         ``replayed``: the replay marker was already there; ``replay_fallback``: that answer came
         from the process's own memory because Redis did not answer; ``established``: the caller's
-        history (None when unknown because Redis did not answer).
+        history (None when unknown because Redis did not answer); ``presence``: the presented
+        subscriber's presence (None when not read: no proof then).
         """
         causes = list(checks.causes)
         shaken = checks.shaken
@@ -155,7 +161,8 @@ class CallChecks:
                 causes.append("history_store")
             elif established:
                 codes = tuple(code for code in codes if code != Reason.NEIGHBOR_SPOOFING)
-        verdict = origination_verdict(shaken, replace(checks.caller_id, reason_codes=codes))
+        proofs = presence_proofs(codes, checks.call_id, presence, now_ms, self._call_max_ms)
+        verdict = origination_verdict(shaken, replace(checks.caller_id, reason_codes=(*codes, *proofs)))
         verdict.degraded = bool(causes)
         return Concluded(verdict, tuple(causes), shaken.failure)
 

@@ -24,6 +24,9 @@ class ShakenSettings(CommonSettings):
     # Caller-ID rules on top of CommonSettings' ranges.
     neighbor_digits: int = 7
     neighbor_history_days: float = 7.0
+    # Presence proofs (services.origination.presence): a reported on-net call of the subscriber
+    # older than this is taken to have ended (its CALL_ENDED lost).
+    presence_call_max_s: float = 14_400.0
     dno_file: str = ""
 
     def __post_init__(self) -> None:

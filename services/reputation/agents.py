@@ -1,4 +1,5 @@
-"""Faust agents of the reputation service: fold setups, CDRs, complaints and audio verdicts into Redis.
+"""Faust agents of the reputation service: fold setups, CDRs, complaints, audio verdicts and subscriber
+presence into Redis.
 
 Each agent takes events in batches (``noack_take``), turns each into an update or a dead letter,
 folds the batch in one Redis round trip, and only then acknowledges the events — so a crash or a
@@ -9,6 +10,7 @@ Setups, CDRs and audio verdicts are folded under the caller's identity by the on
 ``services.common.identity`` (P-Asserted-Identity, else From; a withheld caller under its trunk's
 withheld bucket), the key decision reads; complaints under the number the callee reported. Only a
 caller ID that is neither a number nor withheld is dead-lettered (``invalid_calling_number``).
+Presence reports are folded under the subscriber's number (``invalid_number`` when it is not one).
 
 A record that carries a trace context (e.g. decision's audit record) gets a ``reputation.fold``
 span, child of the producer's span, from decode to the end of the batch's Redis write; records
@@ -29,7 +31,14 @@ from services.common.codec import DecodeError
 from services.common.kafka import extract_trace_context
 from services.common.redisstore import make_async_redis
 from services.common.streams import DeadLetterWriter, make_faust_app, raw_topic
-from services.common.topics import AUDIO_VERDICTS, CALLS_CDR, CALLS_SETUP, COMPLAINTS, Topic
+from services.common.topics import (
+    AUDIO_VERDICTS,
+    CALLS_CDR,
+    CALLS_SETUP,
+    COMPLAINTS,
+    SUBSCRIBERS_PRESENCE,
+    Topic,
+)
 from services.reputation import metrics
 from services.reputation.folding import Folding, RejectedRecordError
 from services.reputation.numbers import (
@@ -51,7 +60,11 @@ def build_app(settings: ReputationSettings) -> faust.App:
     folding = Folding(settings)
     store = NumberStore(
         make_async_redis(settings),
-        Retention(marker_ttl_s=settings.dedupe_ttl_s, number_ttl_s=settings.number_ttl_s),
+        Retention(
+            marker_ttl_s=settings.dedupe_ttl_s,
+            number_ttl_s=settings.number_ttl_s,
+            presence_ttl_s=settings.presence_ttl_s,
+        ),
         retry_max_backoff_s=settings.redis_retry_max_backoff_s,
         on_retry=metrics.REDIS_RETRIES.inc,
     )
@@ -128,5 +141,9 @@ def build_app(settings: ReputationSettings) -> faust.App:
     @app.agent(raw_topic(app, AUDIO_VERDICTS), name="reputation.verdicts")
     async def verdicts(stream: StreamT[bytes]) -> None:
         await fold(stream, AUDIO_VERDICTS, folding.verdict)
+
+    @app.agent(raw_topic(app, SUBSCRIBERS_PRESENCE), name="reputation.presence")
+    async def presence(stream: StreamT[bytes]) -> None:
+        await fold(stream, SUBSCRIBERS_PRESENCE, folding.presence)
 
     return app

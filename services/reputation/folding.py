@@ -1,12 +1,12 @@
 """Folding: how a decoded record on a reputation topic becomes a ``numbers`` update.
 
-One method per topic (setups, CDRs, complaints, audio verdicts). Setups, CDRs and verdicts are keyed
-by the caller identity ``services.common.identity`` attributes (PAI, else From; a withheld caller
-under its trunk's bucket), complaints by the reported number; every number is normalised with the
-tenant's region and pseudonymised before it reaches Redis. A record that decodes but cannot be
-folded raises ``RejectedRecordError`` with the dead-letter reason. The faust agents
-(``services.reputation.agents``) and the trainer's point-in-time replay (``training.pointintime``)
-share this one implementation.
+One method per topic (setups, CDRs, complaints, audio verdicts, presence). Setups, CDRs and verdicts
+are keyed by the caller identity ``services.common.identity`` attributes (PAI, else From; a withheld
+caller under its trunk's bucket), complaints by the reported number, presence by the subscriber's
+number; every number is normalised with the tenant's region and pseudonymised before it reaches
+Redis. A record that decodes but cannot be folded raises ``RejectedRecordError`` with the
+dead-letter reason. The faust agents (``services.reputation.agents``) and the trainer's point-in-time
+replay (``training.pointintime``) share this one implementation.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from services.common.identity import CallerFields, attribute_record
 from services.common.phone import InvalidNumberError, normalize
 from services.common.pseudonym import Pseudonymizer
 from services.common.recent import summary_json
-from services.common.topics import AUDIO_VERDICTS, CALLS_CDR, CALLS_SETUP, COMPLAINTS
+from services.common.topics import AUDIO_VERDICTS, CALLS_CDR, CALLS_SETUP, COMPLAINTS, SUBSCRIBERS_PRESENCE
 from services.reputation.numbers import (
     CdrUpdate,
     ComplaintUpdate,
+    PresenceUpdate,
     SetupUpdate,
     Update,
     VerdictUpdate,
@@ -44,6 +45,9 @@ class RejectedRecordError(Exception):
 
 
 PSEUDONYM = re.compile(r"[a-z2-7]{26}")
+COUNTRY = re.compile(r"[A-Z]{2}")
+PRESENCE_STATES = frozenset(events_pb2.PresenceState.values()) - {events_pb2.PRESENCE_STATE_UNSPECIFIED}
+CALL_STATES = frozenset({events_pb2.PRESENCE_STATE_IN_CALL, events_pb2.PRESENCE_STATE_CALL_ENDED})
 
 
 def _pseudonym(value: str, what: str) -> str:
@@ -135,4 +139,28 @@ class Folding:
             earlier_members=tuple(
                 _pseudonym(p, "earlier_member_pseudonyms") for p in verdict.earlier_member_pseudonyms
             ),
+        )
+
+    def presence(self, value: bytes, fallback_ms: int) -> Update:
+        """subscribers.presence.v1 → PresenceUpdate.
+
+        A state outside the enum, or a call event without its call id, is dead-lettered. A roaming
+        report whose country is missing or not ISO alpha-2 is still folded, as roaming somewhere
+        unknown: dropping it would leave the subscriber "at home", which proofs would trust.
+        """
+        presence = SUBSCRIBERS_PRESENCE.codec().decode(value)
+        state = presence.state
+        if state not in PRESENCE_STATES:
+            raise RejectedRecordError("invalid_presence_state", f"state: {state} is not a presence state")
+        if state in CALL_STATES and not presence.call_id:
+            raise RejectedRecordError("missing_call_id", "call_id: empty on a call event")
+        country = presence.country.strip().upper() if state == events_pb2.PRESENCE_STATE_ROAMING else ""
+        return PresenceUpdate(
+            number=self.number(presence.number, presence.tenant, "number"),
+            tenant=presence.tenant,
+            event_id=presence.event_id,
+            t_ms=_ms(presence.event_time, fallback_ms),
+            state=state,
+            country=country if COUNTRY.fullmatch(country) else "",
+            call_id=presence.call_id if state in CALL_STATES else "",
         )

@@ -62,6 +62,7 @@ def compile_script(body: str, retention: Retention) -> str:
     constants = {
         "MARKER_TTL": retention.marker_ttl_s,
         "NUMBER_TTL": retention.number_ttl_s,
+        "PRESENCE_TTL": retention.presence_ttl_s,
         "RELATIONSHIP_CAP": retention.relationship_cap,
         "ACTIVE_TTL": retention.active_ttl_s,
         "CAMPAIGN_NUMBERS_CAP": retention.campaign_numbers_cap,
@@ -141,6 +142,42 @@ redis.call('EXPIRE', KEYS[3], NUMBER_TTL)
 return 1
 """
 
+# KEYS: marker, presence, and for a call event its call's end marker; ARGV: state (1 home, 2 roaming,
+# 3 detached, 4 in call, 5 call ended), t_ms, country (roaming, else ''), call id (4 and 5, else '').
+# Registration and call are ordered apart, each by its own time: an event older than what its part
+# holds changes nothing. A call's end clears the call only if it is the one held, and leaves its end
+# time as the call part's time; its end marker keeps the call's start, however late it arrives, from
+# ever reading as a call in progress. Only a change renews the TTL, so a subscriber nobody reports on
+# decays to unknown.
+PRESENCE_BODY = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', MARKER_TTL) then return 0 end
+local state, t = tonumber(ARGV[1]), tonumber(ARGV[2])
+local changed = false
+if state <= 3 then
+  if t >= tonumber(redis.call('HGET', KEYS[2], 'reg_ms') or '-1') then
+    redis.call('HSET', KEYS[2], 'reg', state, 'reg_ms', ARGV[2], 'cc', ARGV[3])
+    changed = true
+  end
+else
+  local held = redis.call('HMGET', KEYS[2], 'call', 'call_ms')
+  local newer = t >= tonumber(held[2] or '-1')
+  if state == 4 then
+    if newer and redis.call('EXISTS', KEYS[3]) == 0 then
+      redis.call('HSET', KEYS[2], 'call', ARGV[4], 'call_ms', ARGV[2])
+      changed = true
+    end
+  else
+    redis.call('SET', KEYS[3], '1', 'EX', MARKER_TTL)
+    if newer and held[1] == ARGV[4] then
+      redis.call('HSET', KEYS[2], 'call', '', 'call_ms', ARGV[2])
+      changed = true
+    end
+  end
+end
+if changed then redis.call('EXPIRE', KEYS[2], PRESENCE_TTL) end
+return 1
+"""
+
 # KEYS: campaign members HLL, numbers zset, meta; ARGV: (number digest, pseudonym) pairs.
 # Returns {'into', campaign} when the campaign was merged into another (link there instead), else
 # {'size', size, numbers to tell...}: the campaign's numbers are told its size each time it grows
@@ -192,10 +229,11 @@ MAX_MERGE_HOPS = 8
 
 @dataclass(frozen=True)
 class Retention:
-    """How long state lives: markers cover redelivery, numbers a month, caps bound hot sets."""
+    """How long state lives: markers cover redelivery, numbers a month, presence hours; caps bound sets."""
 
     marker_ttl_s: int = 2 * 86_400
     number_ttl_s: int = 35 * 86_400
+    presence_ttl_s: int = 3 * 3_600
     relationship_cap: int = 2000
     active_ttl_s: int = 86_400
     campaign_numbers_cap: int = 10_000
@@ -252,7 +290,20 @@ class VerdictUpdate:
     earlier_members: tuple[str, ...] = ()  # pseudonyms heard playing the campaign before discovery
 
 
-Update = SetupUpdate | CdrUpdate | ComplaintUpdate | VerdictUpdate
+@dataclass(frozen=True)
+class PresenceUpdate:
+    """One presence report about a home subscriber (``state``: a PresenceState value, 1 to 5)."""
+
+    number: str
+    tenant: str
+    event_id: str
+    t_ms: int
+    state: int
+    country: str = ""  # ROAMING only
+    call_id: str = ""  # IN_CALL and CALL_ENDED only
+
+
+Update = SetupUpdate | CdrUpdate | ComplaintUpdate | VerdictUpdate | PresenceUpdate
 
 
 class NumberStore:
@@ -285,6 +336,7 @@ class NumberStore:
         self._cdr = folding(CDR_BODY)
         self._complaint = folding(COMPLAINT_BODY)
         self._verdict = folding(VERDICT_BODY)
+        self._presence = folding(PRESENCE_BODY)
         self._link = script(LINK_BODY)
         self._merge = script(MERGE_BODY)
         self._raise = script(RAISE_BODY)
@@ -353,6 +405,18 @@ class NumberStore:
                         keys.window_key(update.reported),
                     ],
                     [update.t_ms, int(update.fraud), int(update.honeypot)],
+                )
+            ]
+        if isinstance(update, PresenceUpdate):
+            presence = [
+                keys.seen_key(update.number, "presence", update.tenant, update.event_id),
+                keys.presence_key(update.number),
+            ]
+            if update.call_id:
+                presence.append(keys.seen_key(update.number, "call-end", update.tenant, update.call_id))
+            return [
+                _evalsha(
+                    self._presence, presence, [update.state, update.t_ms, update.country, update.call_id]
                 )
             ]
         return [

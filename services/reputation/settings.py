@@ -18,6 +18,10 @@ class ReputationSettings(CommonSettings):
     metrics_port: int = 9102
     dedupe_ttl_s: int = 2 * DAY_S
     number_ttl_s: int = 35 * DAY_S
+    # A subscriber's presence lives this long after the last report applied, then reads as unknown:
+    # twice the 3GPP default periodic re-registration (T3412, 54 min) rounded up to 3 h, so one late or
+    # lost periodic report never drops a live subscriber, while a network that stops reporting does.
+    presence_ttl_s: int = 3 * 3_600
     redis_retry_max_backoff_s: float = 5.0
     batch_size: int = 500
     batch_wait_s: float = 0.02
@@ -28,3 +32,5 @@ class ReputationSettings(CommonSettings):
             raise ValueError(f"{env_name('batch_size')} must be ≥ 1 and {env_name('batch_wait_s')} > 0")
         if self.dedupe_ttl_s < 60 or self.number_ttl_s < self.dedupe_ttl_s:
             raise ValueError(f"{env_name('dedupe_ttl_s')} must be ≥ 60 and ≤ {env_name('number_ttl_s')}")
+        if self.presence_ttl_s < 60:
+            raise ValueError(f"{env_name('presence_ttl_s')} must be ≥ 60")

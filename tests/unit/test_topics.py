@@ -23,7 +23,13 @@ def test_every_consumer_has_a_dead_letter_topic() -> None:
 
 
 def test_caller_keyed_topics_are_co_partitioned() -> None:
-    for name in ("calls.setup.v1", "calls.cdr.v1", "complaints.v1", "audio.verdicts.v1"):
+    for name in (
+        "calls.setup.v1",
+        "calls.cdr.v1",
+        "complaints.v1",
+        "audio.verdicts.v1",
+        "subscribers.presence.v1",
+    ):
         assert by_name(name).partitions == CALL_PARTITIONS
 
 

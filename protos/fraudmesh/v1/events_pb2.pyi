@@ -5,6 +5,7 @@ Kafka event messages: exactly one message type per topic (see services/common/to
 Records are keyed by the keyed-HMAC pseudonym of the caller's identity (or the reported number):
 the rule of services/common/identity.py — P-Asserted-Identity unless absent or a privacy
 placeholder, else From; a withheld caller is its trunk's bucket WITHHELD:<tenant>/<trunk>.
+Presence records are keyed by the pseudonym of the subscriber's number.
 """
 
 from collections import abc as _abc
@@ -146,6 +147,40 @@ AUDIO_LEG_ROLE_UNSPECIFIED: AudioLegRole.ValueType  # 0
 AUDIO_LEG_ROLE_CALLER: AudioLegRole.ValueType  # 1
 AUDIO_LEG_ROLE_CALLEE: AudioLegRole.ValueType  # 2
 Global___AudioLegRole: _TypeAlias = AudioLegRole  # noqa: Y015
+
+class _PresenceState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PresenceStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PresenceState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PRESENCE_STATE_UNSPECIFIED: _PresenceState.ValueType  # 0
+    PRESENCE_STATE_ATTACHED_HOME: _PresenceState.ValueType  # 1
+    """registered in the home network"""
+    PRESENCE_STATE_ROAMING: _PresenceState.ValueType  # 2
+    """registered in a visited network abroad (country says where)"""
+    PRESENCE_STATE_DETACHED: _PresenceState.ValueType  # 3
+    """switched off, out of coverage, or deregistered"""
+    PRESENCE_STATE_IN_CALL: _PresenceState.ValueType  # 4
+    """an on-net call leg of the subscriber started (call_id)"""
+    PRESENCE_STATE_CALL_ENDED: _PresenceState.ValueType  # 5
+    """that call leg ended (call_id)"""
+
+class PresenceState(_PresenceState, metaclass=_PresenceStateEnumTypeWrapper):
+    """What the home network reports about one of the terminating carrier's own subscribers."""
+
+PRESENCE_STATE_UNSPECIFIED: PresenceState.ValueType  # 0
+PRESENCE_STATE_ATTACHED_HOME: PresenceState.ValueType  # 1
+"""registered in the home network"""
+PRESENCE_STATE_ROAMING: PresenceState.ValueType  # 2
+"""registered in a visited network abroad (country says where)"""
+PRESENCE_STATE_DETACHED: PresenceState.ValueType  # 3
+"""switched off, out of coverage, or deregistered"""
+PRESENCE_STATE_IN_CALL: PresenceState.ValueType  # 4
+"""an on-net call leg of the subscriber started (call_id)"""
+PRESENCE_STATE_CALL_ENDED: PresenceState.ValueType  # 5
+"""that call leg ended (call_id)"""
+Global___PresenceState: _TypeAlias = PresenceState  # noqa: Y015
 
 @_typing.final
 class CallSetupEvent(_message.Message):
@@ -463,6 +498,54 @@ class AudioVerdict(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__synthetic_voice_score) -> _WhichOneofReturnType__synthetic_voice_score | None: ...
 
 Global___AudioVerdict: _TypeAlias = AudioVerdict  # noqa: Y015
+
+@_typing.final
+class SubscriberPresence(_message.Message):
+    """subscribers.presence.v1 (keyed by the pseudonym of number): a registration change, a periodic
+    re-registration, or the start or end of an on-net call of a home subscriber, from the HLR/HSS
+    or the on-net switch. Reputation folds it into the subscriber's presence; the decision reads it
+    in the call's one round trip to prove (never to suspect) spoofing of the carrier's own numbers.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
+    NUMBER_FIELD_NUMBER: _builtins.int
+    EVENT_TIME_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    COUNTRY_FIELD_NUMBER: _builtins.int
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """unique per event (redeliveries count once)"""
+    tenant: _builtins.str
+    number: _builtins.str
+    """the home subscriber, E.164 as the HLR/HSS has it"""
+    state: Global___PresenceState.ValueType
+    country: _builtins.str
+    """ISO 3166-1 alpha-2 of the visited network, ROAMING only"""
+    call_id: _builtins.str
+    """IN_CALL / CALL_ENDED: the on-net leg's call id"""
+    @_builtins.property
+    def event_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        tenant: _builtins.str = ...,
+        number: _builtins.str = ...,
+        event_time: _timestamp_pb2.Timestamp | None = ...,
+        state: Global___PresenceState.ValueType = ...,
+        country: _builtins.str = ...,
+        call_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "country", b"country", "event_id", b"event_id", "event_time", b"event_time", "number", b"number", "state", b"state", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscriberPresence: _TypeAlias = SubscriberPresence  # noqa: Y015
 
 @_typing.final
 class DeadLetter(_message.Message):

@@ -1,0 +1,60 @@
+"""Spoofing proofs from what the carrier knows about its own subscribers (issue 18).
+
+A call that presents one of the tenant's own numbers but arrives from an off-net trunk (the
+caller-ID finding ``ONNET_CLI_OFFNET_INGRESS``, international gateways included) is suspicious; the
+subscriber's presence, fed by the home network (``subscribers.presence.v1``, folded by reputation,
+read in the call's one round trip), turns it into proof:
+
+* ``ONNET_NUMBER_NOT_ROAMING`` — the subscriber is attached at home, so no call of theirs can come
+  from outside the network;
+* ``CALLER_BUSY_ELSEWHERE`` — the subscriber is in another (on-net) call that cannot be this one.
+
+Unknown presence (never reported, expired, Redis did not answer) proves nothing: a missing state
+is "unknown", never "at home". A roaming or detached subscriber proves nothing either — a real
+roamer calls home over the international gateway. When a proof fires and the callee and the
+presented number have called each other before, ``IMPERSONATES_CONTACT`` says the caller is
+impersonating someone the callee knows ("your son" calling from abroad).
+"""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple
+
+from services.common.reasons import Reason
+
+__all__ = ["ATTACHED_HOME", "DETACHED", "ROAMING", "UNKNOWN", "PresenceFacts", "presence_proofs"]
+
+UNKNOWN: Final = 0
+ATTACHED_HOME: Final = 1
+ROAMING: Final = 2
+DETACHED: Final = 3
+
+
+class PresenceFacts(NamedTuple):
+    """The presented subscriber's presence at the call's time, and whether caller and callee know
+    each other (the relationship the reputation read already carries)."""
+
+    state: int = UNKNOWN
+    call_id: str = ""  # an on-net call of theirs in progress ('' when none)
+    call_ms: int = 0
+    contacts: bool = False
+
+
+def presence_proofs(
+    caller_codes: tuple[str, ...],
+    call_id: str,
+    facts: PresenceFacts | None,
+    now_ms: int,
+    call_max_ms: int,
+) -> tuple[Reason, ...]:
+    """The proof codes presence adds to a call's caller-ID findings (none without a finding to prove)."""
+    if facts is None or Reason.ONNET_CLI_OFFNET_INGRESS not in caller_codes:
+        return ()
+    codes: list[Reason] = []
+    if facts.state == ATTACHED_HOME:
+        codes.append(Reason.ONNET_NUMBER_NOT_ROAMING)
+    if facts.call_id and facts.call_id != call_id and 0 <= now_ms - facts.call_ms <= call_max_ms:
+        codes.append(Reason.CALLER_BUSY_ELSEWHERE)
+    if codes and facts.contacts:
+        codes.append(Reason.IMPERSONATES_CONTACT)
+    return tuple(codes)
