@@ -67,9 +67,8 @@ def replay_dataset(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         audio=AudioRender(args.dataset, manifest.seed, args.max_audio_segments).wait() if args.audio else {},
     )
-    total = sum(
-        v for k, v in manifest.counts.items() if k in {"setups", "cdrs", "complaints", "audio_segments"}
-    )
+    published = {"setups", "cdrs", "complaints", "audio_segments", "presence"}
+    total = sum(v for k, v in manifest.counts.items() if k in published)
     if args.max_events:
         total = min(total, args.max_events)
     with progress_bar(console, rate=True) as progress:

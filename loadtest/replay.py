@@ -4,10 +4,11 @@ Simulated time is mapped to wall time by ``speed`` (1440 = a simulated day in a 
 bounded by an event count and a wall-clock limit and stops by itself. With ``decide`` set (a
 loopback address only) every setup goes to DecisionService.Decide — which publishes the audit record
 itself — and the answers are written to ``outcomes.fmds`` for the report; without it, setups go
-straight to calls.setup.v1, so replay works before the decision service exists. CDRs and complaints
-always go to their topics. Audio metadata carries no audio: segments rendered beforehand
-(``loadtest.audio.attach``, passed in ``ReplayConfig.audio``) go to audio.segments.v1 in their
-place; the rest are skipped.
+straight to calls.setup.v1, so replay works before the decision service exists. CDRs, complaints
+and the home network's presence reports (subscribers.presence.v1, keyed by the subscriber's number)
+always go to their topics, at their simulated time like every other event. Audio metadata carries
+no audio: segments rendered beforehand (``loadtest.audio.attach``, passed in ``ReplayConfig.audio``)
+go to audio.segments.v1 in their place; the rest are skipped.
 
 A dataset generated with a lead-in (``ReplayConfig.scored_from_ms``) replays it first: every event
 before that moment goes straight to its topic, flat out and never to Decide — the setups as the
@@ -37,11 +38,23 @@ from services.common.identity import attribute_record
 from services.common.kafka import inject_trace_headers, make_producer
 from services.common.phone import InvalidNumberError, normalize
 from services.common.pseudonym import Pseudonymizer
-from services.common.topics import AUDIO_SEGMENTS, CALLS_CDR, CALLS_SETUP, COMPLAINTS, Topic
+from services.common.topics import (
+    AUDIO_SEGMENTS,
+    CALLS_CDR,
+    CALLS_SETUP,
+    COMPLAINTS,
+    SUBSCRIBERS_PRESENCE,
+    Topic,
+)
 from training.dataset import EVENTS, OUTCOMES, RecordWriter, read_records
 
 REPLAY_RECORD = "replay.json"
-PUBLISHED = {"setup": CALLS_SETUP, "cdr": CALLS_CDR, "complaint": COMPLAINTS}
+PUBLISHED = {
+    "setup": CALLS_SETUP,
+    "cdr": CALLS_CDR,
+    "complaint": COMPLAINTS,
+    "presence": SUBSCRIBERS_PRESENCE,
+}
 
 
 class ReplayError(ValueError):
@@ -114,11 +127,14 @@ class ReplayConfig:
 
 
 def _key_for(kind: str, message: Any, region: str, pseudonymize: Pseudonymizer) -> bytes | None:
-    """The record's Kafka key: the pseudonym of the call's attributed identity (services.common.identity)
-    or, for a complaint, of the reported number; None when it names no usable number."""
+    """The record's Kafka key: the pseudonym of the call's attributed identity (services.common.identity),
+    of the reported number for a complaint, of the subscriber's number for a presence report; None
+    when it names no usable number."""
     try:
         if kind == "complaint":
             canonical = normalize(message.reported_number, region, allow_unallocated=True).canonical
+        elif kind == "presence":
+            canonical = normalize(message.number, region, allow_unallocated=True).canonical
         else:
             canonical = attribute_record(message.setup if kind == "setup" else message, region).key
     except InvalidNumberError:

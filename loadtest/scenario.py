@@ -221,11 +221,13 @@ class Spoofers:
     mean_duration_s: float = 40.0
     complaint_share: float = 0.05
     signed_share: float = 0.3
+    intl_real_share: float = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
 class Impersonators:
-    """AI-voice impersonators presenting a relative's number with a cloned voice."""
+    """AI-voice impersonators presenting a relative's number with a cloned voice; ``onnet_share`` of
+    the victims hear a relative who is one of the tenant's own subscribers."""
 
     count: int = 5
     victims_per_day: float = 8.0
@@ -233,6 +235,23 @@ class Impersonators:
     answer_rate: float = 0.9
     mean_duration_s: float = 240.0
     complaint_share: float = 0.5
+    onnet_share: float = 0.6
+
+
+@dataclasses.dataclass(frozen=True)
+class Presence:
+    """What the home network reports about the tenant's own mobile subscribers (subscribers.presence.v1):
+    attached at home, abroad on a trip (``roaming_share`` of them at any moment, ``roaming_days`` a
+    trip, ``gateway_share`` of trips calling home over an international gateway), switched off at
+    night (``detach_share``), a re-registration every ``reregistration_hours``, and their on-net
+    calls' start and end."""
+
+    enabled: bool = False
+    reregistration_hours: float = 2.5
+    roaming_share: float = 0.01
+    roaming_days: float = 7.0
+    gateway_share: float = 0.5
+    detach_share: float = 0.15
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,6 +293,7 @@ class Scenario:
     adaptive: Adaptive = Adaptive()
     spoofers: Spoofers = Spoofers()
     impersonators: Impersonators = Impersonators()
+    presence: Presence = Presence()
     emergency: Emergency = Emergency()
     capture: Capture = Capture()
 
@@ -349,6 +369,7 @@ def _check(scenario: Scenario) -> None:
         scenario.adaptive,
         scenario.spoofers,
         scenario.impersonators,
+        scenario.presence,
         scenario.capture,
         scenario.foreign,
         *(getattr(scenario.legit, f.name) for f in dataclasses.fields(scenario.legit)),
@@ -372,6 +393,9 @@ def _check(scenario: Scenario) -> None:
         problems.append("adaptive.spread_numbers must be at least 1 when there are adaptive campaigns")
     if scenario.foreign.count > 0 and scenario.foreign.contacts < 1:
         problems.append("foreign.contacts must be at least 1")
+    presence = scenario.presence
+    if presence.enabled and min(presence.reregistration_hours, presence.roaming_days) <= 0:
+        problems.append("presence.reregistration_hours and presence.roaming_days must be positive")
     if scenario.duration_hours <= 0:
         problems.append("duration_hours must be positive")
     if scenario.subscribers.count < 10:

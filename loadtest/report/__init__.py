@@ -1,5 +1,5 @@
-"""Replay report: detection quality, cold start and warm state, time to detect, emergency safety and
-Decide latency.
+"""Replay report: detection quality, cold start and warm state, time to detect, emergency safety,
+Decide latency and the presence proofs.
 
 Reads a dataset folder — ground truth in ``calls.fmds`` (and ``numbers.fmds`` when present) plus
 the replay's ``outcomes.fmds`` — joins outcomes to calls by call_id, and writes ``report.md``,
@@ -17,9 +17,10 @@ What lives where: ``_codes`` holds the outcome status codes, ``kind_name`` and t
 ``_analysis`` derives the figures (``group_calls``, detection, time to detect, the figures per
 reputation state) and ``ReportSummary``; ``_plots`` draws the PNGs and is the only module that
 imports matplotlib; ``_format`` writes numbers, table cells and tables; ``_sections`` (traffic,
-detection, cold start and warm state) and ``_service_sections`` (emergency calls, latency, reason
-codes, audio, numbers, data notes) write the markdown; ``_build`` holds ``build_report`` and
-``main``, which ``python -m loadtest.report`` runs.
+detection, cold start and warm state), ``_service_sections`` (emergency calls, latency, reason
+codes, audio, numbers, data notes) and ``_presence`` (the presence proof rules: where they fired,
+legitimate roamers, impersonators on-net and off-net) write the markdown; ``_build`` holds
+``build_report`` and ``main``, which ``python -m loadtest.report`` runs.
 """
 
 from loadtest.report._analysis import ReportSummary, group_calls

@@ -8,6 +8,7 @@ from pathlib import Path
 from loadtest.report._analysis import ReportSummary, _analyse, _summarise
 from loadtest.report._format import _fmt_ms, _fmt_pct, _image
 from loadtest.report._plots import _write_plots
+from loadtest.report._presence import _presence_section
 from loadtest.report._reading import _expected, _progress, _read_calls, _read_numbers, _read_outcomes, console
 from loadtest.report._sections import (
     _actions_section,
@@ -86,6 +87,7 @@ def build_report(dataset: Path, out: Path, *, plots: bool = True) -> ReportSumma
         lines += [
             *_latency_section(decided, written, skipped),
             *_codes_section(decided),
+            *_presence_section(calls, decided, analysis),
             "## Over simulated time",
             "",
             *_image("flagged_over_time.png", "Flagged over time", written, skipped),

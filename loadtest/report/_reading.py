@@ -35,6 +35,7 @@ from loadtest.report._codes import (
     IntArray,
 )
 from services.common.progress import progress_bar
+from services.common.reasons import Reason
 from services.decision.degraded import Degraded
 from training.dataset import Manifest, read_records
 
@@ -42,6 +43,11 @@ console = Console(stderr=True)
 WITHOUT_REPUTATION = frozenset(
     {Degraded.REDIS_TIMEOUT, Degraded.REDIS_UNAVAILABLE, Degraded.REDIS_SKIPPED_LATE, Degraded.DECISION_ERROR}
 )  # degraded causes of a decision made without the caller's reputation
+PROOF_CODES = (
+    Reason.ONNET_NUMBER_NOT_ROAMING,
+    Reason.CALLER_BUSY_ELSEWHERE,
+    Reason.IMPERSONATES_CONTACT,
+)  # the presence proof rules' reason codes; bit i of ``_Outcomes.proofs`` is PROOF_CODES[i]
 
 
 def lead_in_hours(manifest: Manifest) -> float:
@@ -88,6 +94,8 @@ class _Calls:
     other_records: int
     warm: BoolArray  # the caller made a call in the lead-in (all False without one)
     lead_in: _LeadIn | None = None
+    roaming: BoolArray = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))  # placed abroad
+    presented_on_net: BoolArray = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
 
     def __len__(self) -> int:
         return len(self.kind)
@@ -108,6 +116,7 @@ class _Outcomes:
     decisions: int = 0
     degraded: int = 0
     no_reputation: BoolArray = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))  # per call
+    proofs: npt.NDArray[np.uint8] = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))  # per call
     errors: Counter[str] = field(default_factory=Counter)
     degraded_reasons: Counter[str] = field(default_factory=Counter)
     reason_codes: Counter[str] = field(default_factory=Counter)
@@ -193,7 +202,13 @@ def _read_calls(
         index = len(ids)
         ids[truth.call_id] = index
         kind.append(truth.actor_kind)
-        flags.append(truth.unwanted | truth.spoofed << 1 | truth.synthetic_voice << 2)
+        flags.append(
+            truth.unwanted
+            | truth.spoofed << 1
+            | truth.synthetic_voice << 2
+            | truth.roaming << 3
+            | truth.presented_on_net << 4
+        )
         time_ms.append(setup_ms)
         number.append(numbers.setdefault(truth.presented_number, len(numbers)))
         actor.append(actors.setdefault(truth.actor_id, len(actors)))
@@ -224,12 +239,15 @@ def _read_calls(
         other_records=other,
         warm=warm,
         lead_in=lead_in,
+        roaming=(bits & 8).astype(np.bool_),
+        presented_on_net=(bits & 16).astype(np.bool_),
     )
 
 
 def _read_outcomes(path: Path, calls: _Calls, progress: Progress, total: int | None) -> _Outcomes:
     status = bytearray(len(calls))
     no_reputation = bytearray(len(calls))
+    proofs = bytearray(len(calls))
     result = _Outcomes(status=np.zeros(0, dtype=np.int8))
     client = array("d")
     server = array("d")
@@ -240,6 +258,7 @@ def _read_outcomes(path: Path, calls: _Calls, progress: Progress, total: int | N
         outcome = record.outcome
         result.records += 1
         index = calls.ids.get(outcome.call_id)
+        proof = 0
         if index is None:
             if calls.lead_in is not None and outcome.call_id in calls.lead_in.call_ids:
                 result.lead_in_calls += 1
@@ -258,6 +277,9 @@ def _read_outcomes(path: Path, calls: _Calls, progress: Progress, total: int | N
             result.reason_codes.update(decision.reason_codes)
             if code in FLAGGED:
                 result.flagged_reason_codes.update(decision.reason_codes)
+            if decision.reason_codes:
+                held = decision.reason_codes
+                proof = sum(1 << bit for bit, reason in enumerate(PROOF_CODES) if reason in held)
             if decision.degraded:
                 result.degraded += 1
                 result.degraded_reasons.update(decision.degraded_reasons or ["(unspecified)"])
@@ -267,6 +289,7 @@ def _read_outcomes(path: Path, calls: _Calls, progress: Progress, total: int | N
         if status[index] != NOT_DECIDED:
             result.duplicates += 1
         status[index] = code
+        proofs[index] = proof
         no_reputation[index] = code != ERROR and not WITHOUT_REPUTATION.isdisjoint(
             outcome.decision.degraded_reasons
         )
@@ -275,6 +298,7 @@ def _read_outcomes(path: Path, calls: _Calls, progress: Progress, total: int | N
             result.emergency[index] = (code, detail)
     result.status = np.frombuffer(bytes(status), dtype=np.int8)
     result.no_reputation = np.frombuffer(bytes(no_reputation), dtype=np.bool_)
+    result.proofs = np.frombuffer(bytes(proofs), dtype=np.uint8)
     result.client_us = np.array(client, dtype=np.float64)
     result.server_us = np.array(server, dtype=np.float64)
     return result

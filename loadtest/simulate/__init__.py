@@ -4,8 +4,9 @@ Each actor group is simulated column-wise with numpy (one seeded Generator, so a
 the same stream): call times follow the group's diurnal rhythm, callees its behaviour (contacts,
 customers, random dialling), caller IDs its tactics (rotating pools, neighbor and on-net spoofing,
 a relative's number). The calls are then sorted by time and emitted as the records the topics would
-carry — CallSetup (with real PASSporTs where the carrier signs), Cdr, Complaint, audio metadata —
-plus ground truth per call and per presented number.
+carry — CallSetup (with real PASSporTs where the carrier signs), Cdr, Complaint, audio metadata and
+the home network's presence reports on its own subscribers (``presence``) — plus ground truth per
+call and per presented number.
 
 Caller IDs are presented the way trunks present them. A carrier with ``sends_pai`` (on-net and
 domestic interconnects by default, and the signing VoIP peer) sends a P-Asserted-Identity in E.164
@@ -30,17 +31,19 @@ wide) each have their own scenario keys and their own generator (``Stream``), so
 leaves every other call as it was.
 
 The label (``UNWANTED_KINDS``) is the dataset format's, in ``training.dataset``.
-What lives where: ``_model`` holds the calls table (``Calls``), ``Population``, ``Simulation``, the
-hour weights and the identity helpers (``trunk_id``, ``identity_keys``,
-``canonical``); ``_builder`` the seeded ``Builder`` with its shared draws, its streams and the
-population's contact graph (MVNO and ported numbers included); ``_actors`` one function per actor
-family (subscribers and their callbacks, foreign callers, the bulk callers: couriers, call centres,
-reminders, bank alerts and outbound diallers; robocall campaigns, spoofers, AI impersonators,
-emergency calls) and ``simulate``; ``_adaptive`` the adaptive campaigns; ``_lookalikes`` the passes
-over the whole calls table (new numbers, wrong numbers to honeypots, interconnect calls that lose
-their Identity header, complaints about legitimate numbers); ``_emit`` the ``Emitter`` (From/PAI,
-Identity headers, ``emergency_form``, CDRs, complaints, audio metadata, per-call truth);
-``_dataset`` ``write_dataset`` and the truth files.
+What lives where: ``_model`` holds the calls table (``Calls``), ``Population`` with its ``Trips``,
+``PresenceEvents``, ``Simulation``, the hour weights and the identity helpers (``trunk_id``,
+``identity_keys``, ``canonical``); ``_builder`` the seeded ``Builder`` with its shared draws, its
+streams and the population's contact graph (MVNO and ported numbers included); ``_actors`` one
+function per actor family (subscribers and their callbacks, foreign callers, the bulk callers:
+couriers, call centres, reminders, bank alerts and outbound diallers; robocall campaigns, spoofers,
+AI impersonators, emergency calls) and ``simulate``; ``_adaptive`` the adaptive campaigns;
+``_presence`` home subscribers' trips abroad (drawn before the calls, which route by them) and the
+presence reports (registration changes, periodic re-registration, on-net calls' start and end);
+``_lookalikes`` the passes over the whole calls table (new numbers, wrong numbers to honeypots,
+interconnect calls that lose their Identity header, complaints about legitimate numbers); ``_emit``
+the ``Emitter`` (From/PAI, Identity headers, ``emergency_form``, CDRs, complaints, audio metadata,
+presence reports, per-call truth); ``_dataset`` ``write_dataset`` and the truth files.
 """
 
 from loadtest.simulate._actors import simulate

@@ -27,6 +27,7 @@ from loadtest.simulate._model import (
     Population,
     Simulation,
 )
+from loadtest.simulate._presence import plan_trips, presence_reports
 from loadtest.stipki import CarrierSpec, build_pki
 
 # Valid mobile ranges abroad as (leading digits with country code, digits after them): the UK,
@@ -67,10 +68,19 @@ def subscriber_calls(b: Builder, pop: Population) -> Calls:
 def _person_calls(
     b: Builder, pop: Population, who: I64, callee: I64, t: I64, answer: npt.NDArray[np.float64]
 ) -> Calls:
+    """People's calls from home or abroad. Off-net people call from abroad ``subscribers.roaming_share``
+    of the time, over an international gateway; home subscribers too, unless ``presence`` is on: then
+    they are abroad on their trips (``Trips``), calling home over a gateway on a trip that breaks out
+    abroad, on-net on one that is home-routed, and a fixed line never roams."""
     on_net = pop.home[who]
     ingress = np.where(on_net, IN.INGRESS_KIND_ON_NET, IN.INGRESS_KIND_DOMESTIC_INTERCONNECT)
     carrier = pop.carrier[who].astype(np.int64)
     roaming = b.rng.random(len(who)) < b.s.subscribers.roaming_share
+    abroad = roaming
+    if pop.trips is not None:
+        away = pop.trips.abroad(who, t)
+        roaming = np.where(on_net, away & pop.trips.gateway[who], roaming)
+        abroad = np.where(on_net, away, roaming)
     gateways = b.gateways()
     carrier = np.where(roaming, gateways[b.rng.integers(0, len(gateways), size=len(who))], carrier)
     ingress = np.where(roaming, INTERNATIONAL, ingress)
@@ -86,6 +96,7 @@ def _person_calls(
         answer,
         b.s.subscribers.mean_duration_s,
         withheld=b.presentation_rng.random(len(who)) < b.s.subscribers.withheld_share,
+        roaming=abroad,
     )
 
 
@@ -250,7 +261,13 @@ def robocalls(b: Builder, pop: Population) -> Calls:
 
 
 def spoofers(b: Builder, pop: Population) -> Calls:
-    """Neighbor, international-domestic, on-net-from-off-net and invalid-number spoofers."""
+    """Neighbor, international-domestic, on-net-from-off-net and invalid-number spoofers.
+
+    International-domestic spoofers present mobiles of every domestic carrier, the tenant's, the
+    interconnects' and the virtual operators': ``intl_real_share`` of their calls a real person's
+    number (one of the tenant's subscribers or another carrier's, harvested from a leaked list), the
+    rest a random number in those ranges.
+    """
     sp = b.s.spoofers
     net = b.s.network
     home = pop.home_index
@@ -284,7 +301,9 @@ def spoofers(b: Builder, pop: Population) -> Calls:
         if kind == K.ACTOR_KIND_NEIGHBOR_SPOOFER:
             caller = (callee // 10**4) * 10**4 + b.rng.integers(0, 10**4, size=n)
         elif kind == K.ACTOR_KIND_INTL_DOMESTIC_SPOOFER:
-            caller = b.numbers_in([*net.home.ranges, *(r for c in net.interconnects for r in c.ranges)], n)
+            domestic = [r for c in net.interconnects for r in c.ranges]
+            ranges = [*net.home.ranges, *domestic, *net.virtual_ranges]
+            caller = _real_numbers(b, pop, b.numbers_in(ranges, n), sp.intl_real_share, label)
         elif kind == K.ACTOR_KIND_ONNET_SPOOFER:
             caller = pop.numbers[b.rng.choice(home, size=n)]
         else:
@@ -315,6 +334,18 @@ def spoofers(b: Builder, pop: Population) -> Calls:
             )
         )
     return Calls.concat(parts) if parts else b.empty()
+
+
+def _real_numbers(b: Builder, pop: Population, caller: I64, share: float, label: str) -> I64:
+    """``caller`` with ``share`` of its numbers replaced by real people's mobile numbers (a draw of its
+    own, so the share moves nothing else)."""
+    rng = b.stream_rng(Stream.SPOOFING, label)
+    people = np.setdiff1d(np.flatnonzero(~pop.fixed), pop.honeypots)
+    real = rng.random(len(caller)) < share
+    pick = rng.integers(0, max(len(people), 1), size=len(caller))
+    if not len(people):
+        return caller
+    return np.asarray(np.where(real, pop.numbers[people[pick]], caller), dtype=np.int64)
 
 
 def foreign_calls(b: Builder, pop: Population) -> Calls:
@@ -353,17 +384,18 @@ def foreign_calls(b: Builder, pop: Population) -> Calls:
 
 
 def impersonators(b: Builder, pop: Population) -> Calls:
-    """Cloned-voice calls presenting a relative's number, in short bursts to one victim."""
+    """Cloned-voice calls presenting a relative's number, in short bursts to one victim.
+
+    ``onnet_share`` of the victims hear a relative who is one of the tenant's own subscribers, the
+    rest one on another carrier (either kind when the victim has no contact of the other).
+    """
     im = b.s.impersonators
     if im.count == 0:
         return b.empty()
     rows, t0 = b.times(np.full(im.count, im.victims_per_day), HOUR_WEIGHTS_PEOPLE)
     home = pop.home_index
     victims = b.rng.choice(home, size=len(rows))
-    degree = pop.contacts_indptr[victims + 1] - pop.contacts_indptr[victims]
-    relative = pop.contacts[
-        pop.contacts_indptr[victims] + (b.rng.random(len(victims)) * degree).astype(np.int64)
-    ]
+    relative = _relatives(b, pop, victims, b.rng.random(len(victims)))
     burst = 1 + b.rng.poisson(max(im.calls_per_victim - 1, 0.0), size=len(rows))
     rep = np.repeat(np.arange(len(rows)), burst)
     t = t0[rep] + b.rng.integers(0, 20 * 60_000, size=len(rep))
@@ -400,6 +432,32 @@ def impersonators(b: Builder, pop: Population) -> Calls:
     )
 
 
+def _relatives(b: Builder, pop: Population, victims: I64, draw: npt.NDArray[np.float64]) -> I64:
+    """One contact per victim, on-net (a home subscriber) for ``impersonators.onnet_share`` of them.
+
+    ``draw`` picks the contact among the victim's contacts of the chosen kind; the kind comes from a
+    generator of its own.
+    """
+    start = pop.contacts_indptr[victims]
+    degree = pop.contacts_indptr[victims + 1] - start
+    on = pop.home[pop.contacts]
+    before_on = np.concatenate([[0], np.cumsum(on)]).astype(np.int64)
+    before_off = np.arange(len(on) + 1, dtype=np.int64) - before_on
+    n_on = before_on[start + degree] - before_on[start]
+    n_off = degree - n_on
+    want_on = b.stream_rng(Stream.IMPERSONATION).random(len(victims)) < b.s.impersonators.onnet_share
+    use_on = (want_on & (n_on > 0)) | (n_off == 0)
+    on_at, off_at = np.flatnonzero(on), np.flatnonzero(~on)
+    k_on = np.minimum(before_on[start] + (draw * n_on).astype(np.int64), max(len(on_at) - 1, 0))
+    k_off = np.minimum(before_off[start] + (draw * n_off).astype(np.int64), max(len(off_at) - 1, 0))
+    at = np.where(
+        use_on,
+        on_at[k_on] if len(on_at) else start,
+        off_at[k_off] if len(off_at) else start,
+    )
+    return np.asarray(pop.contacts[at], dtype=np.int64)
+
+
 def emergency(b: Builder, pop: Population) -> Calls:
     """Home subscribers calling the tenant's emergency numbers."""
     em = b.s.emergency
@@ -430,6 +488,7 @@ def simulate(scenario: Scenario) -> Simulation:
     started = time.perf_counter()
     b = Builder(scenario)
     pop = b.population()
+    pop.trips = plan_trips(b, pop)
     legit = scenario.legit
     parts = [
         subscriber_calls(b, pop),
@@ -455,6 +514,7 @@ def simulate(scenario: Scenario) -> Simulation:
     order = np.lexsort((calls.caller, calls.t))
     calls = calls.take(order.astype(np.int64))
     legit_complaints(b, calls)
+    presence = presence_reports(b, pop, calls)
     specs = [CarrierSpec(c.name, c.ocn, c.signs) for c in b.carriers]
     not_before = scenario.start - timedelta(days=30)
     pki = build_pki(scenario.seed, specs, not_before)
@@ -467,4 +527,5 @@ def simulate(scenario: Scenario) -> Simulation:
         population=pop,
         pki=pki,
         generate_s=time.perf_counter() - started,
+        presence=presence,
     )

@@ -36,6 +36,9 @@ class Stream(enum.IntEnum):
     COMPLAINTS = 9
     ENTERPRISE = 10
     UNSIGNED = 11
+    PRESENCE = 12
+    IMPERSONATION = 13
+    SPOOFING = 14
 
 
 class Builder:
@@ -145,6 +148,7 @@ class Builder:
         complaint_delay_minutes: float = 60.0,
         from_number: I64 | int = 0,
         withheld: npt.NDArray[np.bool_] | bool = False,
+        roaming: npt.NDArray[np.bool_] | bool = False,
     ) -> Calls:
         """One group's calls with answer, ringing, duration and complaint draws filled in.
 
@@ -198,6 +202,7 @@ class Builder:
             from_number=col(from_number, np.int64),
             withheld=hidden,
             complaint_category=np.zeros(n, np.int8),
+            roaming=col(roaming, np.bool_),
         )
 
     def gateways(self) -> npt.NDArray[np.int64]:
@@ -256,7 +261,9 @@ class Builder:
         home_index = np.flatnonzero(home)
         size = min(self.s.capture.honeypots, max(len(home_index) - 1, 0))
         honeypots = self.rng.choice(home_index, size=size, replace=False).astype(np.int64)
-        return Population(numbers, city, home, carrier, indptr, contacts.astype(np.int64), honeypots)
+        return Population(
+            numbers, city, home, carrier, indptr, contacts.astype(np.int64), honeypots, fixed=home_fixed
+        )
 
     def _renumber(
         self, numbers: I64, home: npt.NDArray[np.bool_], mobile: npt.NDArray[np.bool_], off: list[str]

@@ -1,5 +1,5 @@
-"""``write_dataset``: a simulation's events in time order, its per-call and per-number truth, the
-manifest and the simulated PKI, written as a dataset folder."""
+"""``write_dataset``: a simulation's events (presence reports included) in time order, its per-call
+and per-number truth, the manifest and the simulated PKI, written as a dataset folder."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from loadtest.simulate._emit import Emitter
 from loadtest.simulate._model import Simulation, actor_name, identity_keys, identity_name
 from training.dataset import CALLS, EVENTS, NUMBERS, UNWANTED_KINDS, Manifest, RecordWriter
 
-GENERATOR_VERSION = "4"
-SETUP, CDR, COMPLAINT, AUDIO = 0, 1, 2, 3
+GENERATOR_VERSION = "5"
+SETUP, CDR, COMPLAINT, AUDIO, PRESENCE = 0, 1, 2, 3, 4
 
 
 def write_dataset(sim: Simulation, folder: Path, progress: Callable[[int], None] | None = None) -> Manifest:
@@ -38,22 +38,28 @@ def write_dataset(sim: Simulation, folder: Path, progress: Callable[[int], None]
     audio_t = c.t + c.ring_ms + np.minimum(c.duration_ms, 30_000)
     has_complaint = np.flatnonzero(complaint_t >= 0)
     has_audio = np.flatnonzero(captured)
-    all_t = np.concatenate([c.t, emit.end_ms, complaint_t[has_complaint], audio_t[has_audio]])
+    presence_t = sim.presence.t if sim.presence is not None else np.zeros(0, np.int64)
+    all_t = np.concatenate([c.t, emit.end_ms, complaint_t[has_complaint], audio_t[has_audio], presence_t])
     all_kind = np.concatenate(
         [
             np.full(n, SETUP),
             np.full(n, CDR),
             np.full(len(has_complaint), COMPLAINT),
             np.full(len(has_audio), AUDIO),
+            np.full(len(presence_t), PRESENCE),
         ]
     )
-    all_index = np.concatenate([np.arange(n), np.arange(n), has_complaint, has_audio])
+    all_index = np.concatenate(
+        [np.arange(n), np.arange(n), has_complaint, has_audio, np.arange(len(presence_t))]
+    )
     order = np.lexsort((all_index, all_kind, all_t))
     kinds = all_kind[order].tolist()
     rows = all_index[order].tolist()
     complaint_at = complaint_t.tolist()
     audio_at = audio_t.tolist()
     counts = {"setups": n, "cdrs": n, "complaints": len(has_complaint), "audio_segments": len(has_audio)}
+    if sim.presence is not None:
+        counts["presence"] = len(presence_t)
     with RecordWriter(folder / EVENTS) as events:
         write = events.write_bytes
         for step, (kind, i) in enumerate(zip(kinds, rows, strict=True)):
@@ -63,8 +69,10 @@ def write_dataset(sim: Simulation, folder: Path, progress: Callable[[int], None]
                 write(emit.cdr(i))
             elif kind == COMPLAINT:
                 write(emit.complaint(i, complaint_at[i]))
-            else:
+            elif kind == AUDIO:
                 write(emit.audio(i, audio_at[i]))
+            else:
+                write(emit.presence(i))
             if progress is not None and step % 10_000 == 0:
                 progress(step)
     with RecordWriter(folder / CALLS) as truth:

@@ -1,11 +1,13 @@
 """Records from calls: the CallSetup as the switch presents it (From, PAI, Identity headers,
-emergency forms), the CDR, complaints, audio-segment metadata and per-call truth."""
+emergency forms), the CDR, complaints, audio-segment metadata and per-call truth; and the home
+network's presence reports."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
 
+import numpy as np
 import phonenumbers
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -125,6 +127,23 @@ class Emitter:
         self.true_caller = c.true_caller.tolist()
         self.iat_skew = c.iat_skew_s.tolist()
         self.complaint_category = c.complaint_category.tolist()
+        self.roaming = c.roaming.tolist()
+        pop = sim.population
+        renumbered = pop.home & (pop.new_numbers > 0)
+        subscribers = np.concatenate([pop.numbers[pop.home], pop.new_numbers[renumbered]])
+        self.presented_on_net = np.isin(self.keys, subscribers).tolist()
+        self.presence_t: list[int] = []
+        self.presence_number: list[str] = []
+        self.presence_state: list[events_pb2.PresenceState.ValueType] = []
+        self.presence_country: list[str] = []
+        self.presence_call: list[str] = []
+        if sim.presence is not None and pop.trips is not None:
+            reports, countries = sim.presence, pop.trips.countries
+            self.presence_t = reports.t.tolist()
+            self.presence_number = ["+" + str(n) for n in reports.number.tolist()]
+            self.presence_state = reports.state.tolist()
+            self.presence_country = ["" if k < 0 else countries[k] for k in reports.country.tolist()]
+            self.presence_call = ["" if k < 0 else self.call_ids[k] for k in reports.call.tolist()]
         self._record = dataset_pb2.DatasetRecord()
 
     def _name(self, index: int) -> str:
@@ -300,4 +319,23 @@ class Emitter:
         truth.called_number = canonical(self.callee[i], self.region)
         if self.true_caller[i]:
             truth.true_number = canonical(self.true_caller[i], self.region)
+        truth.roaming = self.roaming[i]
+        truth.presented_on_net = self.presented_on_net[i]
+        return record.SerializeToString()
+
+    def presence(self, i: int) -> bytes:
+        """The ``i``-th presence report (subscribers.presence.v1) of the simulation."""
+        record = self._record
+        record.Clear()
+        record.time_ms = t = self.presence_t[i]
+        presence = record.presence
+        presence.event_id = f"presence-{self.seed:x}-{i:08x}"
+        presence.tenant = self.tenant
+        presence.number = self.presence_number[i]
+        presence.event_time.seconds, presence.event_time.nanos = t // 1000, (t % 1000) * 1_000_000
+        presence.state = self.presence_state[i]
+        if self.presence_country[i]:
+            presence.country = self.presence_country[i]
+        if self.presence_call[i]:
+            presence.call_id = self.presence_call[i]
         return record.SerializeToString()

@@ -1,5 +1,6 @@
-"""What the simulator produces: the calls table, the population, a whole ``Simulation``, and the
-constants and identity helpers the builder, the emitter and the dataset writer share."""
+"""What the simulator produces: the calls table, the population (with its trips abroad), the presence
+reports, a whole ``Simulation``, and the constants and identity helpers the builder, the emitter and
+the dataset writer share."""
 
 from __future__ import annotations
 
@@ -85,6 +86,7 @@ class Calls:
     from_number: I64  # the number in From when it is not ``caller`` (a PBX extension's DDI); 0 = caller
     withheld: npt.NDArray[np.bool_]  # the caller asked for privacy: From is anonymous
     complaint_category: npt.NDArray[np.int8]  # ComplaintCategory of its complaint; 0 = by actor kind
+    roaming: npt.NDArray[np.bool_]  # placed abroad by a roaming subscriber (over a gateway, or home-routed)
 
     @staticmethod
     def concat(parts: Sequence[Calls]) -> Calls:
@@ -95,6 +97,38 @@ class Calls:
     def take(self, index: npt.NDArray[np.int64]) -> Calls:
         """The rows at ``index``, in that order."""
         return Calls(**{n: getattr(self, n)[index] for n in Calls.__dataclass_fields__})
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+
+@dataclass
+class Trips:
+    """Home subscribers' trips abroad (``presence``), one slot per person: a person without a trip has
+    ``start == end == 0``. ``subject``: the home network reports the person's presence (the tenant's
+    mobile subscribers, honeypots excepted)."""
+
+    subject: npt.NDArray[np.bool_]
+    start: I64
+    end: I64
+    country: npt.NDArray[np.int16]  # index into ``countries``; -1 without a trip
+    gateway: npt.NDArray[np.bool_]  # the trip's calls home break out abroad: over an international gateway
+    countries: tuple[str, ...] = ()
+
+    def abroad(self, person: I64, t: I64) -> npt.NDArray[np.bool_]:
+        """Per call, whether ``person`` was on a trip at ``t``."""
+        return np.asarray((self.start[person] <= t) & (t < self.end[person]), dtype=np.bool_)
+
+
+@dataclass
+class PresenceEvents:
+    """The presence reports of a simulation (subscribers.presence.v1), in time order."""
+
+    t: I64
+    number: I64  # the subscriber's number (E.164 digits)
+    state: npt.NDArray[np.int8]  # PresenceState
+    country: npt.NDArray[np.int16]  # index into ``Trips.countries`` for ROAMING, else -1
+    call: I64  # row of the call in ``Simulation.calls`` for IN_CALL / CALL_ENDED, else -1
 
     def __len__(self) -> int:
         return len(self.t)
@@ -113,6 +147,8 @@ class Population:
     honeypots: I64  # indices of home numbers that never call (listening posts)
     new_numbers: I64 = field(default_factory=lambda: np.zeros(0, np.int64))  # per person; 0 = none
     new_number_ms: I64 = field(default_factory=lambda: np.zeros(0, np.int64))  # when they switch to it
+    fixed: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))  # on a fixed line
+    trips: Trips | None = None  # with ``presence`` enabled: home subscribers' trips abroad
 
     @property
     def home_index(self) -> I64:
@@ -138,6 +174,7 @@ class Simulation:
     pki: StiPki
     generate_s: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
+    presence: PresenceEvents | None = None  # with ``presence`` enabled
 
 
 def trunk_id(carrier: Carrier) -> str:

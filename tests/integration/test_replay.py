@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import pytest
 import redis
+from confluent_kafka import KafkaError, TopicPartition
 
 from fraudmesh.v1 import common_pb2, decision_pb2, decision_pb2_grpc, verdicts_pb2
 from loadtest.jobs import generate
@@ -22,8 +23,10 @@ from loadtest.report import scored_from_ms
 from loadtest.scenario import load
 from loadtest.simulate import simulate, write_dataset
 from services.common import keys
+from services.common.kafka import make_consumer
+from services.common.phone import normalize
 from services.common.pseudonym import Pseudonymizer
-from services.common.topics import CALLS_CDR, CALLS_SETUP, COMPLAINTS
+from services.common.topics import CALLS_CDR, CALLS_SETUP, COMPLAINTS, SUBSCRIBERS_PRESENCE
 from training.dataset import CALLS, EVENTS, OUTCOMES, Manifest, read_records
 
 from .conftest import Stack, Worker
@@ -54,7 +57,7 @@ def test_replay_reaches_kafka_and_reputation_counts_every_call(
 ) -> None:
     before = {
         t.name: sum(end_offsets(stack.settings.kafka_bootstrap, t).values())
-        for t in (CALLS_SETUP, CALLS_CDR, COMPLAINTS)
+        for t in (CALLS_SETUP, CALLS_CDR, COMPLAINTS, SUBSCRIBERS_PRESENCE)
     }
     config = ReplayConfig(bootstrap=stack.settings.kafka_bootstrap, pseudonymize=pseudonymize, speed=0)
     stats = asyncio.run(replay(dataset, config))
@@ -64,7 +67,7 @@ def test_replay_reaches_kafka_and_reputation_counts_every_call(
     assert stats.stopped_by == "end of dataset"
     after = {
         t.name: sum(end_offsets(stack.settings.kafka_bootstrap, t).values())
-        for t in (CALLS_SETUP, CALLS_CDR, COMPLAINTS)
+        for t in (CALLS_SETUP, CALLS_CDR, COMPLAINTS, SUBSCRIBERS_PRESENCE)
     }
     for name, count in stats.published.items():
         assert after[name] - before[name] >= count
@@ -148,7 +151,9 @@ def test_a_lead_in_goes_straight_to_kafka_and_only_the_scored_window_to_decide(
     dataset = tmp_path / "lead-in"
     assert generate(argparse.Namespace(scenario="ci", out=dataset, seed=None, lead_in_hours=2.0)) == 0
     scored_from = scored_from_ms(Manifest.read(dataset))
-    setups = [r for r in read_records(dataset / EVENTS) if r.WhichOneof("record") == "setup"]
+    events = list(read_records(dataset / EVENTS))
+    setups = [r for r in events if r.WhichOneof("record") == "setup"]
+    presence = [r for r in events if r.WhichOneof("record") == "presence"]
     lead_in = [r.setup.setup.call_id for r in setups if r.time_ms < scored_from]
     scored = [r.setup.setup.call_id for r in setups if r.time_ms >= scored_from]
     assert lead_in
@@ -176,9 +181,52 @@ def test_a_lead_in_goes_straight_to_kafka_and_only_the_scored_window_to_decide(
     assert stats.decide_errors == {}
     assert sorted(service.call_ids) == sorted(scored)
     assert stats.published[CALLS_SETUP.name] == len(lead_in)
+    assert stats.published[SUBSCRIBERS_PRESENCE.name] == len(presence)
+    assert stats.lead_in[SUBSCRIBERS_PRESENCE.name] == sum(r.time_ms < scored_from for r in presence) > 0
+    assert stats.lead_in[SUBSCRIBERS_PRESENCE.name] < len(presence), "the scored window's go out in it"
     assert stats.decided == len(scored)
     outcomes = [r.outcome.call_id for r in read_records(dataset / OUTCOMES)]
     assert sorted(outcomes) == sorted(scored)
     assert stats.stopped_by == "end of dataset"
     assert stats.lead_in_wall_s > 0
     assert stats.scored_events == stats.events - sum(stats.lead_in.values())
+
+
+def test_presence_reports_reach_their_topic_keyed_by_the_subscriber(
+    stack: Stack, dataset: Path, pseudonymize: Pseudonymizer
+) -> None:
+    reports = {
+        r.presence.event_id: r.presence
+        for r in read_records(dataset / EVENTS)
+        if r.WhichOneof("record") == "presence"
+    }
+    assert reports
+    bootstrap = stack.settings.kafka_bootstrap
+    since = end_offsets(bootstrap, SUBSCRIBERS_PRESENCE)
+    config = ReplayConfig(bootstrap=bootstrap, pseudonymize=pseudonymize, speed=0)
+    stats = asyncio.run(replay(dataset, config))
+    assert stats.published[SUBSCRIBERS_PRESENCE.name] == len(reports)
+    codec = SUBSCRIBERS_PRESENCE.codec()
+    consumer = make_consumer(bootstrap, "fraudmesh-test-presence")
+    consumer.assign([TopicPartition(SUBSCRIBERS_PRESENCE.name, p, o) for p, o in since.items()])
+    keyed: dict[str, bytes | None] = {}
+    deadline = time.monotonic() + 60
+    try:
+        while len(keyed) < len(reports) and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                assert error.code() == KafkaError._PARTITION_EOF, error
+                continue
+            report = codec.decode(message.value())
+            if report.event_id in reports:
+                assert report == reports[report.event_id]
+                keyed[report.event_id] = message.key()
+    finally:
+        consumer.close()
+    assert keyed.keys() == reports.keys()
+    for event_id, key in keyed.items():
+        number = normalize(reports[event_id].number, "CN", allow_unallocated=True).canonical
+        assert key == pseudonymize.kafka_key(number)

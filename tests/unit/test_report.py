@@ -31,6 +31,8 @@ class Call:
     number: str = "+8613800000000"
     at_s: float = 0.0
     campaign: str = ""
+    roaming: bool = False
+    on_net: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ def write_dataset(
                         presented_number=call.number,
                         called_number="+8613900000000",
                         setup_time_ms=at_ms,
+                        roaming=call.roaming,
+                        presented_on_net=call.on_net,
                     ),
                 )
             )
@@ -513,3 +517,54 @@ def test_group_calls_matches_a_naive_reference(calls: list[tuple[int, int, bool]
         for k, n, r, s in zip(groups.key, groups.size, groups.detect_calls, groups.detect_s, strict=True)
     }
     assert got == naive_groups(keys, times, flags)
+
+
+def test_presence_proofs_by_actor_kind_roamers_and_impersonators(tmp_path: Path) -> None:
+    home, busy, contact = "ONNET_NUMBER_NOT_ROAMING", "CALLER_BUSY_ELSEWHERE", "IMPERSONATES_CONTACT"
+    calls = [
+        Call("o1", K.ACTOR_KIND_ONNET_SPOOFER, True, "+8613800000001", 0, on_net=True),
+        Call("o2", K.ACTOR_KIND_ONNET_SPOOFER, True, "+8613800000002", 1, on_net=True),
+        Call("i1", K.ACTOR_KIND_AI_IMPERSONATOR, True, "+8613800000003", 2, on_net=True),
+        Call("i2", K.ACTOR_KIND_AI_IMPERSONATOR, True, "+8613000000004", 3),
+        Call("d1", K.ACTOR_KIND_INTL_DOMESTIC_SPOOFER, True, "+8613800000005", 4, on_net=True),
+        Call("r1", K.ACTOR_KIND_SUBSCRIBER, False, "+8613800000006", 5, roaming=True, on_net=True),
+        Call("r2", K.ACTOR_KIND_SUBSCRIBER, False, "+8613800000006", 6, roaming=True, on_net=True),
+        Call("r3", K.ACTOR_KIND_SUBSCRIBER, False, "+8613100000007", 7, roaming=True),
+        Call("s1", K.ACTOR_KIND_SUBSCRIBER, False, "+8613800000008", 8, on_net=True),
+    ]
+    outcomes = [
+        Outcome("o1", A.ACTION_BLOCK, reasons=("ONNET_CLI_OFFNET_INGRESS", home)),
+        Outcome("o2", A.ACTION_LABEL, reasons=("ONNET_CLI_OFFNET_INGRESS",)),
+        Outcome("i1", A.ACTION_BLOCK, reasons=(home, contact)),
+        Outcome("i2", A.ACTION_ALLOW),
+        Outcome("d1", A.ACTION_BLOCK, reasons=(busy,)),
+        Outcome("r1", A.ACTION_ALLOW, reasons=("INTL_INGRESS_DOMESTIC_CLI",)),
+        Outcome("r2", A.ACTION_LABEL),
+        Outcome("r3", A.ACTION_ALLOW),
+        Outcome("s1", A.ACTION_CHALLENGE, reasons=(home,)),
+    ]
+    _summary, markdown = report(tmp_path, calls, outcomes)
+    proofs = section(markdown, "Presence proofs")
+    assert row(proofs, "ONNET_SPOOFER")[1:7] == ["unwanted", "2", "1 (50.00%)", "0", "0", "1 of 1"]
+    assert row(proofs, "AI_IMPERSONATOR")[2:7] == ["2", "1 (50.00%)", "0", "1 (50.00%)", "1 of 1"]
+    assert row(proofs, "INTL_DOMESTIC_SPOOFER")[3:7] == ["0", "1 (100.00%)", "0", "1 of 1"]
+    assert row(proofs, "SUBSCRIBER")[1:7] == ["legitimate", "4", "1 (25.00%)", "0", "0", "0 of 1"]
+    assert row(proofs, "**all**")[2:7] == ["9", "3 (33.33%)", "1 (11.11%)", "1 (11.11%)", "3 of 4"]
+    assert "**1 legitimate calls carried a proof code**" in proofs
+    assert row(proofs, "legitimate roamers, on-net number")[1:] == ["2", "2", "50.00%", "0.00%", "0.00%"]
+    assert row(proofs, "legitimate roamers, off-net number")[1:] == ["1", "1", "0.00%", "0.00%", "0.00%"]
+    assert row(proofs, "AI impersonators, on-net number")[1:] == ["1", "1", "100.00%", "100.00%", "100.00%"]
+    assert row(proofs, "AI impersonators, off-net number")[1:] == ["1", "1", "0.00%", "0.00%", "0.00%"]
+    assert row(proofs, "intl-domestic spoofers, on-net number")[1:] == [
+        "1",
+        "1",
+        "100.00%",
+        "100.00%",
+        "100.00%",
+    ]
+    assert row(proofs, "intl-domestic spoofers, off-net number")[1:] == ["0", "0", "—", "—", "—"]
+
+
+def test_without_decisions_there_is_no_presence_section(tmp_path: Path) -> None:
+    _summary, markdown = report(tmp_path, MIXED_CALLS, None)
+    assert "## Presence proofs" not in markdown

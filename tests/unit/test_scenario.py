@@ -48,6 +48,12 @@ def test_defaults_fill_what_a_file_leaves_out() -> None:
         ({"adaptive": {"max_calls_per_number_hour": 2.5}}, "expected int"),
         ({"subscribers": {"new_number_share": 0.5}, "duration_hours": 72}, "new_number_share times the days"),
         (
+            {"presence": {"enabled": True, "reregistration_hours": 0}},
+            r"presence\.reregistration_hours and presence\.roaming_days must be positive",
+        ),
+        ({"presence": {"gateway_share": 1.5}}, r"gateway_share must be within \[0, 1\]"),
+        ({"impersonators": {"onnet_share": -0.5}}, "onnet_share must not be negative"),
+        (
             {
                 "legit": {
                     "couriers": {"count": -1, "calls_per_day": 1, "answer_rate": 0.5, "mean_duration_s": 1}

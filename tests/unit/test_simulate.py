@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter, defaultdict
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -591,3 +592,217 @@ def test_knobs_move_only_the_calls_they_drive(sim: Simulation) -> None:
     legit = _legit(sim)
     assert np.array_equal(quiet.complaint_delay_ms[~legit], sim.calls.complaint_delay_ms[~legit])
     assert (quiet.complaint_delay_ms[legit] < 0).all()
+
+
+S = events_pb2.PresenceState
+CALL_STATES = (S.PRESENCE_STATE_IN_CALL, S.PRESENCE_STATE_CALL_ENDED)
+
+
+def _presence_records(dataset: Path) -> list[dataset_pb2.DatasetRecord]:
+    return [r for r in read_records(dataset / EVENTS) if r.WhichOneof("record") == "presence"]
+
+
+def _subjects(sim: Simulation) -> set[int]:
+    pop = sim.population
+    assert pop.trips is not None
+    who = np.flatnonzero(pop.trips.subject)
+    return set(pop.numbers[who].tolist()) | set(pop.new_numbers[who][pop.new_numbers[who] > 0].tolist())
+
+
+def test_presence_reports_name_home_mobile_subscribers_in_time_order(sim: Simulation, dataset: Path) -> None:
+    pop = sim.population
+    assert pop.trips is not None
+    assert not pop.trips.subject[pop.fixed].any()
+    assert not pop.trips.subject[~pop.home].any()
+    assert not pop.trips.subject[pop.honeypots].any()
+    records = _presence_records(dataset)
+    assert len(records) == Manifest.read(dataset).counts["presence"] > 0
+    assert len({r.presence.event_id for r in records}) == len(records)
+    subjects = _subjects(sim)
+    truth = {r.call_truth.call_id: r.call_truth for r in read_records(dataset / CALLS)}
+    states: Counter[int] = Counter()
+    for record in records:
+        presence = record.presence
+        states[presence.state] += 1
+        assert presence.tenant == "demo-cn"
+        assert record.time_ms == presence.event_time.seconds * 1000 + presence.event_time.nanos // 1_000_000
+        assert int(presence.number) in subjects
+        assert bool(presence.country) == (presence.state == S.PRESENCE_STATE_ROAMING)
+        assert presence.country != "CN"
+        assert bool(presence.call_id) == (presence.state in CALL_STATES)
+        if presence.call_id:
+            call = truth[presence.call_id]
+            assert call.presented_number == presence.number
+            assert call.actor_kind == K.ACTOR_KIND_SUBSCRIBER
+    for state in (S.PRESENCE_STATE_ATTACHED_HOME, S.PRESENCE_STATE_ROAMING, *CALL_STATES):
+        assert states[state] > 0, S.Name(state)
+    assert states[S.PRESENCE_STATE_IN_CALL] == states[S.PRESENCE_STATE_CALL_ENDED]
+    period = sim.scenario.presence.reregistration_hours
+    registrations = sum(states[s] for s in S.values() if s not in CALL_STATES)
+    assert registrations < 1.2 * len(subjects) * sim.scenario.duration_hours / period + 50
+
+
+def test_answered_on_net_calls_report_their_start_and_end(sim: Simulation) -> None:
+    reports, c = sim.presence, sim.calls
+    assert reports is not None
+    rows = np.flatnonzero(reports.call >= 0)
+    call = reports.call[rows]
+    assert np.all(c.ingress[call] == common_pb2.INGRESS_KIND_ON_NET)
+    assert np.all(c.answered[call])
+    assert np.all(reports.number[rows] == c.caller[call])
+    started = rows[reports.state[rows] == S.PRESENCE_STATE_IN_CALL]
+    ended = rows[reports.state[rows] == S.PRESENCE_STATE_CALL_ENDED]
+    assert np.array_equal(np.sort(reports.call[started]), np.sort(reports.call[ended]))
+    assert np.all(reports.t[started] == c.t[reports.call[started]] + c.ring_ms[reports.call[started]])
+    end = c.t + c.ring_ms + c.duration_ms
+    assert np.all(reports.t[ended] == end[reports.call[ended]])
+    assert np.all(np.diff(reports.t) >= 0)
+
+
+def test_roamers_call_home_over_the_gateway_only_while_roaming(sim: Simulation, dataset: Path) -> None:
+    pop, c = sim.population, sim.calls
+    trips = pop.trips
+    assert trips is not None
+    people = np.flatnonzero((c.kind == K.ACTOR_KIND_SUBSCRIBER) & (c.actor < 0))
+    person = -(c.actor[people].astype(np.int64) + 1)
+    home = pop.home[person]
+    away = trips.abroad(person, c.t[people])
+    gateway = c.ingress[people] == common_pb2.INGRESS_KIND_INTERNATIONAL_GATEWAY
+    assert np.array_equal(home & gateway, home & away & trips.gateway[person])
+    assert (home & gateway).sum() > 0, "roaming home subscribers call home over the gateway"
+    assert (home & away & ~gateway).sum() > 0, "home-routed roamers arrive on-net"
+    assert np.array_equal(c.roaming[people][home], away[home])
+    assert not (home & pop.fixed[person] & gateway).any(), "a fixed line never roams"
+    registered: dict[str, int] = {}
+    roamed = 0
+    truth = {r.call_truth.call_id: r.call_truth for r in read_records(dataset / CALLS)}
+    for record in read_records(dataset / EVENTS):
+        kind = record.WhichOneof("record")
+        if kind == "presence" and record.presence.state not in CALL_STATES:
+            registered[record.presence.number] = record.presence.state
+        elif kind == "setup":
+            call = truth[record.setup.setup.call_id]
+            if call.roaming and call.presented_on_net and not call.unwanted:
+                assert registered.get(call.presented_number, 0) != S.PRESENCE_STATE_ATTACHED_HOME
+                roamed += registered.get(call.presented_number, 0) == S.PRESENCE_STATE_ROAMING
+    assert roamed > 0
+
+
+def _proven(dataset: Path) -> Counter[tuple[int, bool]]:
+    """Calls presenting a subscriber from off-net that presence proves false, as the proof rules do:
+    (actor kind, unwanted) → calls whose number was attached at home or in another on-net call."""
+    truth = {r.call_truth.call_id: r.call_truth for r in read_records(dataset / CALLS)}
+    registered: dict[str, int] = {}
+    in_call: dict[str, str] = {}
+    proven: Counter[tuple[int, bool]] = Counter()
+    for record in read_records(dataset / EVENTS):
+        kind = record.WhichOneof("record")
+        if kind == "presence":
+            presence = record.presence
+            if presence.state == S.PRESENCE_STATE_IN_CALL:
+                in_call[presence.number] = presence.call_id
+            elif presence.state == S.PRESENCE_STATE_CALL_ENDED:
+                if in_call.get(presence.number) == presence.call_id:
+                    in_call[presence.number] = ""
+            else:
+                registered[presence.number] = presence.state
+        elif kind == "setup" and record.setup.setup.ingress_kind != common_pb2.INGRESS_KIND_ON_NET:
+            call = truth[record.setup.setup.call_id]
+            number = call.presented_number
+            busy = in_call.get(number, "") not in ("", call.call_id)
+            if registered.get(number) == S.PRESENCE_STATE_ATTACHED_HOME or busy:
+                proven[(call.actor_kind, call.unwanted)] += 1
+    return proven
+
+
+def test_presence_never_proves_a_legitimate_call_false(dataset: Path) -> None:
+    proven = _proven(dataset)
+    assert not [key for key in proven if not key[1]], proven
+    for kind in (
+        K.ACTOR_KIND_ONNET_SPOOFER,
+        K.ACTOR_KIND_INTL_DOMESTIC_SPOOFER,
+        K.ACTOR_KIND_AI_IMPERSONATOR,
+    ):
+        assert proven[(kind, True)] > 0, K.Name(kind)
+
+
+def test_phones_switched_off_at_night_come_back_in_the_morning(sim: Simulation) -> None:
+    s = sim.scenario
+    night = simulate(dataclasses.replace(s, start=s.start - timedelta(hours=12), duration_hours=15))
+    reports = night.presence
+    assert reports is not None
+    off = np.flatnonzero(reports.state == S.PRESENCE_STATE_DETACHED)
+    assert len(off) > 0
+    local_hour = (reports.t[off] / 3_600_000 + night.scenario.utc_offset_hours) % 24
+    assert np.all((local_hour >= 21.5) | (local_hour <= 2.0))
+    registrations: dict[int, list[int]] = defaultdict(list)
+    for i in np.flatnonzero(reports.call < 0).tolist():
+        registrations[int(reports.number[i])].append(i)
+    for i in off.tolist():
+        number = int(reports.number[i])
+        later = [j for j in registrations[number] if j > i]
+        assert later, "switched back on in the morning"
+        assert reports.state[later[0]] == S.PRESENCE_STATE_ATTACHED_HOME, "no re-registration while off"
+        on_t = int(reports.t[later[0]])
+        assert 3 * 3_600_000 <= on_t - int(reports.t[i]) <= 12 * 3_600_000
+        calls = (reports.call >= 0) & (reports.number == number)
+        assert not (calls & (reports.t >= reports.t[i]) & (reports.t < on_t)).any(), "no call while off"
+
+
+def test_impersonators_present_on_net_and_off_net_relatives(sim: Simulation, dataset: Path) -> None:
+    truth = [r.call_truth for r in read_records(dataset / CALLS)]
+    impersonated = [t for t in truth if t.actor_kind == K.ACTOR_KIND_AI_IMPERSONATOR]
+    assert all(t.spoofed and t.unwanted and not t.true_number for t in impersonated)
+    on_net = Counter(t.presented_on_net for t in impersonated)
+    assert on_net[True] > 0
+    assert on_net[False] > 0
+    home = set(sim.population.numbers[sim.population.home].tolist())
+    assert all((int(t.presented_number) in home) == t.presented_on_net for t in impersonated)
+    many = dataclasses.replace(sim.scenario.impersonators, victims_per_day=4000.0)
+    for share in (0.0, 0.6, 1.0):
+        other = simulate(
+            dataclasses.replace(sim.scenario, impersonators=dataclasses.replace(many, onnet_share=share))
+        )
+        c, pop = other.calls, other.population
+        rows = np.flatnonzero(c.kind == K.ACTOR_KIND_AI_IMPERSONATOR)
+        first = rows[np.unique(c.callee[rows], return_index=True)[1]]  # one call per victim
+        observed = float(np.isin(c.caller[first], pop.numbers[pop.home]).mean())
+        assert abs(observed - share) < 0.04, (share, observed, len(first))
+
+
+def test_intl_domestic_spoofers_present_every_domestic_carriers_numbers(sim: Simulation) -> None:
+    c, pop, net = sim.calls, sim.population, sim.scenario.network
+    numbers = c.caller[c.kind == K.ACTOR_KIND_INTL_DOMESTIC_SPOOFER]
+    assert _in_ranges(numbers, net.home.ranges).any()
+    assert _in_ranges(numbers, tuple(r for carrier in net.interconnects for r in carrier.ranges)).any()
+    assert _in_ranges(numbers, net.virtual_ranges).any()
+    real = np.isin(numbers, pop.numbers)
+    assert np.isin(numbers, pop.numbers[pop.home]).any(), "real on-net subscribers"
+    assert np.isin(numbers, pop.numbers[~pop.home]).any(), "real subscribers of other carriers"
+    share = sim.scenario.spoofers.intl_real_share
+    assert abs(float(real.mean()) - share) < 4 * np.sqrt(share * (1 - share) / len(numbers)) + 0.02
+
+
+def test_presence_moves_only_home_subscribers_routing(sim: Simulation) -> None:
+    s = sim.scenario
+    off = simulate(dataclasses.replace(s, presence=dataclasses.replace(s.presence, enabled=False)))
+    assert off.presence is None
+    assert off.population.trips is None
+    assert not off.calls.roaming[off.calls.ingress == common_pb2.INGRESS_KIND_ON_NET].any()
+    for column in ("t", "caller", "callee", "kind", "answered", "duration_ms", "complaint_delay_ms"):
+        assert np.array_equal(getattr(off.calls, column), getattr(sim.calls, column)), column
+    c = sim.calls
+    people = (c.kind == K.ACTOR_KIND_SUBSCRIBER) & (c.actor < 0)
+    person = np.where(people, -(c.actor.astype(np.int64) + 1), 0)
+    home_people = people & sim.population.home[person]
+    assert np.array_equal(off.calls.ingress[~home_people], c.ingress[~home_people])
+    assert np.array_equal(off.calls.carrier[~home_people], c.carrier[~home_people])
+
+
+def test_presence_is_deterministic(sim: Simulation) -> None:
+    again = simulate(load("ci")).presence
+    reports = sim.presence
+    assert reports is not None
+    assert again is not None
+    for column in ("t", "number", "state", "country", "call"):
+        assert np.array_equal(getattr(again, column), getattr(reports, column)), column

@@ -104,6 +104,8 @@ class CallTruth(_message.Message):
     PRESENTED_NUMBER_FIELD_NUMBER: _builtins.int
     CALLED_NUMBER_FIELD_NUMBER: _builtins.int
     TRUE_NUMBER_FIELD_NUMBER: _builtins.int
+    ROAMING_FIELD_NUMBER: _builtins.int
+    PRESENTED_ON_NET_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     tenant: _builtins.str
     actor_kind: Global___ActorKind.ValueType
@@ -129,6 +131,12 @@ class CallTruth(_message.Message):
     """canonical form of the called number"""
     true_number: _builtins.str
     """canonical number of the real caller, when spoofed and known"""
+    roaming: _builtins.bool
+    """The caller placed the call abroad (a subscriber roaming): it arrived over an international
+    gateway presenting the caller's own domestic number, or home-routed, on-net.
+    """
+    presented_on_net: _builtins.bool
+    """The presented number is one of the tenant's own subscribers' (the numbers presence reports name)."""
     def __init__(
         self,
         *,
@@ -146,10 +154,12 @@ class CallTruth(_message.Message):
         presented_number: _builtins.str = ...,
         called_number: _builtins.str = ...,
         true_number: _builtins.str = ...,
+        roaming: _builtins.bool = ...,
+        presented_on_net: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "actor_kind", b"actor_kind", "call_id", b"call_id", "called_number", b"called_number", "campaign_id", b"campaign_id", "presented_number", b"presented_number", "script_id", b"script_id", "setup_time_ms", b"setup_time_ms", "spoofed", b"spoofed", "synthetic_voice", b"synthetic_voice", "tenant", b"tenant", "true_number", b"true_number", "unwanted", b"unwanted", "voice_id", b"voice_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "actor_kind", b"actor_kind", "call_id", b"call_id", "called_number", b"called_number", "campaign_id", b"campaign_id", "presented_number", b"presented_number", "presented_on_net", b"presented_on_net", "roaming", b"roaming", "script_id", b"script_id", "setup_time_ms", b"setup_time_ms", "spoofed", b"spoofed", "synthetic_voice", b"synthetic_voice", "tenant", b"tenant", "true_number", b"true_number", "unwanted", b"unwanted", "voice_id", b"voice_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -275,7 +285,8 @@ Global___ReplayOutcome: _TypeAlias = ReplayOutcome  # noqa: Y015
 @_typing.final
 class DatasetRecord(_message.Message):
     """One record of a dataset file: in simulated-time order within events, calls and numbers files;
-    outcomes are written as Decide answers arrive (join them by call_id).
+    outcomes are written as Decide answers arrive (join them by call_id). Presence records name a home
+    subscriber (subscribers.presence.v1), not a call.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -288,6 +299,7 @@ class DatasetRecord(_message.Message):
     CALL_TRUTH_FIELD_NUMBER: _builtins.int
     NUMBER_TRUTH_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
+    PRESENCE_FIELD_NUMBER: _builtins.int
     time_ms: _builtins.int
     """simulated time at which the record becomes visible"""
     @_builtins.property
@@ -304,6 +316,8 @@ class DatasetRecord(_message.Message):
     def number_truth(self) -> Global___NumberTruth: ...
     @_builtins.property
     def outcome(self) -> Global___ReplayOutcome: ...
+    @_builtins.property
+    def presence(self) -> _events_pb2.SubscriberPresence: ...
     def __init__(
         self,
         *,
@@ -315,12 +329,13 @@ class DatasetRecord(_message.Message):
         call_truth: Global___CallTruth | None = ...,
         number_truth: Global___NumberTruth | None = ...,
         outcome: Global___ReplayOutcome | None = ...,
+        presence: _events_pb2.SubscriberPresence | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "call_truth", b"call_truth", "cdr", b"cdr", "complaint", b"complaint", "number_truth", b"number_truth", "outcome", b"outcome", "record", b"record", "setup", b"setup"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "call_truth", b"call_truth", "cdr", b"cdr", "complaint", b"complaint", "number_truth", b"number_truth", "outcome", b"outcome", "presence", b"presence", "record", b"record", "setup", b"setup"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "call_truth", b"call_truth", "cdr", b"cdr", "complaint", b"complaint", "number_truth", b"number_truth", "outcome", b"outcome", "record", b"record", "setup", b"setup", "time_ms", b"time_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "call_truth", b"call_truth", "cdr", b"cdr", "complaint", b"complaint", "number_truth", b"number_truth", "outcome", b"outcome", "presence", b"presence", "record", b"record", "setup", b"setup", "time_ms", b"time_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_record: _TypeAlias = _typing.Literal["setup", "cdr", "complaint", "audio", "call_truth", "number_truth", "outcome"]  # noqa: Y015
+    _WhichOneofReturnType_record: _TypeAlias = _typing.Literal["setup", "cdr", "complaint", "audio", "call_truth", "number_truth", "outcome", "presence"]  # noqa: Y015
     _WhichOneofArgType_record: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_record) -> _WhichOneofReturnType_record | None: ...
 
