@@ -16,8 +16,9 @@ import pytest
 import redis
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from fraudmesh.v1 import call_pb2, common_pb2
+from fraudmesh.v1 import call_pb2, common_pb2, events_pb2
 from loadtest.kafkaio import SetupProducer
+from services.common import keys
 from services.common.pseudonym import Pseudonymizer
 from services.scoring.model import Scorer
 from tests.integration.origination_pki import Pki
@@ -106,3 +107,36 @@ async def test_a_redis_without_presence_state_proves_nothing(
     assert outcome.origination is not None
     assert not {PROOF, "CALLER_BUSY_ELSEWHERE"} & set(outcome.origination.reason_codes)
     assert "EVIDENCE_PROOF" not in outcome.decision.reason_codes
+
+
+async def test_a_proven_spoof_of_someone_the_callee_called_says_it_impersonates_a_contact(
+    stack: Stack,
+    pki_and_chain: tuple[Pki, bytes, Path],
+    scorer: Scorer,
+    reputation_worker: Worker,
+    producer: SetupProducer,
+    pseudonymize: Pseudonymizer,
+    redis_client: redis.Redis,
+) -> None:
+    pki, _, folder = pki_and_chain
+    relative = Subscriber(producer, pseudonymize)
+    victim = Subscriber(producer, pseudonymize)
+    earlier = _call(victim)  # the victim called their relative, on-net, an hour ago
+    earlier.called_number = relative.number
+    earlier.ingress_kind = common_pb2.INGRESS_KIND_ON_NET
+    earlier.event_time.FromMilliseconds(int(time.time() * 1000) - 3_600_000)
+    producer.send(events_pb2.CallSetupEvent(setup=earlier))
+    relative.report(HOME, int(time.time() * 1000) - 60_000)
+    producer.flush()
+    wait_for(lambda: presence_of(redis_client, relative.pseudonym).state == 1, "home", reputation_worker)
+    wait_for(
+        lambda: bool(redis_client.exists(keys.inbound_key(relative.pseudonym))),
+        "the earlier call",
+        reputation_worker,
+    )
+    spoofed = _call(relative)
+    spoofed.called_number = victim.number
+    async with decision(stack, pki, scorer, folder) as server:
+        outcome = await decide(server, spoofed)
+    assert outcome.origination is not None
+    assert {PROOF, "IMPERSONATES_CONTACT"} <= set(outcome.origination.reason_codes)
