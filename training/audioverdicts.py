@@ -37,6 +37,7 @@ from typing import Final
 import numpy as np
 
 from fraudmesh.v1 import dataset_pb2, events_pb2
+from services.audio.analysis import verdict_for
 
 __all__ = ["AudioBehaviour", "VerdictSynthesiser"]
 
@@ -78,15 +79,7 @@ class VerdictSynthesiser:
     def add(self, meta: dataset_pb2.AudioSegmentMeta, time_ms: int, caller_pseudonym: str) -> None:
         """One captured segment (``caller_pseudonym``: its attributed caller's, '' when unusable)."""
         segment = meta.segment
-        verdict = events_pb2.AudioVerdict(
-            segment_id=segment.segment_id,
-            call_id=segment.call_id,
-            tenant=segment.tenant,
-            calling_number=segment.calling_number,
-            p_asserted_identity=segment.p_asserted_identity,
-            ingress_trunk_id=segment.ingress_trunk_id,
-            detector_version=DETECTOR_VERSION,
-        )
+        verdict = verdict_for(segment, DETECTOR_VERSION)
         verdict.event_time.CopyFrom(segment.start_time)
         self._campaign(verdict, meta.script_id, time_ms, caller_pseudonym)
         if self._rng.random() >= self.behaviour.synthetic_abstain:

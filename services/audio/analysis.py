@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from fraudmesh.v1 import events_pb2
 from services.audio import behaviour, metrics
 from services.audio.campaigns import CampaignTracker
@@ -60,24 +58,27 @@ class Analyzer:
         if synthetic.score is not None and synthetic.score >= SYNTHETIC_REASON_AT:
             reasons.append(Reason.SYNTHETIC_VOICE)
         metrics.AUDIO_SECONDS.inc(legs.seconds * (2 if legs.callee is not None else 1))
-        stamp = Timestamp()
-        stamp.FromMilliseconds(t_ms)
-        verdict = events_pb2.AudioVerdict(
-            segment_id=segment.segment_id,
-            call_id=segment.call_id,
-            tenant=segment.tenant,
-            calling_number=segment.calling_number,
-            p_asserted_identity=segment.p_asserted_identity,
-            ingress_trunk_id=segment.ingress_trunk_id,
-            event_time=stamp,
-            campaign_ids=list(campaign.campaign_ids),
-            earlier_member_pseudonyms=list(campaign.earlier_members),
-            campaign_match_score=campaign.score,
-            reason_codes=reasons,
-            detector_version=self.version,
-        )
+        verdict = verdict_for(segment, self.version)
+        verdict.event_time.FromMilliseconds(t_ms)
+        verdict.campaign_ids.extend(campaign.campaign_ids)
+        verdict.earlier_member_pseudonyms.extend(campaign.earlier_members)
+        verdict.campaign_match_score = campaign.score
+        verdict.reason_codes.extend(reasons)
         if bot is not None:
             verdict.bot_behaviour_score = bot
         if synthetic.score is not None:
             verdict.synthetic_voice_score = synthetic.score
         return verdict
+
+
+def verdict_for(segment: events_pb2.AudioSegment, detector_version: str) -> events_pb2.AudioVerdict:
+    """A segment's verdict with the call's identity copied (reputation attributes it as the call)."""
+    return events_pb2.AudioVerdict(
+        segment_id=segment.segment_id,
+        call_id=segment.call_id,
+        tenant=segment.tenant,
+        calling_number=segment.calling_number,
+        p_asserted_identity=segment.p_asserted_identity,
+        ingress_trunk_id=segment.ingress_trunk_id,
+        detector_version=detector_version,
+    )
