@@ -31,7 +31,7 @@ from services.common.kafka import make_consumer
 from services.common.progress import progress_bar
 from services.common.pseudonym import Pseudonymizer
 from services.common.settings import CommonSettings, Secret, load
-from services.common.topics import AUDIO_VERDICTS, CALLS_CDR, CALLS_SETUP, COMPLAINTS, SUBSCRIBERS_PRESENCE
+from services.common.topics import CALLS_SETUP, REPUTATION_INPUTS
 
 console = Console()
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     key_hex = secrets.token_hex(32)
     pseudonymize = Pseudonymizer(Secret(bytes.fromhex(key_hex)))
     app_id = f"bench-reputation-{uuid.uuid4().hex[:8]}"
-    for topic in (CALLS_SETUP, CALLS_CDR, COMPLAINTS, AUDIO_VERDICTS, SUBSCRIBERS_PRESENCE):
+    for topic in REPUTATION_INPUTS:
         start_group_at_end(settings.kafka_bootstrap, app_id, topic)
     start = end_offsets(settings.kafka_bootstrap, CALLS_SETUP)
     producer = SetupProducer.connect(settings.kafka_bootstrap, pseudonymize)

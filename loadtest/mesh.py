@@ -27,20 +27,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from loadtest.kafkaio import start_group_at_end
 from loadtest.processes import REPO_ROOT, ServiceProcess
 from loadtest.stipki import PREWARM_FILE
-from services.common.topics import (
-    AUDIO_SEGMENTS,
-    AUDIO_VERDICTS,
-    CALLS_CDR,
-    CALLS_SETUP,
-    COMPLAINTS,
-    SUBSCRIBERS_PRESENCE,
-    Topic,
-)
+from services.common.topics import AUDIO_SEGMENTS, REPUTATION_INPUTS, Topic
 from training.pki import ROOT_FILE
 
 log = logging.getLogger(__name__)
 LOGS = REPO_ROOT / ".stack" / "logs"
-REPUTATION_TOPICS = (CALLS_SETUP, CALLS_CDR, COMPLAINTS, AUDIO_VERDICTS, SUBSCRIBERS_PRESENCE)
+REPUTATION_TOPICS = REPUTATION_INPUTS
 AUDIO_NICE = 10
 
 

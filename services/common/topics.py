@@ -149,6 +149,16 @@ def dead_letter_topic(consumer: str) -> Topic:
     )
 
 
+# What reputation folds (one agent each, services/reputation/agents.py): the one list every job,
+# test and benchmark that starts a reputation consumer group at the topics' end goes by.
+REPUTATION_INPUTS: tuple[Topic, ...] = (
+    CALLS_SETUP,
+    CALLS_CDR,
+    COMPLAINTS,
+    AUDIO_VERDICTS,
+    SUBSCRIBERS_PRESENCE,
+)
+
 TOPICS: tuple[Topic, ...] = (
     CALLS_SETUP,
     CALLS_CDR,

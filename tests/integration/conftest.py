@@ -22,14 +22,7 @@ from loadtest.kafkaio import SetupProducer, start_group_at_end
 from loadtest.processes import REPO_ROOT, ServiceProcess
 from services.common.pseudonym import Pseudonymizer
 from services.common.settings import CommonSettings, load
-from services.common.topics import (
-    AUDIO_VERDICTS,
-    CALLS_CDR,
-    CALLS_SETUP,
-    COMPLAINTS,
-    SUBSCRIBERS_PRESENCE,
-    ensure_topics,
-)
+from services.common.topics import REPUTATION_INPUTS, ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +104,7 @@ class Worker:
     metrics_port: int
 
 
-REPUTATION_TOPICS = (CALLS_SETUP, CALLS_CDR, COMPLAINTS, AUDIO_VERDICTS, SUBSCRIBERS_PRESENCE)
+REPUTATION_TOPICS = REPUTATION_INPUTS
 
 
 def start_reputation_worker(

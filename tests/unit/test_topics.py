@@ -39,3 +39,14 @@ def test_configs_carry_retention_and_cleanup() -> None:
         assert config["cleanup.policy"] in {"delete", "compact", "compact,delete"}
         assert int(config["retention.ms"]) > 0
         topic.codec()
+
+
+def test_reputation_inputs_are_exactly_the_topics_reputation_has_an_agent_for() -> None:
+    import re
+    from pathlib import Path
+
+    from services.common import topics
+
+    source = (Path(__file__).resolve().parents[2] / "services" / "reputation" / "agents.py").read_text()
+    subscribed = {getattr(topics, name).name for name in re.findall(r"raw_topic\(app, ([A-Z_]+)\)", source)}
+    assert subscribed == {topic.name for topic in topics.REPUTATION_INPUTS}
