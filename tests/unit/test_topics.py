@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from fraudmesh.v1 import events_pb2
+from services.common import topics
 from services.common.topics import CALL_PARTITIONS, CONSUMERS, TOPICS, by_name, dead_letter_topic
 
 
@@ -42,11 +46,6 @@ def test_configs_carry_retention_and_cleanup() -> None:
 
 
 def test_reputation_inputs_are_exactly_the_topics_reputation_has_an_agent_for() -> None:
-    import re
-    from pathlib import Path
-
-    from services.common import topics
-
     source = (Path(__file__).resolve().parents[2] / "services" / "reputation" / "agents.py").read_text()
     subscribed = {getattr(topics, name).name for name in re.findall(r"raw_topic\(app, ([A-Z_]+)\)", source)}
     assert subscribed == {topic.name for topic in topics.REPUTATION_INPUTS}
