@@ -12,7 +12,7 @@ from loadtest.jobs import generate, replay_dataset
 from loadtest.mesh import MeshError
 from loadtest.processes import REPO_ROOT
 from loadtest.replay import ReplayError
-from loadtest.run import LEAD_IN_HOURS, run
+from loadtest.run import LEAD_IN_HOURS, OFFERED_CALLS_PER_S, run
 from loadtest.scenario import ScenarioError
 from services.common.settings import SettingsError
 
@@ -67,10 +67,17 @@ def main(argv: list[str] | None = None) -> int:
         help="history before the scored window: folded by reputation first, never scored (0 = cold start)",
     )
     job.add_argument(
+        "--rate",
+        type=float,
+        default=OFFERED_CALLS_PER_S,
+        help="Decide calls per second offered in the scored window, paced at the dataset's own timing "
+        "(the lead-in is flat out); 0 = flat out, a saturation run",
+    )
+    job.add_argument(
         "--speed",
         type=float,
         default=0.0,
-        help="simulated seconds per wall second in the scored window (the lead-in is flat out); 0 = flat out",
+        help="simulated seconds per wall second in the scored window instead of --rate (0 = use --rate)",
     )
     job.add_argument("--max-seconds", type=float, default=900.0)
     job.add_argument(

@@ -1,6 +1,7 @@
 """Replay a dataset into the running mesh: events to Kafka, setups to Decide, in compressed time.
 
-Simulated time is mapped to wall time by ``speed`` (1440 = a simulated day in a minute); the run is
+Simulated time is mapped to wall time by ``speed`` (1440 = a simulated day in a minute) up to
+``paced_until_ms`` (the scenario's end: complaints filed days later then follow flat out); the run is
 bounded by an event count and a wall-clock limit and stops by itself. With ``decide`` set (a
 loopback address only) every setup goes to DecisionService.Decide — which publishes the audit record
 itself — and the answers are written to ``outcomes.fmds`` for the report; without it, setups go
@@ -124,6 +125,9 @@ class ReplayConfig:
     concurrency: int = 64
     audio: Mapping[str, bytes] = field(default_factory=dict)  # segment id → encoded AudioSegment
     scored_from_ms: int = 0  # events before this are the lead-in: straight to Kafka, flat out
+    # events after this (late complaints and CDRs past the scenario's end) go flat out too; 0 = none
+    paced_until_ms: int = 0
+    offered_calls_per_s: float = 0.0  # what the pacing offers on average (for the record); 0 = flat out
 
 
 def _key_for(kind: str, message: Any, region: str, pseudonymize: Pseudonymizer) -> bytes | None:
@@ -209,7 +213,8 @@ async def replay(
                 in_lead_in = False
                 await _end_lead_in(producer, stats, started, after_lead_in)
                 paced_from, paced_from_ms = time.monotonic(), record.time_ms
-            if config.speed > 0 and not in_lead_in:
+            paced = not config.paced_until_ms or record.time_ms <= config.paced_until_ms
+            if config.speed > 0 and not in_lead_in and paced:
                 wall = time.monotonic() - paced_from
                 due = (record.time_ms - paced_from_ms) / 1000 / config.speed
                 if due > wall + 0.002:
@@ -294,6 +299,9 @@ def _write_run_record(dataset: Path, config: ReplayConfig, stats: ReplayStats) -
     record = {
         "finished": datetime.now().astimezone().isoformat(timespec="seconds"),
         "speed": config.speed,
+        "paced_until_ms": config.paced_until_ms,
+        "offered_calls_per_s": round(config.offered_calls_per_s, 1),
+        "concurrency": config.concurrency,
         "max_events": config.max_events,
         "max_seconds": config.max_seconds,
         "decide": config.decide,

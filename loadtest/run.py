@@ -34,6 +34,12 @@ from training.dataset import AUDIO_RUN, CALLS, EVENTS, Manifest, read_records
 
 MAX_DECIDE_ERROR_SHARE = 0.01  # client deadlines missed under CPU contention; more fails the run
 LEAD_IN_HOURS = 24.0  # a whole day before the scored window: every daily rhythm has been seen once
+# Offered Decide load in the scored window. A decision pod runs well below saturation in production
+# (it is sized for its busy hour with headroom); on a 2-core machine that also hosts Kafka, Redis,
+# reputation, audio and this client, this rate leaves the call path that headroom. `--rate 0`
+# replays flat out, a saturation run: there the production sub-deadlines are missed and most
+# decisions are degraded (docs/architecture.md, "Load and degraded decisions").
+OFFERED_CALLS_PER_S = 100.0
 
 
 def run_folders(scenario: Scenario, data: Path, reports: Path) -> tuple[Path, Path]:
@@ -75,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
     caller_of = {r.call_truth.call_id: r.call_truth.presented_number for r in read_records(dataset / CALLS)}
     expected = {"setups": Counter(caller_of.values())}
     lead_in = LeadIn(_lead_in_counts(dataset, caller_of, scored_from))
+    scored_calls = len(caller_of) - sum(lead_in.expected["setups"].values())
+    window_s = manifest.duration_s - (scored_from - manifest.start_ms) / 1000
+    speed = args.speed or _speed_for(args.rate, scored_calls, window_s)
     render: AudioRender | None = None
     if capture.audio and not args.no_audio:
         render = AudioRender(dataset, manifest.seed, capture.max_audio_segments)
@@ -113,7 +122,9 @@ def run(args: argparse.Namespace) -> int:
             bootstrap=settings.kafka_bootstrap,
             pseudonymize=pseudonymize,
             default_region=settings.default_region,
-            speed=args.speed,
+            speed=speed,
+            paced_until_ms=manifest.start_ms + round(manifest.duration_s * 1000),
+            offered_calls_per_s=scored_calls / window_s * speed if speed > 0 and window_s > 0 else 0.0,
             max_seconds=args.max_seconds,
             decide=mesh.decide_address,
             decide_timeout_s=args.decide_timeout_ms / 1000,
@@ -299,6 +310,14 @@ def _print_audio(figures: dict[str, Any]) -> None:
         )
     if figures["false_links_by_kind"]:
         console.print(f"  linked numbers outside any simulated campaign: {figures['false_links_by_kind']}")
+
+
+def _speed_for(rate: float, scored_calls: int, window_s: float) -> float:
+    """The replay speed (simulated seconds per wall second) that offers ``rate`` calls/s on average
+    over the scored window; 0 (flat out) for rate 0 or an empty window."""
+    if rate <= 0 or scored_calls <= 0 or window_s <= 0:
+        return 0.0
+    return rate * window_s / scored_calls
 
 
 def _lead_in_counts(dataset: Path, caller_of: Mapping[str, str], scored_from: int) -> dict[str, Counter[str]]:

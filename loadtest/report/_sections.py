@@ -4,6 +4,7 @@ detection quality, cold start and warm state, time to detect and campaigns.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,7 +46,26 @@ def _header(dataset: Path, manifest: Manifest | None) -> list[str]:
                 else "."
             )
         )
-    return [*lines, ""]
+    return [*lines, *_offered_load(dataset), ""]
+
+
+def _offered_load(dataset: Path) -> list[str]:
+    """How hard the replay drove Decide (from replay.json): a paced rate, or flat out."""
+    try:
+        record = json.loads((dataset / "replay.json").read_text())
+    except (OSError, ValueError):
+        return []
+    if not record.get("decide"):
+        return []
+    rate = float(record.get("offered_calls_per_s") or 0.0)
+    in_flight = record.get("concurrency")
+    cap = f", at most {in_flight} in flight" if in_flight else ""
+    if rate > 0:
+        return ["", f"Decide was offered {rate:,.0f} calls/s on average, paced at the dataset's timing{cap}."]
+    return [
+        "",
+        f"Decide was replayed flat out{cap}: a saturation run: degraded decisions measure the overload.",
+    ]
 
 
 def _headline(summary: ReportSummary, outcomes_present: bool, coverage: str) -> list[str]:
