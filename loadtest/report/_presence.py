@@ -80,6 +80,8 @@ def _presence_section(calls: _Calls, outcomes: _Outcomes, analysis: _Analysis) -
                 _fmt_pct(ratio(int((decided & a.flagged).sum()), int(decided.sum()))),
                 _fmt_pct(ratio(int((decided & a.blocked).sum()), int(decided.sum()))),
                 _fmt_pct(ratio(int((decided & proven).sum()), int(decided.sum()))),
+                _fmt_pct(ratio(int((decided & outcomes.no_roaming).sum()), int(decided.sum()))),
+                _fmt_pct(ratio(int((decided & outcomes.allow_labelled).sum()), int(decided.sum()))),
             ]
         )
     return [
@@ -87,7 +89,23 @@ def _presence_section(calls: _Calls, outcomes: _Outcomes, analysis: _Analysis) -
         "Legitimate roamers are people calling home from abroad (ground truth `roaming`): over an "
         "international gateway presenting their own number, or home-routed on-net; their flagged and "
         "blocked rates are false positives. An *on-net number* is one of the tenant's own subscribers' "
-        "(ground truth `presented_on_net`), the only kind presence can prove false.",
+        "(ground truth `presented_on_net`), the only kind presence can prove false. A domestic mobile "
+        "number over the international gateway that presence does not show roaming gets "
+        "`NO_ROAMING_INDICATION` (labelled by default, blocked where a tenant opts in): other carriers' "
+        "roamers get it too until an inter-carrier roaming feed reports them. *ALLOW, labelled* is an "
+        "allowed call shown as an international call (tenants with `international_label`): not a flag.",
         "",
-        *_table(["scored calls of", "calls", "decided", "flagged", "blocked", "a proof fired"], rows),
+        *_table(
+            [
+                "scored calls of",
+                "calls",
+                "decided",
+                "flagged",
+                "blocked",
+                "a proof fired",
+                "no roaming indication",
+                "ALLOW, labelled",
+            ],
+            rows,
+        ),
     ]

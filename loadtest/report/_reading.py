@@ -117,6 +117,9 @@ class _Outcomes:
     degraded: int = 0
     no_reputation: BoolArray = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))  # per call
     proofs: npt.NDArray[np.uint8] = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))  # per call
+    # per call: NO_ROAMING_INDICATION among the reasons; an ALLOW that carried a label ("International call")
+    no_roaming: BoolArray = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
+    allow_labelled: BoolArray = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
     errors: Counter[str] = field(default_factory=Counter)
     degraded_reasons: Counter[str] = field(default_factory=Counter)
     reason_codes: Counter[str] = field(default_factory=Counter)
@@ -248,6 +251,8 @@ def _read_outcomes(path: Path, calls: _Calls, progress: Progress, total: int | N
     status = bytearray(len(calls))
     no_reputation = bytearray(len(calls))
     proofs = bytearray(len(calls))
+    no_roaming = bytearray(len(calls))
+    allow_labelled = bytearray(len(calls))
     result = _Outcomes(status=np.zeros(0, dtype=np.int8))
     client = array("d")
     server = array("d")
@@ -280,6 +285,8 @@ def _read_outcomes(path: Path, calls: _Calls, progress: Progress, total: int | N
             if decision.reason_codes:
                 held = decision.reason_codes
                 proof = sum(1 << bit for bit, reason in enumerate(PROOF_CODES) if reason in held)
+                no_roaming[index] = Reason.NO_ROAMING_INDICATION in held
+            allow_labelled[index] = code == ALLOW and bool(decision.label)
             if decision.degraded:
                 result.degraded += 1
                 result.degraded_reasons.update(decision.degraded_reasons or ["(unspecified)"])
@@ -299,6 +306,8 @@ def _read_outcomes(path: Path, calls: _Calls, progress: Progress, total: int | N
     result.status = np.frombuffer(bytes(status), dtype=np.int8)
     result.no_reputation = np.frombuffer(bytes(no_reputation), dtype=np.bool_)
     result.proofs = np.frombuffer(bytes(proofs), dtype=np.uint8)
+    result.no_roaming = np.frombuffer(bytes(no_roaming), dtype=np.bool_)
+    result.allow_labelled = np.frombuffer(bytes(allow_labelled), dtype=np.bool_)
     result.client_us = np.array(client, dtype=np.float64)
     result.server_us = np.array(server, dtype=np.float64)
     return result

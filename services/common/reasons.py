@@ -42,6 +42,8 @@ class Reason(enum.StrEnum):
     ONNET_NUMBER_NOT_ROAMING = "ONNET_NUMBER_NOT_ROAMING"
     CALLER_BUSY_ELSEWHERE = "CALLER_BUSY_ELSEWHERE"
     IMPERSONATES_CONTACT = "IMPERSONATES_CONTACT"
+    ROAMING_VERIFIED = "ROAMING_VERIFIED"
+    NO_ROAMING_INDICATION = "NO_ROAMING_INDICATION"
     # Reputation
     NEW_NUMBER = "NEW_NUMBER"
     VELOCITY_1M_HIGH = "VELOCITY_1M_HIGH"
@@ -92,6 +94,8 @@ REASONS: Final[dict[Reason, str]] = {
     Reason.ONNET_NUMBER_NOT_ROAMING: "proof: an own subscriber's number from off-net while attached at home",
     Reason.CALLER_BUSY_ELSEWHERE: "proof: an own subscriber's number from off-net while in another call",
     Reason.IMPERSONATES_CONTACT: "the spoofed number is one the callee has called or been called by",
+    Reason.ROAMING_VERIFIED: "a domestic number over the international gateway whose subscriber is roaming",
+    Reason.NO_ROAMING_INDICATION: "a domestic mobile from the international gateway, not known to roam",
     # Reputation
     Reason.NEW_NUMBER: "the number was first seen very recently",
     Reason.VELOCITY_1M_HIGH: "many calls from this number in the last minute",

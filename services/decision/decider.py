@@ -274,19 +274,20 @@ class Decider:
         thresholds = policy.thresholds_for(setup.ingress_kind)
         scored = scorer.score(vector, reasons_above=thresholds.label)  # reasons only where needed
         action = thresholds.action(scored.probability)
-        forced = [code for code in (verdict.reason_codes if verdict else ()) if code in policy.reason_actions]
+        found = tuple(verdict.reason_codes) if verdict else ()
+        reason_actions = policy.reason_actions_for(setup.tenant)
+        forced = [code for code in found if code in reason_actions]
         for code in forced:
-            if SEVERITY[policy.reason_actions[code]] > SEVERITY[action]:
-                action = policy.reason_actions[code]
+            if SEVERITY[reason_actions[code]] > SEVERITY[action]:
+                action = reason_actions[code]
         reasons: list[str] = []
         if action != ALLOW:
             top = scored.top_reasons or scorer.score(vector).top_reasons
             reasons = list(dict.fromkeys([*forced, *top]))[:MAX_REASONS] or [Reason.MODEL_SCORE]
             if SEVERITY[action] >= SEVERITY[CHALLENGE] and set(reasons) <= policy.never_sole_reasons:
                 action = LABEL
-            proof = policy.evidence.is_proof(
-                frozenset([*(verdict.reason_codes if verdict else ()), *reasons])
-            )
+            codes = frozenset([*found, *reasons])
+            proof = policy.evidence.is_proof(codes) or bool(codes & policy.tenant_proof(setup.tenant))
             if not proof:
                 action = policy.evidence.score_alone(action, scored.probability, scorer.artifact.metadata)
             if degraded and SEVERITY[action] > SEVERITY[policy.degraded_max_action]:
@@ -298,6 +299,8 @@ class Decider:
                 ]
         metrics.SCORES.observe(scored.probability)
         decision = _decision(setup, action, policy, scorer, reasons, scored.probability)
+        if action == ALLOW and Reason.INTL_INGRESS_DOMESTIC_CLI in found:
+            decision.label = policy.international_label_for(setup.tenant)  # "International call", if wanted
         return _shadowed(decision, policy, setup.tenant)
 
     def _budget(self, started: float, time_remaining_s: float | None) -> float | None:

@@ -98,6 +98,10 @@ class TenantPolicy:
     language: str
     shadow: bool
     block: SipMapping | None = None
+    # reason code → action over the policy's own; a code forced to BLOCK here is proof for this tenant
+    reason_actions: Mapping[str, int] = field(default_factory=dict)
+    # ALLOWed domestic numbers from the international gateway carry the "International call" label
+    international_label: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +155,7 @@ class Policy:
     emergency_numbers: frozenset[str] = field(default_factory=frozenset)
     psap_callback_numbers: frozenset[str] = field(default_factory=frozenset)
     evidence: Evidence = field(default_factory=Evidence)
+    international_labels: Mapping[str, str] = field(default_factory=dict)
 
     def is_psap_callback(self, caller_key: str, region: str) -> bool:
         """True when an attributed caller (its canonical key) is a listed PSAP callback number."""
@@ -176,6 +181,27 @@ class Policy:
         """The display label in the tenant's language."""
         return self.labels[self.tenant(tenant).language]
 
+    def reason_actions_for(self, tenant: str) -> Mapping[str, int]:
+        """Reason code → forced action for a tenant's calls (its overrides over the policy's)."""
+        found = self.tenants.get(tenant)
+        if found is None or not found.reason_actions:
+            return self.reason_actions
+        return {**self.reason_actions, **found.reason_actions}
+
+    def tenant_proof(self, tenant: str) -> frozenset[str]:
+        """Codes a tenant declared proof by forcing BLOCK for them (e.g. a law that requires the block)."""
+        found = self.tenants.get(tenant)
+        if found is None:
+            return frozenset()
+        return frozenset(code for code, action in found.reason_actions.items() if action == BLOCK)
+
+    def international_label_for(self, tenant: str) -> str:
+        """The "International call" label for an ALLOWed call, '' unless the tenant wants one."""
+        found = self.tenants.get(tenant)
+        if found is None or not found.international_label:
+            return ""
+        return self.international_labels.get(found.language, "")
+
 
 _TOP_KEYS: Final = {
     "version",
@@ -194,6 +220,7 @@ _TOP_KEYS: Final = {
     "emergency_numbers",
     "psap_callback_numbers",
     "evidence",
+    "international_labels",
 }
 _EMERGENCY_DIGITS: Final = re.compile(r"[0-9]{2,15}")
 _SEPARATORS: Final = re.compile(r"[\s\-.()]")
@@ -359,9 +386,15 @@ def _build(raw: Any, text: str) -> Policy:
                 f"ingress_thresholds.{name}: unknown ingress kind (one of {', '.join(INGRESS)})"
             )
         ingress[INGRESS[name]] = _thresholds(value, f"ingress_thresholds.{name}")
+    international = data.get("international_labels") or {}
+    if not isinstance(international, dict) or not all(
+        isinstance(k, str) and k in labels and isinstance(v, str) and v for k, v in international.items()
+    ):
+        raise PolicyError("international_labels: must map languages of `labels` to non-empty label text")
     tenants: dict[str, TenantPolicy] = {}
+    tenant_keys = {"language", "shadow", "block", "reason_actions", "international_label"}
     for name, value in _mapping(data.get("tenants"), "tenants").items():
-        entry = _require(value, f"tenants.{name}", {"language", "shadow", "block"}, set())
+        entry = _require(value, f"tenants.{name}", tenant_keys, set())
         language = entry.get("language", default_language)
         if not isinstance(language, str) or language not in labels:
             raise PolicyError(f"tenants.{name}.language: has no entry in labels")
@@ -369,12 +402,19 @@ def _build(raw: Any, text: str) -> Policy:
         if not isinstance(tenant_shadow, bool):
             raise PolicyError(f"tenants.{name}.shadow: must be true or false")
         block = _sip(entry["block"], f"tenants.{name}.block") if "block" in entry else None
-        tenants[str(name)] = TenantPolicy(language, tenant_shadow, block)
-    reason_actions: dict[str, int] = {}
-    for code, action in _mapping(data.get("reason_actions"), "reason_actions").items():
-        if not isinstance(code, str) or code not in REASONS:
-            raise PolicyError(f"reason_actions.{code}: unknown reason code")
-        reason_actions[code] = _action(action, f"reason_actions.{code}")
+        wants_label = entry.get("international_label", False)
+        if not isinstance(wants_label, bool):
+            raise PolicyError(f"tenants.{name}.international_label: must be true or false")
+        if wants_label and language not in international:
+            raise PolicyError(f"tenants.{name}.international_label: international_labels has no {language!r}")
+        tenants[str(name)] = TenantPolicy(
+            language,
+            tenant_shadow,
+            block,
+            MappingProxyType(_reason_actions(entry.get("reason_actions"), f"tenants.{name}.reason_actions")),
+            wants_label,
+        )
+    reason_actions = _reason_actions(data.get("reason_actions"), "reason_actions")
     never_sole = _text_list(data.get("never_sole_reasons"), "never_sole_reasons")
     for index, code in enumerate(never_sole):
         if code not in REASONS:
@@ -400,7 +440,17 @@ def _build(raw: Any, text: str) -> Policy:
         emergency_numbers=_emergency_numbers(data.get("emergency_numbers"), "emergency_numbers"),
         psap_callback_numbers=_psap_numbers(data.get("psap_callback_numbers"), "psap_callback_numbers"),
         evidence=_evidence(data.get("evidence"), "evidence"),
+        international_labels=MappingProxyType(dict(international)),
     )
+
+
+def _reason_actions(raw: Any, where: str) -> dict[str, int]:
+    actions: dict[str, int] = {}
+    for code, action in _mapping(raw, where).items():
+        if not isinstance(code, str) or code not in REASONS:
+            raise PolicyError(f"{where}.{code}: unknown reason code")
+        actions[code] = _action(action, f"{where}.{code}")
+    return actions
 
 
 def _evidence(raw: Any, where: str) -> Evidence:

@@ -29,6 +29,7 @@ from typing import Final, NamedTuple
 from cryptography import x509
 
 from fraudmesh.v1 import call_pb2, verdicts_pb2
+from services.common.phone import NumberKind
 from services.common.reasons import Reason
 from services.origination.callerid import CallerIdResult, check_caller_id, load_dno
 from services.origination.certs import Revocations, load_trust_anchors
@@ -99,6 +100,10 @@ class Concluded(NamedTuple):
     failure: Failure | None
 
 
+# Numbers that can roam: mobiles, and numbers whose plan does not tell mobile from fixed (e.g. NANP).
+MAY_ROAM: Final = frozenset({NumberKind.MOBILE, NumberKind.FIXED_LINE_OR_MOBILE})
+
+
 class CallChecks:
     """The verifier and the caller-ID rules of one process, behind the two halves."""
 
@@ -161,7 +166,9 @@ class CallChecks:
                 causes.append("history_store")
             elif established:
                 codes = tuple(code for code in codes if code != Reason.NEIGHBOR_SPOOFING)
-        proofs = presence_proofs(codes, checks.call_id, presence, now_ms, self._call_max_ms)
+        caller = checks.caller_id.caller
+        mobile = caller is not None and caller.kind in MAY_ROAM
+        proofs = presence_proofs(codes, checks.call_id, presence, now_ms, self._call_max_ms, mobile=mobile)
         verdict = origination_verdict(shaken, replace(checks.caller_id, reason_codes=(*codes, *proofs)))
         verdict.degraded = bool(causes)
         return Concluded(verdict, tuple(causes), shaken.failure)

@@ -14,6 +14,18 @@ is "unknown", never "at home". A roaming or detached subscriber proves nothing e
 roamer calls home over the international gateway. When a proof fires and the callee and the
 presented number have called each other before, ``IMPERSONATES_CONTACT`` says the caller is
 impersonating someone the callee knows ("your son" calling from abroad).
+
+A domestic number over the international gateway (``INTL_INGRESS_DOMESTIC_CLI``) also gets one of
+two facts that are not proofs:
+
+* ``ROAMING_VERIFIED`` — presence says the subscriber is roaming abroad: a real roamer calling home
+  (the policy may label it "International call" for tenants that want that);
+* ``NO_ROAMING_INDICATION`` — a domestic *mobile* number with no roaming indication: presence was
+  read and says anything but roaming (another carrier's subscriber has none unless an inter-carrier
+  roaming or portability feed publishes it on the same topic). The policy labels it by default;
+  a tenant that must block altered caller numbers at its international gateways (China's
+  Anti-Telecom-Network-Fraud Law, Art. 13) opts in to BLOCK. Nothing is said when presence was not
+  read (Redis did not answer): unknown is not "not roaming".
 """
 
 from __future__ import annotations
@@ -46,15 +58,25 @@ def presence_proofs(
     facts: PresenceFacts | None,
     now_ms: int,
     call_max_ms: int,
+    *,
+    mobile: bool = False,
 ) -> tuple[Reason, ...]:
-    """The proof codes presence adds to a call's caller-ID findings (none without a finding to prove)."""
-    if facts is None or Reason.ONNET_CLI_OFFNET_INGRESS not in caller_codes:
+    """The codes presence adds to a call's caller-ID findings: proofs for an own number from off-net,
+    a roaming fact for a domestic number over the international gateway (none without a finding).
+    ``mobile``: the presented number is a mobile number."""
+    if facts is None:
         return ()
     codes: list[Reason] = []
-    if facts.state == ATTACHED_HOME:
-        codes.append(Reason.ONNET_NUMBER_NOT_ROAMING)
-    if facts.call_id and facts.call_id != call_id and 0 <= now_ms - facts.call_ms <= call_max_ms:
-        codes.append(Reason.CALLER_BUSY_ELSEWHERE)
-    if codes and facts.contacts:
-        codes.append(Reason.IMPERSONATES_CONTACT)
+    if Reason.ONNET_CLI_OFFNET_INGRESS in caller_codes:
+        if facts.state == ATTACHED_HOME:
+            codes.append(Reason.ONNET_NUMBER_NOT_ROAMING)
+        if facts.call_id and facts.call_id != call_id and 0 <= now_ms - facts.call_ms <= call_max_ms:
+            codes.append(Reason.CALLER_BUSY_ELSEWHERE)
+        if codes and facts.contacts:
+            codes.append(Reason.IMPERSONATES_CONTACT)
+    if Reason.INTL_INGRESS_DOMESTIC_CLI in caller_codes and not codes:
+        if facts.state == ROAMING:
+            codes.append(Reason.ROAMING_VERIFIED)
+        elif mobile:
+            codes.append(Reason.NO_ROAMING_INDICATION)
     return tuple(codes)

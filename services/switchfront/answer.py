@@ -4,7 +4,8 @@
   Contact, and the caller's identity back in ``P-Asserted-Identity`` with a 3GPP TS 24.229
   ``verstat`` parameter (``TN-Validation-Passed`` / ``-Failed`` / ``No-TN-Validation``).
 * LABEL → the same 302 with the tenant's label as the identity's display name, and optionally in a
-  header the operator names.
+  header the operator names; an ALLOW that carries a label (a tenant's "International call" for a
+  domestic number from the international gateway) is shown the same way.
 * CHALLENGE → 302 to the configured screening/IVR URI (without one: the policy's challenge
   response, 480 by default).
 * BLOCK → the policy's block response: ``603 Network Blocked`` with the RFC 3326 Reason header
@@ -112,7 +113,7 @@ def answer_for(
         return Answer(
             302, "Moved Temporarily", (("Contact", f"<{config.challenge_uri}>"), summary), action, cause
         )
-    label = decision.label if action == "LABEL" else ""
+    label = decision.label if action in ("LABEL", "ALLOW") else ""  # ALLOW: e.g. "International call"
     return _route(call, config, shaken, label, action, cause, summary)
 
 

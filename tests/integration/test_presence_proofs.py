@@ -84,6 +84,10 @@ async def test_presence_reports_prove_a_spoofed_own_number_and_out_of_order_ones
         roaming = await decide(server, _call(subscriber))
         assert roaming.origination is not None
         assert PROOF not in roaming.origination.reason_codes  # a real roamer calls home this way
+        assert "ROAMING_VERIFIED" in roaming.origination.reason_codes
+        assert "NO_ROAMING_INDICATION" not in roaming.origination.reason_codes
+        if roaming.decision.action == common_pb2.ACTION_ALLOW:  # demo-cn wants the label
+            assert roaming.decision.label == "国际来电"
 
         subscriber.report(HOME, now_ms - 45_000)  # older than the roaming report, delivered after it
         producer.flush()
@@ -107,6 +111,9 @@ async def test_a_redis_without_presence_state_proves_nothing(
     assert outcome.origination is not None
     assert not {PROOF, "CALLER_BUSY_ELSEWHERE"} & set(outcome.origination.reason_codes)
     assert "EVIDENCE_PROOF" not in outcome.decision.reason_codes
+    # a domestic mobile from the international gateway with no roaming indication: labelled, no more
+    assert "NO_ROAMING_INDICATION" in outcome.origination.reason_codes
+    assert outcome.decision.action in (common_pb2.ACTION_LABEL, common_pb2.ACTION_CHALLENGE)
 
 
 async def test_a_proven_spoof_of_someone_the_callee_called_says_it_impersonates_a_contact(

@@ -25,9 +25,41 @@ def test_a_subscriber_attached_at_home_cannot_call_from_the_international_gatewa
     )
 
 
+PROOFS = {Reason.ONNET_NUMBER_NOT_ROAMING, Reason.CALLER_BUSY_ELSEWHERE, Reason.IMPERSONATES_CONTACT}
+
+
 @pytest.mark.parametrize("state", [UNKNOWN, ROAMING, DETACHED])
-def test_unknown_roaming_or_detached_presence_proves_nothing(state: int) -> None:
-    assert presence_proofs(OFFNET, "c1", PresenceFacts(state), NOW, 4 * HOUR) == ()
+@pytest.mark.parametrize("mobile", [False, True])
+def test_unknown_roaming_or_detached_presence_proves_nothing(state: int, mobile: bool) -> None:
+    codes = presence_proofs(OFFNET, "c1", PresenceFacts(state), NOW, 4 * HOUR, mobile=mobile)
+    assert not set(codes) & PROOFS
+
+
+def test_a_roaming_subscriber_over_the_international_gateway_is_a_verified_roamer() -> None:
+    intl = (Reason.INTL_INGRESS_DOMESTIC_CLI,)
+    assert presence_proofs(intl, "c1", PresenceFacts(ROAMING), NOW, 4 * HOUR, mobile=True) == (
+        Reason.ROAMING_VERIFIED,
+    )
+    assert presence_proofs(OFFNET, "c1", PresenceFacts(ROAMING), NOW, 4 * HOUR) == (Reason.ROAMING_VERIFIED,)
+
+
+@pytest.mark.parametrize("state", [UNKNOWN, DETACHED])
+def test_a_domestic_mobile_not_known_to_roam_has_no_roaming_indication(state: int) -> None:
+    intl = (Reason.INTL_INGRESS_DOMESTIC_CLI,)
+    assert presence_proofs(intl, "c1", PresenceFacts(state), NOW, 4 * HOUR, mobile=True) == (
+        Reason.NO_ROAMING_INDICATION,
+    )
+    # a fixed line does not roam the same way: the model weighs it, no label by rule
+    assert presence_proofs(intl, "c1", PresenceFacts(state), NOW, 4 * HOUR, mobile=False) == ()
+    # presence not read (Redis did not answer): unknown is not "not roaming"
+    assert presence_proofs(intl, "c1", None, NOW, 4 * HOUR, mobile=True) == ()
+
+
+def test_a_proof_replaces_the_roaming_facts() -> None:
+    codes = presence_proofs(OFFNET, "c1", PresenceFacts(ATTACHED_HOME), NOW, 4 * HOUR, mobile=True)
+    assert codes == (Reason.ONNET_NUMBER_NOT_ROAMING,)
+    busy = PresenceFacts(ROAMING, "other-call", NOW - 60_000)
+    assert presence_proofs(OFFNET, "c1", busy, NOW, 4 * HOUR, mobile=True) == (Reason.CALLER_BUSY_ELSEWHERE,)
 
 
 def test_no_presence_read_or_no_offnet_finding_proves_nothing() -> None:
@@ -39,11 +71,12 @@ def test_no_presence_read_or_no_offnet_finding_proves_nothing() -> None:
 def test_another_call_in_progress_is_proof_but_this_call_stale_or_future_ones_are_not() -> None:
     busy = PresenceFacts(ROAMING, "other-call", NOW - 60_000)
     assert presence_proofs(OFFNET, "c1", busy, NOW, 4 * HOUR) == (Reason.CALLER_BUSY_ELSEWHERE,)
-    assert presence_proofs(OFFNET, "other-call", busy, NOW, 4 * HOUR) == ()
+    roamer = (Reason.ROAMING_VERIFIED,)
+    assert presence_proofs(OFFNET, "other-call", busy, NOW, 4 * HOUR) == roamer
     stale = PresenceFacts(ROAMING, "other-call", NOW - 5 * HOUR)
-    assert presence_proofs(OFFNET, "c1", stale, NOW, 4 * HOUR) == ()
+    assert presence_proofs(OFFNET, "c1", stale, NOW, 4 * HOUR) == roamer
     future = PresenceFacts(ROAMING, "other-call", NOW + 60_000)
-    assert presence_proofs(OFFNET, "c1", future, NOW, 4 * HOUR) == ()
+    assert presence_proofs(OFFNET, "c1", future, NOW, 4 * HOUR) == roamer
 
 
 def test_a_proven_spoof_of_a_known_contact_says_so() -> None:
@@ -52,4 +85,6 @@ def test_a_proven_spoof_of_a_known_contact_says_so() -> None:
         Reason.ONNET_NUMBER_NOT_ROAMING,
         Reason.IMPERSONATES_CONTACT,
     )
-    assert presence_proofs(OFFNET, "c1", PresenceFacts(ROAMING, contacts=True), NOW, 4 * HOUR) == ()
+    assert presence_proofs(OFFNET, "c1", PresenceFacts(ROAMING, contacts=True), NOW, 4 * HOUR) == (
+        Reason.ROAMING_VERIFIED,
+    )

@@ -130,6 +130,23 @@ def test_any_bytes_parse_or_are_a_policy_error(raw: bytes) -> None:
             {"tenants": {"demo-us": {"block": {"status_code": 200, "reason_phrase": "OK"}}}},
             "tenants.demo-us.block",
         ),
+        (
+            {"tenants": {"demo-us": {"reason_actions": {"NOPE": "BLOCK"}}}},
+            "tenants.demo-us.reason_actions.NOPE",
+        ),
+        (
+            {"tenants": {"demo-us": {"reason_actions": {"DNO_LISTED": "STOP"}}}},
+            "tenants.demo-us.reason_actions.DNO_LISTED",
+        ),
+        ({"tenants": {"demo-us": {"international_label": "yes"}}}, "tenants.demo-us.international_label"),
+        ({"international_labels": {"fr": "Appel international"}}, "international_labels"),
+        (
+            {
+                "international_labels": {"zh": "国际来电"},
+                "tenants": {"demo-us": {"international_label": True}},
+            },
+            "tenants.demo-us.international_label",
+        ),
     ],
 )
 def test_structural_errors_name_the_key(edit: dict[str, Any], where: str) -> None:
@@ -153,6 +170,25 @@ def test_a_tenant_may_answer_blocks_with_608_rejected_and_others_keep_603() -> N
     assert policy.block_for("demo-us").response().reason_header == 'SIP;cause=608;text="Rejected"'
     assert policy.block_for("demo-cn").status_code == 603
     assert policy.block_for("someone-else").status_code == 603
+
+
+def test_a_tenant_may_force_its_own_actions_and_what_it_blocks_on_is_its_proof() -> None:
+    data = copy.deepcopy(DEFAULT_DATA)
+    data["tenants"]["demo-cn"]["reason_actions"] = {"NO_ROAMING_INDICATION": "BLOCK"}
+    policy = parse_policy(yaml.safe_dump(data, allow_unicode=True), "p.yaml")
+    assert policy.reason_actions_for("demo-cn")["NO_ROAMING_INDICATION"] == BLOCK
+    assert policy.reason_actions_for("demo-cn")["DNO_LISTED"] == BLOCK  # the policy's own stay
+    assert policy.reason_actions_for("demo-us")["NO_ROAMING_INDICATION"] == LABEL
+    assert policy.tenant_proof("demo-cn") == frozenset({"NO_ROAMING_INDICATION"})
+    assert policy.tenant_proof("demo-us") == frozenset()
+    assert policy.tenant_proof("someone-else") == frozenset()
+
+
+def test_only_tenants_that_want_it_label_international_calls() -> None:
+    policy = parse_policy(DEFAULT.read_text(), "p.yaml")
+    assert policy.international_label_for("demo-cn") == "国际来电"
+    assert policy.international_label_for("demo-us") == ""
+    assert policy.international_label_for("someone-else") == ""
 
 
 def test_non_utf8_is_a_policy_error() -> None:

@@ -43,6 +43,7 @@ class Outcome:
     latency_us: int = 1_000
     reasons: tuple[str, ...] = ()
     degraded: tuple[str, ...] = ()
+    label: str = ""
 
 
 def write_dataset(
@@ -94,6 +95,7 @@ def write_dataset(
                             degraded=bool(outcome.degraded),
                             degraded_reasons=outcome.degraded,
                             latency_us=outcome.latency_us // 2,
+                            label=outcome.label,
                         )
                     )
                 writer.write(dataset_pb2.DatasetRecord(time_ms=START_MS, outcome=record))
@@ -536,11 +538,11 @@ def test_presence_proofs_by_actor_kind_roamers_and_impersonators(tmp_path: Path)
         Outcome("o1", A.ACTION_BLOCK, reasons=("ONNET_CLI_OFFNET_INGRESS", home)),
         Outcome("o2", A.ACTION_LABEL, reasons=("ONNET_CLI_OFFNET_INGRESS",)),
         Outcome("i1", A.ACTION_BLOCK, reasons=(home, contact)),
-        Outcome("i2", A.ACTION_ALLOW),
+        Outcome("i2", A.ACTION_LABEL, reasons=("NO_ROAMING_INDICATION",)),
         Outcome("d1", A.ACTION_BLOCK, reasons=(busy,)),
         Outcome("r1", A.ACTION_ALLOW, reasons=("INTL_INGRESS_DOMESTIC_CLI",)),
         Outcome("r2", A.ACTION_LABEL),
-        Outcome("r3", A.ACTION_ALLOW),
+        Outcome("r3", A.ACTION_ALLOW, label="国际来电"),
         Outcome("s1", A.ACTION_CHALLENGE, reasons=(home,)),
     ]
     _summary, markdown = report(tmp_path, calls, outcomes)
@@ -551,18 +553,36 @@ def test_presence_proofs_by_actor_kind_roamers_and_impersonators(tmp_path: Path)
     assert row(proofs, "SUBSCRIBER")[1:7] == ["legitimate", "4", "1 (25.00%)", "0", "0", "0 of 1"]
     assert row(proofs, "**all**")[2:7] == ["9", "3 (33.33%)", "1 (11.11%)", "1 (11.11%)", "3 of 4"]
     assert "**1 legitimate calls carried a proof code**" in proofs
-    assert row(proofs, "legitimate roamers, on-net number")[1:] == ["2", "2", "50.00%", "0.00%", "0.00%"]
-    assert row(proofs, "legitimate roamers, off-net number")[1:] == ["1", "1", "0.00%", "0.00%", "0.00%"]
-    assert row(proofs, "AI impersonators, on-net number")[1:] == ["1", "1", "100.00%", "100.00%", "100.00%"]
-    assert row(proofs, "AI impersonators, off-net number")[1:] == ["1", "1", "0.00%", "0.00%", "0.00%"]
+    zero = "0.00%"
+    assert row(proofs, "legitimate roamers, on-net number")[1:] == [
+        "2",
+        "2",
+        "50.00%",
+        zero,
+        zero,
+        zero,
+        zero,
+    ]
+    off_net_roamer = ["1", "1", zero, zero, zero, zero, "100.00%"]  # allowed, shown as an international call
+    assert row(proofs, "legitimate roamers, off-net number")[1:] == off_net_roamer
+    assert row(proofs, "AI impersonators, on-net number")[1:] == ["1", "1", *["100.00%"] * 3, zero, zero]
+    assert row(proofs, "AI impersonators, off-net number")[1:] == [
+        "1",
+        "1",
+        "100.00%",
+        zero,
+        zero,
+        "100.00%",
+        zero,
+    ]
     assert row(proofs, "intl-domestic spoofers, on-net number")[1:] == [
         "1",
         "1",
-        "100.00%",
-        "100.00%",
-        "100.00%",
+        *["100.00%"] * 3,
+        zero,
+        zero,
     ]
-    assert row(proofs, "intl-domestic spoofers, off-net number")[1:] == ["0", "0", "—", "—", "—"]
+    assert row(proofs, "intl-domestic spoofers, off-net number")[1:] == ["0", "0", *["—"] * 5]
 
 
 def test_without_decisions_there_is_no_presence_section(tmp_path: Path) -> None:
