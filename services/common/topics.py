@@ -106,6 +106,16 @@ SUBSCRIBERS_PRESENCE = Topic(
     1 * DAY_MS,
     required_fields=("event_id", "tenant", "number"),
 )
+# Notices to a home subscriber whose number was presented on a proven spoof to someone they know
+# (decision publishes them for tenants with `notify_impersonated`), keyed by the subscriber's
+# pseudonym; an operator's notifier turns them into an SMS. A week covers a notifier's outage.
+SUBSCRIBERS_NOTICES = Topic(
+    "subscribers.notices.v1",
+    events_pb2.ImpersonationNotice,
+    CALL_PARTITIONS,
+    7 * DAY_MS,
+    required_fields=("notice_id", "tenant", "subscriber_pseudonym"),
+)
 
 # Origination's certificate feed (services.origination.certfeed): every validated chain, keyed by
 # its x5u (URLs are not personal data), compacted so a starting decision process reads each URL's
@@ -166,6 +176,7 @@ TOPICS: tuple[Topic, ...] = (
     AUDIO_SEGMENTS,
     AUDIO_VERDICTS,
     SUBSCRIBERS_PRESENCE,
+    SUBSCRIBERS_NOTICES,
     STI_CERTS,
     STI_CERT_MISSES,
     *(dead_letter_topic(consumer) for consumer in CONSUMERS),

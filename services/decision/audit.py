@@ -4,6 +4,7 @@
 ``audit_queue_max``) and returns; delivery reports are collected by ``run`` in the background. If
 Kafka is down the queue fills, further records are dropped and counted — decisions keep flowing.
 The record is the CallSetupEvent reputation folds in, so the audit trail also feeds reputation.
+The same producer carries the notices to impersonated subscribers (subscribers.notices.v1).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from confluent_kafka import KafkaError, Message
 
 from fraudmesh.v1 import events_pb2
 from services.common.kafka import inject_trace_headers, make_producer
-from services.common.topics import CALLS_SETUP
+from services.common.topics import CALLS_SETUP, SUBSCRIBERS_NOTICES
 from services.decision import metrics
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class AuditPublisher:
             },
         )
         self._codec = CALLS_SETUP.codec()
+        self._notices = SUBSCRIBERS_NOTICES.codec()
         self.dropped = 0
 
     def publish(self, record: events_pb2.CallSetupEvent, key: bytes | None) -> bool:
@@ -56,6 +58,21 @@ class AuditPublisher:
         self._producer.poll(0)
         return True
 
+    def notify(self, notice: events_pb2.ImpersonationNotice, key: bytes) -> bool:
+        """Queue a notice to an impersonated subscriber (subscribers.notices.v1); never blocks."""
+        try:
+            self._producer.produce(
+                SUBSCRIBERS_NOTICES.name,
+                key=key,
+                value=self._notices.encode(notice),
+                on_delivery=_notice_delivered,
+            )
+        except BufferError:
+            metrics.NOTICES.labels("dropped").inc()
+            return False
+        metrics.NOTICES.labels("queued").inc()
+        return True
+
     def pending(self) -> int:
         """Records in the local queue, not yet acknowledged."""
         return len(self._producer)
@@ -74,6 +91,12 @@ class AuditPublisher:
             self._producer.poll(0.05)
             await asyncio.sleep(0)
         return len(self._producer)
+
+
+def _notice_delivered(error: KafkaError | None, _message: Message) -> None:
+    metrics.NOTICES.labels("delivered" if error is None else "failed").inc()
+    if error is not None:
+        log.warning("impersonation notice not delivered", extra={"error": error.name()})
 
 
 def _delivered(error: KafkaError | None, _message: Message) -> None:

@@ -35,7 +35,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import grpc
 import numpy as np
@@ -65,24 +65,18 @@ from services.decision.models import ModelStore
 from services.decision.policy import ALLOW, BLOCK, CHALLENGE, LABEL, SEVERITY, Policy, PolicyStore
 from services.decision.settings import DecisionSettings
 from services.decision.verification import LocalOrigination
+from services.decision.within import LateWakeupError, T, within
 from services.origination.checks import Checks
 from services.scoring.model import Scorer
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("fraudmesh.decision")
-T = TypeVar("T")
 
 ACTION_NAMES: Final = {ALLOW: "ALLOW", LABEL: "LABEL", CHALLENGE: "CHALLENGE", BLOCK: "BLOCK"}
 MAX_REASONS: Final = 5
 # Below this much time left a dependency cannot answer (a loopback Redis round trip alone is
 # ~50-100 µs): the call skips it rather than starting work that will be cancelled.
 MIN_WAIT_S: Final = 0.0002
-# A dependency wait that ends this long after its deadline was ended late by this process itself
-# (asyncio and uvloop timers fire within about a millisecond of their due time when the loop runs).
-LATE_WAKEUP_S: Final = 0.001
-# Loop turns a late waiter takes to read a reply already received: socket read, the pipeline's
-# reply handling, the waiting task (measured: two to three).
-LOOK_TURNS: Final = 4
 
 
 @dataclass
@@ -485,6 +479,28 @@ class Decider:
             if outcome.origination is not None:
                 record.origination.CopyFrom(outcome.origination)
             self.audit.publish(record, pseudonym.encode() if pseudonym else None)
+            if pseudonym and self.policies.current().notifies_impersonated(setup.tenant):
+                self._notify(setup, outcome, pseudonym)
+
+    def _notify(self, setup: call_pb2.CallSetup, outcome: Outcome, pseudonym: str) -> None:
+        """Queue a notice to the subscriber whose number was proven spoofed to someone they know."""
+        codes = outcome.origination.reason_codes if outcome.origination is not None else ()
+        if Reason.IMPERSONATES_CONTACT not in codes or self.audit is None:
+            return
+        callee = _normalize(setup.called_number, self.settings.region_for(setup.tenant))
+        notice = events_pb2.ImpersonationNotice(
+            notice_id=setup.call_id,
+            tenant=setup.tenant,
+            event_time=setup.event_time,
+            subscriber_pseudonym=pseudonym,
+            callee_pseudonym=self.pseudonymize(callee.canonical) if callee is not None else "",
+            proof_codes=[code for code in codes if code in PRESENCE_PROOFS],
+            call_id=setup.call_id,
+        )
+        self.audit.notify(notice, pseudonym.encode())
+
+
+PRESENCE_PROOFS = frozenset({Reason.ONNET_NUMBER_NOT_ROAMING, Reason.CALLER_BUSY_ELSEWHERE})
 
 
 def _decision(
@@ -546,57 +562,3 @@ def _normalize(raw: str, region: str) -> NormalizedNumber | None:
 def _breaker_changed(name: str, state: BreakerState) -> None:
     metrics.BREAKER_STATE.labels(name).set(state.value)
     log.warning("circuit breaker changed", extra={"dependency": name, "state": state.name})
-
-
-class LateWakeupError(TimeoutError):
-    """A timeout seen late: the deadline passed while this process was not running.
-
-    The waiter looked for a reply that had arrived meanwhile (its socket unread while the process
-    was descheduled or its loop busy with other calls) and found none, so the dependency did not
-    answer within its sub-deadline either; counted apart because it also says this process is
-    short of CPU.
-    """
-
-
-async def within(start: Callable[[], Awaitable[T]], wait_s: float, *, look_until: float | None = None) -> T:
-    """The result of ``start()`` if it arrives within ``wait_s``, else TimeoutError at ``wait_s``.
-
-    The work runs as its own task and is abandoned (cancelled, its outcome reaped) at the deadline,
-    so the caller returns on time even when the work absorbs the cancellation and keeps waiting.
-
-    When the wait ends more than ``LATE_WAKEUP_S`` after its deadline, this process was not running
-    at the deadline: the loop takes up to ``LOOK_TURNS`` more turns (never past ``look_until``, the
-    call's own budget on the loop's clock) to read a reply that already arrived, and if there is
-    none, raises ``LateWakeupError`` (a TimeoutError).
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
-    work = asyncio.ensure_future(start())
-    try:
-        done, _ = await asyncio.wait((work,), timeout=wait_s)
-        if not done and loop.time() - deadline > LATE_WAKEUP_S:
-            for _ in range(LOOK_TURNS):
-                if work.done() or (look_until is not None and loop.time() >= look_until):
-                    break
-                await asyncio.sleep(0)
-            if not work.done():
-                _abandon(work)
-                raise LateWakeupError
-    except asyncio.CancelledError:
-        _abandon(work)
-        raise
-    if not work.done():
-        _abandon(work)
-        raise TimeoutError
-    return work.result()
-
-
-def _abandon(work: asyncio.Future[Any]) -> None:
-    """Cancel work the call no longer waits for, and reap its outcome so nothing is left unretrieved."""
-    work.cancel()
-    work.add_done_callback(_reap)
-
-
-def _reap(work: asyncio.Future[Any]) -> None:
-    if not work.cancelled():
-        work.exception()

@@ -66,6 +66,11 @@ AUDIT = Counter(
     "Audit records by outcome: queued, delivered, failed (Kafka refused), dropped (local queue full).",
     ["outcome"],
 )
+NOTICES = Counter(
+    "fraudmesh_decision_impersonation_notices_total",
+    "Notices to impersonated subscribers (subscribers.notices.v1): queued, delivered, failed, dropped.",
+    ["outcome"],
+)
 AUDIT_QUEUE = Gauge(
     "fraudmesh_decision_audit_queue_records",
     "Audit records waiting in the producer's local queue (bounded by FRAUDMESH_AUDIT_QUEUE_MAX).",

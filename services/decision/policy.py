@@ -102,6 +102,8 @@ class TenantPolicy:
     reason_actions: Mapping[str, int] = field(default_factory=dict)
     # ALLOWed domestic numbers from the international gateway carry the "International call" label
     international_label: bool = False
+    # a subscriber whose number is proven spoofed to someone they know gets a notice (subscribers.notices.v1)
+    notify_impersonated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +196,11 @@ class Policy:
         if found is None:
             return frozenset()
         return frozenset(code for code, action in found.reason_actions.items() if action == BLOCK)
+
+    def notifies_impersonated(self, tenant: str) -> bool:
+        """True when a tenant tells subscribers their number was proven spoofed to someone they know."""
+        found = self.tenants.get(tenant)
+        return found is not None and found.notify_impersonated
 
     def international_label_for(self, tenant: str) -> str:
         """The "International call" label for an ALLOWed call, '' unless the tenant wants one."""
@@ -392,7 +399,14 @@ def _build(raw: Any, text: str) -> Policy:
     ):
         raise PolicyError("international_labels: must map languages of `labels` to non-empty label text")
     tenants: dict[str, TenantPolicy] = {}
-    tenant_keys = {"language", "shadow", "block", "reason_actions", "international_label"}
+    tenant_keys = {
+        "language",
+        "shadow",
+        "block",
+        "reason_actions",
+        "international_label",
+        "notify_impersonated",
+    }
     for name, value in _mapping(data.get("tenants"), "tenants").items():
         entry = _require(value, f"tenants.{name}", tenant_keys, set())
         language = entry.get("language", default_language)
@@ -407,12 +421,16 @@ def _build(raw: Any, text: str) -> Policy:
             raise PolicyError(f"tenants.{name}.international_label: must be true or false")
         if wants_label and language not in international:
             raise PolicyError(f"tenants.{name}.international_label: international_labels has no {language!r}")
+        notify = entry.get("notify_impersonated", False)
+        if not isinstance(notify, bool):
+            raise PolicyError(f"tenants.{name}.notify_impersonated: must be true or false")
         tenants[str(name)] = TenantPolicy(
             language,
             tenant_shadow,
             block,
             MappingProxyType(_reason_actions(entry.get("reason_actions"), f"tenants.{name}.reason_actions")),
             wants_label,
+            notify,
         )
     reason_actions = _reason_actions(data.get("reason_actions"), "reason_actions")
     never_sole = _text_list(data.get("never_sole_reasons"), "never_sole_reasons")

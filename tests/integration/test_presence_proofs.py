@@ -17,12 +17,20 @@ import redis
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from fraudmesh.v1 import call_pb2, common_pb2, events_pb2
-from loadtest.kafkaio import SetupProducer
+from loadtest.kafkaio import SetupProducer, end_offsets, read_matching
 from services.common import keys
 from services.common.pseudonym import Pseudonymizer
+from services.common.topics import SUBSCRIBERS_NOTICES
 from services.scoring.model import Scorer
 from tests.integration.origination_pki import Pki
-from tests.integration.test_inprocess_verification import decide, decision, model_dir, pki_and_chain, scorer
+from tests.integration.test_inprocess_verification import (
+    BUDGET_S,
+    decide,
+    decision,
+    model_dir,
+    pki_and_chain,
+    scorer,
+)
 from tests.integration.test_presence import HOME, ROAMING, Subscriber, presence_of
 
 from .conftest import Stack, Worker
@@ -143,7 +151,25 @@ async def test_a_proven_spoof_of_someone_the_callee_called_says_it_impersonates_
     )
     spoofed = _call(relative)
     spoofed.called_number = victim.number
+    since = end_offsets(stack.settings.kafka_bootstrap, SUBSCRIBERS_NOTICES)
     async with decision(stack, pki, scorer, folder) as server:
-        outcome = await decide(server, spoofed)
+        outcome = await server.decider.decide(spoofed, BUDGET_S, record=True)  # audit and notice
+        assert server.decider.audit is not None
+        await server.decider.audit.drain()
     assert outcome.origination is not None
     assert {PROOF, "IMPERSONATES_CONTACT"} <= set(outcome.origination.reason_codes)
+    # demo-cn notifies the real subscriber: pseudonyms only, the proof that fired
+    notices = read_matching(
+        stack.settings.kafka_bootstrap,
+        SUBSCRIBERS_NOTICES,
+        since,
+        lambda notice: notice.notice_id,
+        [spoofed.call_id],
+        timeout_s=20,
+    )
+    notice = notices[spoofed.call_id]
+    assert notice.subscriber_pseudonym == relative.pseudonym
+    assert notice.callee_pseudonym == victim.pseudonym
+    assert list(notice.proof_codes) == [PROOF]
+    assert relative.number not in str(notice)
+    assert victim.number not in str(notice)

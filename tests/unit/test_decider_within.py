@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from services.decision.decider import LateWakeupError, within
+from services.decision.within import LateWakeupError, within
 
 
 async def test_work_that_absorbs_its_cancellation_does_not_hold_the_call() -> None:

@@ -548,6 +548,59 @@ class SubscriberPresence(_message.Message):
 Global___SubscriberPresence: _TypeAlias = SubscriberPresence  # noqa: Y015
 
 @_typing.final
+class ImpersonationNotice(_message.Message):
+    """subscribers.notices.v1: a home subscriber's number was presented on a call proven spoofed (a
+    presence proof) to someone they know, so the operator can tell them ("someone called your mother
+    presenting your number"). No number in it: the operator's notifier resolves the pseudonyms
+    against its own subscriber base (it holds the pseudonym key). Published by decision for tenants
+    with `notify_impersonated` in the policy; one per call (notice_id is the call id).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTICE_ID_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
+    EVENT_TIME_FIELD_NUMBER: _builtins.int
+    SUBSCRIBER_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    CALLEE_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    PROOF_CODES_FIELD_NUMBER: _builtins.int
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    notice_id: _builtins.str
+    """unique per notice (redeliveries count once)"""
+    tenant: _builtins.str
+    subscriber_pseudonym: _builtins.str
+    """the impersonated subscriber: pseudonym of the presented number"""
+    callee_pseudonym: _builtins.str
+    """the person who was called"""
+    call_id: _builtins.str
+    @_builtins.property
+    def event_time(self) -> _timestamp_pb2.Timestamp:
+        """the spoofed call's setup time"""
+
+    @_builtins.property
+    def proof_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """ONNET_NUMBER_NOT_ROAMING, CALLER_BUSY_ELSEWHERE"""
+
+    def __init__(
+        self,
+        *,
+        notice_id: _builtins.str = ...,
+        tenant: _builtins.str = ...,
+        event_time: _timestamp_pb2.Timestamp | None = ...,
+        subscriber_pseudonym: _builtins.str = ...,
+        callee_pseudonym: _builtins.str = ...,
+        proof_codes: _abc.Iterable[_builtins.str] | None = ...,
+        call_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "callee_pseudonym", b"callee_pseudonym", "event_time", b"event_time", "notice_id", b"notice_id", "proof_codes", b"proof_codes", "subscriber_pseudonym", b"subscriber_pseudonym", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImpersonationNotice: _TypeAlias = ImpersonationNotice  # noqa: Y015
+
+@_typing.final
 class DeadLetter(_message.Message):
     """dlq.<consumer>.v1: a record a consumer could not decode or process, with the reason."""
 

@@ -158,7 +158,7 @@ class Decision(_message.Message):
     latency_us: _builtins.int
     """server-side time to decide"""
     label: _builtins.str
-    """display label for LABEL, in the tenant's language"""
+    """display label for LABEL (or a tenant's "International call" on ALLOW)"""
     shadow_action: _common_pb2.Action.ValueType
     """the would-be action when the policy runs in shadow mode"""
     @_builtins.property
