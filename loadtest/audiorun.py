@@ -37,7 +37,7 @@ from services.common.pseudonym import Pseudonymizer
 from services.common.redisstore import make_sync_redis
 from services.common.settings import CommonSettings
 from services.common.topics import AUDIO_VERDICTS
-from training.dataset import AUDIO_RUN, CALLS, read_records
+from training.dataset import AUDIO_RUN, CALLS, EVENTS, read_records
 
 AUDIO_DB = 15
 
@@ -124,6 +124,16 @@ def _truth(dataset: Path, call_ids: Collection[str]) -> _Truth:
     return truth
 
 
+def _published_at(dataset: Path, segment_ids: Collection[str]) -> dict[str, int]:
+    """Simulated time each segment was published (its tap's time, after the call), by segment id."""
+    wanted = set(segment_ids)
+    return {
+        record.audio.segment.segment_id: record.time_ms
+        for record in read_records(dataset / EVENTS)
+        if record.WhichOneof("record") == "audio" and record.audio.segment.segment_id in wanted
+    }
+
+
 def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 3) if values else None
 
@@ -181,6 +191,15 @@ def summarise(
     for call_id in published.values():
         if truth.campaign.get(call_id):
             heard[truth.campaign[call_id]].add(truth.number[call_id])
+    # the moment a campaign is first audio-linked: the earliest segment of it whose verdict linked it
+    published_at = _published_at(dataset, published)
+    first_linked: dict[str, int] = {}
+    for segment_id, call_id in published.items():
+        verdict, campaign = verdicts.get(segment_id), truth.campaign.get(call_id, "")
+        if verdict is not None and verdict.campaign_ids and campaign and segment_id in published_at:
+            first_linked[campaign] = min(
+                first_linked.get(campaign, published_at[segment_id]), published_at[segment_id]
+            )
     campaigns = {}
     for campaign, numbers in sorted(truth.campaign_numbers.items()):
         linked_here = [n for n in numbers if n in linked]
@@ -189,6 +208,7 @@ def summarise(
             "numbers_with_audio": len(heard.get(campaign, ())),
             "numbers_linked": len(linked_here),
             "audio_campaigns": sorted({c for n in linked_here for c in linked[n]}),
+            "first_linked_ms": first_linked.get(campaign),
         }
     campaign_members = {n for numbers in truth.campaign_numbers.values() for n in numbers}
     kind_of = {number: truth.kind[call_id] for call_id, number in truth.number.items()}

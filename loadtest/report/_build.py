@@ -7,6 +7,7 @@ from pathlib import Path
 
 from loadtest.report._analysis import ReportSummary, _analyse, _summarise
 from loadtest.report._format import _fmt_ms, _fmt_pct, _image
+from loadtest.report._linked import _after_link_section
 from loadtest.report._plots import _write_plots
 from loadtest.report._presence import _presence_section
 from loadtest.report._reading import _expected, _progress, _read_calls, _read_numbers, _read_outcomes, console
@@ -82,6 +83,8 @@ def build_report(dataset: Path, out: Path, *, plots: bool = True) -> ReportSumma
     if decided is None and skipped:
         lines += [f"_Plots omitted: {', '.join(f'{n} ({r})' for n, r in skipped.items())}._", ""]
     lines += _campaign_section(calls, analysis, decided is not None)
+    if decided is not None:
+        lines += _after_link_section(calls, analysis, dataset)
     lines += _emergency_section(calls, decided, analysis)
     if decided is not None:
         lines += [

@@ -588,3 +588,47 @@ def test_presence_proofs_by_actor_kind_roamers_and_impersonators(tmp_path: Path)
 def test_without_decisions_there_is_no_presence_section(tmp_path: Path) -> None:
     _summary, markdown = report(tmp_path, MIXED_CALLS, None)
     assert "## Presence proofs" not in markdown
+
+
+def test_campaigns_after_their_first_audio_link(tmp_path: Path) -> None:
+    calls = [
+        Call("a1", K.ACTOR_KIND_ROBOCALL, True, "+8617000000001", 0, campaign="c"),
+        Call("a2", K.ACTOR_KIND_ROBOCALL, True, "+8617000000001", 100, campaign="c"),  # after the link
+        Call("a3", K.ACTOR_KIND_ROBOCALL, True, "+8617000000002", 200, campaign="c"),  # a new number
+        Call("a4", K.ACTOR_KIND_ROBOCALL, True, "+8617000000003", 300, campaign="c"),  # a new number
+        Call("b1", K.ACTOR_KIND_ROBOCALL, True, "+8617000000009", 400, campaign="never-linked"),
+    ]
+    outcomes = [
+        Outcome("a1", A.ACTION_ALLOW),
+        Outcome("a2", A.ACTION_BLOCK, reasons=("CAMPAIGN_LINKED",)),
+        Outcome("a3", A.ACTION_LABEL, reasons=("MODEL_SCORE",)),
+        Outcome("a4", A.ACTION_ALLOW),
+        Outcome("b1", A.ACTION_ALLOW),
+    ]
+    dataset = write_dataset(tmp_path / "dataset", calls, outcomes)
+    audio = {"numbers": 3, "numbers_with_audio": 1, "numbers_linked": 1, "audio_campaigns": ["ac-x"]}
+    linked = {
+        "c": {**audio, "first_linked_ms": START_MS + 50_000},
+        "never-linked": {**audio, "first_linked_ms": None},
+    }
+    figures = {
+        "segments_published": 1,
+        "verdicts": 1,
+        "verdicts_folded_by_reputation": 1,
+        "by_kind": {},
+        "audio_campaigns_matched": [],
+        "audio_campaigns_discovered_this_run": [],
+        "audio_campaigns_known_before": [],
+        "false_links_by_kind": {},
+        "simulated_campaigns": linked,
+    }
+    (dataset / "audio.json").write_text(json.dumps(figures))
+    build_report(dataset, tmp_path / "out", plots=False)
+    after = section((tmp_path / "out" / "report.md").read_text(), "Campaigns after their first audio link")
+    assert row(after, "c")[1:] == ["3", "66.67%", "33.33%", "2", "50.00%"]
+    assert "never-linked" not in after
+
+
+def test_no_audio_link_no_after_link_section(tmp_path: Path) -> None:
+    _summary, markdown = report(tmp_path, MIXED_CALLS, [Outcome("r1", A.ACTION_ALLOW)])
+    assert "## Campaigns after their first audio link" not in markdown
