@@ -1,7 +1,8 @@
 """OriginationService.Verify on grpc.aio: STIR/SHAKEN and caller-ID consistency for the current call.
 
-The call path does CPU work only, plus at most one bounded Redis round trip (the replay marker and,
-for a neighbor-spoofing finding, the caller's history, pipelined together behind a breaker):
+The call path does CPU work only, plus at most one bounded Redis round trip (the replay marker,
+for a neighbor-spoofing finding the caller's history, for an off-net or international finding the
+presented subscriber's presence, concurrently behind one breaker):
 
 1. verify the Identity headers against the in-memory certificate cache — a miss answers PENDING
    (unverified, not failed, ``degraded``) and starts a background fetch (shared Redis copy first,
@@ -9,7 +10,11 @@ for a neighbor-spoofing finding, the caller's history, pipelined together behind
 2. check the PASSporT was not presented before (cross-replica, Redis ``SET NX``; the replica's own
    memory when Redis is slow or down, marked degraded);
 3. run the caller-ID consistency checks; a neighbor-spoofing finding is dropped when the caller has
-   a call history older than ``neighbor_history_days`` (real neighbours call; spoofers are new).
+   a call history older than ``neighbor_history_days`` (real neighbours call; spoofers are new);
+4. for an own number from off-net or a domestic number from the international gateway, read the
+   presented subscriber's presence and relationship to the callee in the same round trip, so the
+   presence proofs and roaming facts (services.origination.presence) hold here as in decision's
+   in-process verification.
 
 The parts are independent: verification never raises for hostile input (see passport.py's bounds),
 but if it raises anyway (a bug) the answer is ``VERIFICATION_ERROR`` (UNSPECIFIED,
@@ -42,10 +47,12 @@ from redis.exceptions import RedisError
 from fraudmesh.v1 import call_pb2, common_pb2, origination_pb2, origination_pb2_grpc, verdicts_pb2
 from services.common import keys
 from services.common.breaker import BreakerState, CircuitBreaker
+from services.common.featurestore import PRESENCE_FIELDS, parse_presence
 from services.common.grpcserver import ServerHandle, server_tls, start_server, until_signalled
 from services.common.identity import attribute_setup
-from services.common.phone import InvalidNumberError
+from services.common.phone import InvalidNumberError, NormalizedNumber
 from services.common.pseudonym import Pseudonymizer
+from services.common.reasons import Reason
 from services.common.redisstore import make_async_redis
 from services.common.tracing import child_span, incoming_context
 from services.origination import metrics
@@ -55,6 +62,7 @@ from services.origination.checks import CallChecks, Trust
 from services.origination.failures import Failure
 from services.origination.fetch import FetchPolicy, HostAllowList, X5uFetcher
 from services.origination.passport import Verifier
+from services.origination.presence import PresenceFacts
 from services.origination.settings import OriginationSettings
 from services.origination.shared import ReplayGuard, SharedCertificateCache, SharedChains, read_prewarm_file
 from services.origination.stats import RulesByTenant
@@ -66,6 +74,8 @@ SERVICE_NAME = origination_pb2.DESCRIPTOR.services_by_name["OriginationService"]
 _STATUS_NAMES = {
     value: name.removeprefix("SHAKEN_STATUS_").lower() for name, value in verdicts_pb2.ShakenStatus.items()
 }
+# Caller-ID findings presence can turn into proof or a roaming fact (services.origination.presence)
+PRESENCE_FINDINGS = frozenset({Reason.ONNET_CLI_OFFNET_INGRESS, Reason.INTL_INGRESS_DOMESTIC_CLI})
 _ATTEST_NAMES = {common_pb2.ATTESTATION_A: "A", common_pb2.ATTESTATION_B: "B", common_pb2.ATTESTATION_C: "C"}
 
 
@@ -122,8 +132,9 @@ class Origination:
         now = self.settings.call_time(stamp.seconds + stamp.nanos / 1e9)
         checks = self.checks.check(setup, now)
         digest = checks.replay_key
-        replayed, fallback, established = False, False, None
-        if digest is not None or checks.needs_history:
+        replayed, fallback, established, presence = False, False, None, None
+        needs_presence = not PRESENCE_FINDINGS.isdisjoint(checks.caller_id.reason_codes)
+        if digest is not None or checks.needs_history or needs_presence:
             caller = checks.caller_id.caller
             history: Awaitable[bool | None] = (
                 self._has_history(caller.canonical, now) if checks.needs_history and caller else _none()
@@ -133,16 +144,26 @@ class Origination:
                 if digest is not None
                 else _fresh()
             )
+            facts: Awaitable[PresenceFacts | None] = (
+                self._presence(caller.canonical, checks.caller_id.callee)
+                if needs_presence and caller
+                else _none_facts()
+            )
             try:
                 with child_span(tracer, "origination.replay", trace.SpanKind.CLIENT):
-                    (new, fallback), established = await asyncio.gather(replay, history)
+                    (new, fallback), established, presence = await asyncio.gather(replay, history, facts)
             except Exception:  # a bug in the Redis checks: answer as if Redis had not answered
                 log.exception("the replay/history checks raised; answering without them")
                 metrics.INTERNAL_ERRORS.labels("redis_checks").inc()
-                (new, fallback), established = (True, True), None
+                (new, fallback), established, presence = (True, True), None, None
             replayed = not new
         concluded = self.checks.verdict(
-            checks, replayed=replayed, replay_fallback=fallback, established=established
+            checks,
+            replayed=replayed,
+            replay_fallback=fallback,
+            established=established,
+            presence=presence,
+            now_ms=int(now * 1000),
         )
         _observe(concluded.verdict, concluded.failure, concluded.causes)
         return concluded.verdict
@@ -177,6 +198,32 @@ class Origination:
             log.warning("unreadable first_seen_ms in a caller's reputation record; history unknown")
             return None
         return self.checks.established(first_seen_ms, now)
+
+    async def _presence(self, canonical: str, callee: NormalizedNumber | None) -> PresenceFacts | None:
+        """The presented subscriber's presence and whether caller and callee know each other, as the
+        decision's read returns them; None when Redis did not answer (then nothing is proven)."""
+        if not self.breaker.allow():
+            return None
+        caller = self.pseudonymize(canonical)
+        contact = keys.digest(self.pseudonymize(callee.canonical)) if callee is not None else ""
+        try:
+            async with asyncio.timeout(self.settings.replay_timeout_s):
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.hmget(keys.presence_key(caller), list(PRESENCE_FIELDS))
+                    if contact:
+                        pipe.sismember(keys.inbound_key(caller), contact)
+                        pipe.sismember(keys.outbound_key(caller), contact)
+                    reply = await pipe.execute()
+        except (RedisError, OSError, TimeoutError):
+            self.breaker.failure()
+            return None
+        self.breaker.success()
+        state = parse_presence(reply[0])
+        return PresenceFacts(state.state, state.call_id, state.call_ms, any(bool(x) for x in reply[1:]))
+
+
+async def _none_facts() -> PresenceFacts | None:
+    return None
 
 
 def _internal_error(part: str) -> None:

@@ -215,6 +215,45 @@ async def test_neighbor_spoofing_is_dropped_for_a_caller_with_history(
     assert not old_verdict.degraded
 
 
+async def test_verify_reads_presence_like_the_decision_does(
+    replicas: list[tuple[origination_pb2_grpc.OriginationServiceAsyncStub, Origination, int]],
+    redis_client: redis.Redis,
+    stack: Stack,
+) -> None:
+    """Origination's Verify RPC proves an own number from the international gateway false from the
+    subscriber's presence, says a roamer is roaming, and a mobile with none has no roaming indication."""
+    stub = replicas[0][0]
+    pseudonymize = Pseudonymizer(stack.settings.pseudonym_key)
+    suffix = uuid.uuid4().int % 9_000
+    home, roamer, unknown, callee = (f"+861381235{suffix + offset:04d}" for offset in range(4))
+    now_ms = int(time.time() * 1000)
+    for number, state in ((home, 1), (roamer, 2)):
+        key = keys.presence_key(pseudonymize(number))
+        redis_client.hset(
+            key, mapping={"reg": state, "reg_ms": now_ms - 60_000, "cc": "FR" if state == 2 else ""}
+        )
+        redis_client.expire(key, 600)
+    # the callee called the "home" subscriber before: a proven spoof of them impersonates a contact
+    inbound = keys.inbound_key(pseudonymize(home))
+    redis_client.sadd(inbound, keys.digest(pseudonymize(callee)))
+    redis_client.expire(inbound, 600)
+
+    def intl(caller: str) -> call_pb2.CallSetup:
+        setup = _setup(caller, callee)
+        setup.ingress_kind = common_pb2.INGRESS_KIND_INTERNATIONAL_GATEWAY
+        return setup
+
+    proven = await verify(stub, intl(home))
+    assert {"ONNET_NUMBER_NOT_ROAMING", "IMPERSONATES_CONTACT"} <= set(proven.reason_codes)
+    roaming = await verify(stub, intl(roamer))
+    assert "ROAMING_VERIFIED" in roaming.reason_codes
+    assert "ONNET_NUMBER_NOT_ROAMING" not in roaming.reason_codes
+    nothing_known = await verify(stub, intl(unknown))
+    assert "NO_ROAMING_INDICATION" in nothing_known.reason_codes
+    assert "ONNET_NUMBER_NOT_ROAMING" not in nothing_known.reason_codes
+    assert not nothing_known.degraded
+
+
 def _setup(caller: str, callee: str) -> call_pb2.CallSetup:
     return call_pb2.CallSetup(
         call_id=f"it-{uuid.uuid4()}",
