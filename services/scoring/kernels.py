@@ -47,7 +47,6 @@ import numba as nb
 import numpy as np
 import numpy.typing as npt
 
-from services.common.features import WIDTH
 from services.scoring.artifact import (
     DEFAULT_LEFT,
     MISSING_NAN,
@@ -417,16 +416,17 @@ def calibrate_batch(raw: Any, a: float, b: float) -> Any:
 
 @nb.njit(cache=True, nogil=True, inline="always")
 def _attribute(positions: Any, path_feature: Any, path_delta: Any, bias: float, depth: int, out: Any) -> None:
-    """Saabas contributions from each tree's leaf position into ``out`` (WIDTH features, bias last).
+    """Saabas contributions from each tree's leaf position into ``out`` (features, bias last).
 
     Each tree's path is one contiguous run of (feature, change) pairs. Each level adds into its own
     row of accumulators, so consecutive additions to the same feature do not wait on each other.
     """
+    features = out.shape[0] - 1  # from the array, never a module global: numba's cache would freeze it
     levels_n = max(depth, 1)
     inner = np.uintp((1 << depth) - 1)
     width = np.uintp(1 << depth)
-    levels = np.zeros(levels_n * WIDTH, np.float64)
-    stride = np.uintp(WIDTH)
+    levels = np.zeros(levels_n * features, np.float64)
+    stride = np.uintp(features)
     run = np.uintp(levels_n)
     for t in range(positions.shape[0]):
         at = (np.uintp(t) * width + positions[t] - inner) * run
@@ -435,12 +435,12 @@ def _attribute(positions: Any, path_feature: Any, path_delta: Any, bias: float, 
             k = at + np.uintp(level)
             levels[row + np.uintp(path_feature[k])] += path_delta[k]
             row += stride
-    for f in range(WIDTH):
+    for f in range(features):
         total_f = 0.0
         for level in range(levels_n):
-            total_f += levels[level * WIDTH + f]
+            total_f += levels[level * features + f]
         out[f] = total_f
-    out[WIDTH] = bias
+    out[features] = bias
 
 
 @nb.njit(cache=True, nogil=True)
@@ -455,7 +455,7 @@ def contributions_row(
     depth: int,
     out: Any,
 ) -> float:
-    """Saabas contributions of one row into ``out`` (WIDTH features, bias last); returns the raw score.
+    """Saabas contributions of one row into ``out`` (features, bias last); returns the raw score.
 
     The walk records each tree's leaf; the leaf's stored path then gives its contributions. ``out``
     is overwritten; its sum equals the raw score up to float64 rounding.
@@ -479,8 +479,8 @@ def contributions_batch(
     bias: float,
     depth: int,
 ) -> Any:
-    """Saabas contributions of every row: shape (n, WIDTH + 1), bias in the last column."""
-    out = np.empty((matrix.shape[0], WIDTH + 1), np.float64)
+    """Saabas contributions of every row: shape (n, features + 1), bias in the last column."""
+    out = np.empty((matrix.shape[0], matrix.shape[1] + 1), np.float64)
     for r in range(matrix.shape[0]):
         contributions_row(matrix[r], slots, nodes, leaves, path_feature, path_delta, bias, depth, out[r])
     return out
@@ -490,7 +490,7 @@ def contributions_batch(
 def _top_reason(contrib: Any, reason_id: Any, taken0: int, taken1: int) -> int:
     """Reason id of the largest positive contribution whose id is not taken yet (-1 if none)."""
     best = -1
-    for f in range(WIDTH):
+    for f in range(reason_id.shape[0]):
         code = reason_id[f]
         if (
             contrib[f] > 0.0
@@ -529,7 +529,7 @@ def explain_row(
     raw = _walk(x, nodes, leaves, depth, positions)
     if not raw > raw_above:
         return raw, calibrate(raw, a, b), -1, -1, -1
-    contrib = np.empty(WIDTH + 1, np.float64)
+    contrib = np.empty(reason_id.shape[0] + 1, np.float64)
     _attribute(positions, path_feature, path_delta, bias, depth, contrib)
     first = _top_reason(contrib, reason_id, -1, -1)
     second = -1 if first < 0 else _top_reason(contrib, reason_id, first, -1)
