@@ -30,7 +30,8 @@ def _presence_section(calls: _Calls, outcomes: _Outcomes, analysis: _Analysis) -
         "## Presence proofs",
         "",
         "The home network's presence reports (subscribers.presence.v1) prove a call presenting one of "
-        "the tenant's own numbers from off-net false: the subscriber is attached at home "
+        "the tenant's own numbers from off-net, or a reported domestic number from abroad, false: the "
+        "subscriber is attached at home "
         f"(`{PROOF_CODES[0]}`) or in another on-net call (`{PROOF_CODES[1]}`); `{PROOF_CODES[2]}` adds "
         "that the callee knows the number. Unknown, roaming and switched-off subscribers prove nothing. "
         "Per actor kind, decided calls each code fired on (share of the kind's decided calls), and how "

@@ -1,9 +1,12 @@
 """Spoofing proofs from what the carrier knows about its own subscribers (issue 18).
 
 A call that presents one of the tenant's own numbers but arrives from an off-net trunk (the
-caller-ID finding ``ONNET_CLI_OFFNET_INGRESS``, international gateways included) is suspicious; the
-subscriber's presence, fed by the home network (``subscribers.presence.v1``, folded by reputation,
-read in the call's one round trip), turns it into proof:
+caller-ID finding ``ONNET_CLI_OFFNET_INGRESS``), or any domestic number arriving over the
+international gateway (``INTL_INGRESS_DOMESTIC_CLI``), is suspicious; the presented subscriber's
+presence (``subscribers.presence.v1``, folded by reputation, read in the call's one round trip)
+turns it into proof — for numbers outside the own ranges too (MVNO and ported-in subscribers, or
+another carrier's fed by an inter-carrier roaming feed), since presence is only ever reported for a
+subscriber the reporting network serves:
 
 * ``ONNET_NUMBER_NOT_ROAMING`` — the subscriber is attached at home, so no call of theirs can come
   from outside the network;
@@ -67,7 +70,11 @@ def presence_proofs(
     if facts is None:
         return ()
     codes: list[Reason] = []
-    if Reason.ONNET_CLI_OFFNET_INGRESS in caller_codes:
+    # An own number from off-net (its range says so), or any domestic number from abroad (presence
+    # says so: a number the home network reports cannot be calling over the international gateway
+    # while it is attached at home or in an on-net call — MVNO and ported-in subscribers outside the
+    # own ranges, and other carriers' subscribers an inter-carrier feed reports, included).
+    if Reason.ONNET_CLI_OFFNET_INGRESS in caller_codes or Reason.INTL_INGRESS_DOMESTIC_CLI in caller_codes:
         if facts.state == ATTACHED_HOME:
             codes.append(Reason.ONNET_NUMBER_NOT_ROAMING)
         if facts.call_id and facts.call_id != call_id and 0 <= now_ms - facts.call_ms <= call_max_ms:

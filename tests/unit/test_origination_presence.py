@@ -88,3 +88,22 @@ def test_a_proven_spoof_of_a_known_contact_says_so() -> None:
     assert presence_proofs(OFFNET, "c1", PresenceFacts(ROAMING, contacts=True), NOW, 4 * HOUR) == (
         Reason.ROAMING_VERIFIED,
     )
+
+
+def test_any_domestic_number_reported_at_home_cannot_call_from_abroad() -> None:
+    # an MVNO or ported-in subscriber outside the own ranges: no ONNET finding, presence proves it
+    intl = (Reason.INTL_INGRESS_DOMESTIC_CLI,)
+    assert presence_proofs(intl, "c1", PresenceFacts(ATTACHED_HOME), NOW, 4 * HOUR, mobile=True) == (
+        Reason.ONNET_NUMBER_NOT_ROAMING,
+    )
+    busy = PresenceFacts(ATTACHED_HOME, "other-call", NOW - 60_000, contacts=True)
+    assert presence_proofs(intl, "c1", busy, NOW, 4 * HOUR, mobile=True) == (
+        Reason.ONNET_NUMBER_NOT_ROAMING,
+        Reason.CALLER_BUSY_ELSEWHERE,
+        Reason.IMPERSONATES_CONTACT,
+    )
+    # off-net over a domestic VoIP peer: no finding to prove, nothing said
+    assert (
+        presence_proofs((Reason.SHAKEN_ATTESTATION_C,), "c1", PresenceFacts(ATTACHED_HOME), NOW, 4 * HOUR)
+        == ()
+    )
