@@ -284,6 +284,9 @@ class Decider:
             proof = policy.evidence.is_proof(codes) or bool(codes & policy.tenant_proof(setup.tenant))
             if not proof:
                 action = policy.evidence.score_alone(action, scored.probability, scorer.artifact.metadata)
+                action = policy.capped(action, codes)  # e.g. a verified roamer: at most ALLOW
+                if action == ALLOW:
+                    reasons = []
             if degraded and SEVERITY[action] > SEVERITY[policy.degraded_max_action]:
                 action = policy.degraded_max_action
             if SEVERITY[action] >= SEVERITY[CHALLENGE]:

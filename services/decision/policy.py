@@ -158,6 +158,15 @@ class Policy:
     psap_callback_numbers: frozenset[str] = field(default_factory=frozenset)
     evidence: Evidence = field(default_factory=Evidence)
     international_labels: Mapping[str, str] = field(default_factory=dict)
+    # reason code → the most a call carrying it gets without proof (e.g. a verified roamer)
+    reason_caps: Mapping[str, int] = field(default_factory=dict)
+
+    def capped(self, action: int, codes: frozenset[str]) -> int:
+        """``action`` lowered to the strictest cap among ``codes`` (callers skip this for proof)."""
+        for code in codes & self.reason_caps.keys():
+            if SEVERITY[self.reason_caps[code]] < SEVERITY[action]:
+                action = self.reason_caps[code]
+        return action
 
     def is_psap_callback(self, caller_key: str, region: str) -> bool:
         """True when an attributed caller (its canonical key) is a listed PSAP callback number."""
@@ -228,6 +237,7 @@ _TOP_KEYS: Final = {
     "psap_callback_numbers",
     "evidence",
     "international_labels",
+    "reason_caps",
 }
 _EMERGENCY_DIGITS: Final = re.compile(r"[0-9]{2,15}")
 _SEPARATORS: Final = re.compile(r"[\s\-.()]")
@@ -459,6 +469,7 @@ def _build(raw: Any, text: str) -> Policy:
         psap_callback_numbers=_psap_numbers(data.get("psap_callback_numbers"), "psap_callback_numbers"),
         evidence=_evidence(data.get("evidence"), "evidence"),
         international_labels=MappingProxyType(dict(international)),
+        reason_caps=MappingProxyType(_reason_actions(data.get("reason_caps"), "reason_caps")),
     )
 
 

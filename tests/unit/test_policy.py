@@ -20,7 +20,16 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.decision.policy import BLOCK, CHALLENGE, LABEL, Policy, PolicyError, PolicyStore, parse_policy
+from services.decision.policy import (
+    ALLOW,
+    BLOCK,
+    CHALLENGE,
+    LABEL,
+    Policy,
+    PolicyError,
+    PolicyStore,
+    parse_policy,
+)
 from services.decision.service import REPO_ROOT
 
 DEFAULT = REPO_ROOT / "deploy" / "policy" / "default.yaml"
@@ -189,6 +198,14 @@ def test_only_tenants_that_want_it_label_international_calls() -> None:
     assert policy.international_label_for("demo-cn") == "国际来电"
     assert policy.international_label_for("demo-us") == ""
     assert policy.international_label_for("someone-else") == ""
+
+
+def test_a_verified_roamer_is_capped_at_allow_without_proof() -> None:
+    policy = parse_policy(DEFAULT.read_text(), "p.yaml")
+    assert policy.capped(LABEL, frozenset({"ROAMING_VERIFIED", "MODEL_SCORE"})) == ALLOW
+    assert policy.capped(CHALLENGE, frozenset({"MODEL_SCORE"})) == CHALLENGE
+    with pytest.raises(PolicyError, match=r"reason_caps\.NOPE"):
+        parse_policy(yaml.safe_dump({**DEFAULT_DATA, "reason_caps": {"NOPE": "ALLOW"}}), "p.yaml")
 
 
 def test_non_utf8_is_a_policy_error() -> None:
