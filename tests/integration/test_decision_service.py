@@ -19,6 +19,7 @@ from typing import Any
 
 import grpc
 import pytest
+import yaml
 from confluent_kafka import TopicPartition
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -53,6 +54,7 @@ from training.train import train
 pytestmark = pytest.mark.integration
 ALLOW, LABEL, BLOCK = common_pb2.ACTION_ALLOW, common_pb2.ACTION_LABEL, common_pb2.ACTION_BLOCK
 TOKEN = secrets.token_hex(16)  # test-only admin token, made per run
+SHIPPED_POLICY = yaml.safe_load((REPO_ROOT / "deploy" / "policy" / "default.yaml").read_text())
 
 
 @pytest.fixture(scope="session")
@@ -193,7 +195,7 @@ async def test_decide_answers_with_versions_latency_and_origination(
     assert decision.call_id == setup.call_id
     assert decision.action in (ALLOW, LABEL, common_pb2.ACTION_CHALLENGE, BLOCK)
     assert decision.model_version == scorer.version
-    assert decision.policy_version == "default-2026-11-21"
+    assert decision.policy_version == SHIPPED_POLICY["version"]
     assert decision.latency_us > 0
     assert not decision.degraded, decision.degraded_reasons
     assert reply.origination.shaken_status != 0
@@ -298,7 +300,7 @@ async def test_redress_allow_list_shadow_mode_and_hot_reload(
             timeout=2.0,
         )
         assert removed.removed
-        edit(policy_file, ("  demo-cn: {language: zh}", "  demo-cn: {language: zh, shadow: true}"))
+        edit(policy_file, ("  demo-cn: {language: zh,", "  demo-cn: {language: zh, shadow: true,"))
         await asyncio.sleep(0.3)
         shadow = (await decide(stub, call(caller))).decision
         assert shadow.action == ALLOW
@@ -306,12 +308,12 @@ async def test_redress_allow_list_shadow_mode_and_hot_reload(
 
         edit(
             policy_file,
-            ("shadow: true}", "shadow: false}"),
+            ("shadow: true,", "shadow: false,"),
             (
                 "thresholds: {label: 0.60, challenge: 0.90, block: 0.98}",
                 "thresholds: {label: 0.0, challenge: 1.01, block: 1.01}",
             ),
-            ('version: "default-2026-11-21"', 'version: "it-reloaded"'),
+            (f'version: "{SHIPPED_POLICY["version"]}"', 'version: "it-reloaded"'),
         )
         await asyncio.sleep(0.3)
         reloaded = (await decide(stub, call())).decision
