@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import faust
@@ -42,6 +44,10 @@ def make_faust_app(settings: CommonSettings, app_id: str, **overrides: Any) -> f
     """
     conf: dict[str, Any] = {
         "broker": kafka_broker_urls(settings.kafka_bootstrap),
+        # faust creates its data folder at start even with the memory store; in the working
+        # directory that fails on a read-only root filesystem (the chart's pods) and litters a
+        # checkout, so it goes under the temp dir ($TMPDIR; an emptyDir in the chart).
+        "datadir": Path(tempfile.gettempdir()) / f"{app_id}-data",
         "web_enabled": False,
         "web_bind": "127.0.0.1",
         "store": "memory://",
