@@ -92,6 +92,16 @@ class AuditPublisher:
             await asyncio.sleep(0)
         return len(self._producer)
 
+    def close(self) -> None:
+        """Drop what drain() could not deliver (each counted failed) and destroy the producer now.
+
+        Left to the garbage collector, librdkafka's destroy runs whenever the last reference goes,
+        blocking whatever event loop holds the thread at that moment (a later call's deadline).
+        """
+        self._producer.purge()
+        self._producer.poll(0)
+        self._producer.close()
+
 
 def _notice_delivered(error: KafkaError | None, _message: Message) -> None:
     metrics.NOTICES.labels("delivered" if error is None else "failed").inc()

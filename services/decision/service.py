@@ -189,6 +189,8 @@ class Core:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.decider.audit is not None:
+            self.decider.audit.close()  # after its poll task has stopped
         if self._channel is not None:
             await self._channel.close()
         await self.decider.redis.aclose()
