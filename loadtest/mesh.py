@@ -7,7 +7,9 @@ the simulated past) and origination pre-seeded with the simulated PKI (its x5u h
 Sub-deadlines, breakers and origination's replay-marker timeout are the production defaults: the
 report's degraded share and server-side p99 are what this machine does at production settings.
 ``Mesh.start`` returns once both gRPC services report SERVING on grpc.health.v1. The audio worker
-runs only when the replay publishes audio segments.
+runs only when the replay publishes audio segments. From then on a supervisor
+(``loadtest.supervision``) starts any service that exits again, with the same environment — the
+same consumer group and gRPC port — as Kubernetes would restart its pod.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from loadtest.kafkaio import start_group_at_end
 from loadtest.processes import REPO_ROOT, ServiceProcess
 from loadtest.stipki import PREWARM_FILE
+from loadtest.supervision import DEFAULT_RESTARTS, RestartPolicy, Supervisor
 from services.common.topics import AUDIO_SEGMENTS, REPUTATION_INPUTS, Topic
 from training.pki import ROOT_FILE
 
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 LOGS = REPO_ROOT / ".stack" / "logs"
 REPUTATION_TOPICS = REPUTATION_INPUTS
 AUDIO_NICE = 10
+STOP_ORDER = ("decision", "origination", "audio", "reputation")  # any other service after these
 
 
 class MeshError(RuntimeError):
@@ -54,6 +58,7 @@ class Mesh:
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     _specs: dict[str, tuple[str, Mapping[str, str], list[str] | None, int]] = field(default_factory=dict)
     decide_address: str = ""
+    supervisor: Supervisor | None = None
 
     @classmethod
     def start(
@@ -64,12 +69,14 @@ class Mesh:
         timeout_s: float = 180.0,
         bootstrap: str = "",
         audio_env: Mapping[str, str] | None = None,
+        restarts: RestartPolicy | None = DEFAULT_RESTARTS,
     ) -> Mesh:
         """Start reputation, origination and decision (and audio); wait until gRPC is SERVING.
 
         With ``bootstrap`` set, reputation (and audio) consume in consumer groups of their own that
         start at the topics' current end, so records earlier runs and tests left behind are not
-        their work. With ``audio_env`` (extra variables for it) the audio worker runs too.
+        their work. With ``audio_env`` (extra variables for it) the audio worker runs too. Then the
+        services are supervised under ``restarts`` (None: a dead service stays dead).
         """
         mesh = cls()
         # Production sub-deadlines and breakers: nothing here relaxes them (issue 15). Decision
@@ -82,10 +89,10 @@ class Mesh:
         }
         origination_port, decision_port = free_port(), free_port()
         try:
-            mesh._spawn("reputation", "services.reputation", {**common, **fresh_group(bootstrap)})
+            mesh.spawn("reputation", "services.reputation", {**common, **fresh_group(bootstrap)})
             if audio_env is not None:
                 mesh.start_audio({**common, **audio_env}, bootstrap)
-            mesh._spawn(
+            mesh.spawn(
                 "origination",
                 "services.origination",
                 {
@@ -97,7 +104,7 @@ class Mesh:
                 ["serve"],
             )
             mesh._wait_serving("origination", origination_port, "fraudmesh.v1.OriginationService", timeout_s)
-            mesh._spawn(
+            mesh.spawn(
                 "decision",
                 "services.decision",
                 {
@@ -112,13 +119,23 @@ class Mesh:
             mesh.stop()
             raise
         mesh.decide_address = f"127.0.0.1:{decision_port}"
+        if restarts is not None:
+            mesh.supervise(restarts)
         return mesh
 
-    def _spawn(
+    def spawn(
         self, name: str, module: str, env: Mapping[str, str], args: list[str] | None = None, nice: int = 0
     ) -> None:
+        """Start service ``name`` (``python -m module``), logging to .stack/logs/<name>-run.log."""
         self.processes[name] = ServiceProcess(module, env, LOGS / f"{name}-run.log", args or [], nice)
         self._specs[name] = (module, env, args, nice)
+
+    def supervise(self, policy: RestartPolicy = DEFAULT_RESTARTS) -> None:
+        """Restart any service that exits from now until ``stop`` (same module, arguments, environment)."""
+        self.supervisor = Supervisor(
+            self.processes, lambda name: self.spawn(name, *self._specs[name]), policy
+        )
+        self.supervisor.start()
 
     def start_audio(self, env: Mapping[str, str], bootstrap: str) -> None:
         """Start the audio worker in a fresh consumer group at the end of audio.segments.v1.
@@ -128,7 +145,7 @@ class Mesh:
         call-setup path).
         """
         group = fresh_group(bootstrap, "fraudmesh-audio-run", (AUDIO_SEGMENTS,))
-        self._spawn("audio", "services.audio", {**env, **group}, nice=AUDIO_NICE)
+        self.spawn("audio", "services.audio", {**env, **group}, nice=AUDIO_NICE)
 
     def _wait_serving(self, name: str, port: int, service: str, timeout_s: float) -> None:
         """Wait for SERVING; a service that died at start is started once more, then it is an error.
@@ -150,20 +167,32 @@ class Mesh:
                     raise
                 log.warning("%s exited at start; starting it once more:\n%s", name, exc)
                 process.stop()
-                self._spawn(name, *self._specs[name])
+                self.spawn(name, *self._specs[name])
 
     def alive(self, name: str) -> bool:
-        """True while the named service runs."""
-        return self.processes[name].alive()
+        """True while the named service runs, or is down but being restarted by the supervisor."""
+        running = self.processes[name].alive()
+        return running or (self.supervisor is not None and self.supervisor.watching(name))
+
+    @property
+    def restarts(self) -> dict[str, int]:
+        """Restarts per service so far (services never restarted are left out)."""
+        return dict(self.supervisor.restarts) if self.supervisor is not None else {}
+
+    @property
+    def failure(self) -> str:
+        """Why the mesh is broken for good (a service given up on after its restart budget), or ""."""
+        return "; ".join(self.supervisor.failed.values()) if self.supervisor is not None else ""
 
     def stop(self) -> dict[str, int]:
-        """Stop every service (decision first, so its audit queue drains into a live Kafka)."""
-        codes = {}
-        for name in ("decision", "origination", "audio", "reputation"):
-            process = self.processes.get(name)
-            if process is not None:
-                codes[name] = process.stop()
-        return codes
+        """Stop every service (decision first, so its audit queue drains into a live Kafka); exit codes.
+
+        Supervision ends first, so these exits are not taken for crashes.
+        """
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        first = [name for name in STOP_ORDER if name in self.processes]
+        return {name: self.processes[name].stop() for name in [*first, *self.processes.keys() - set(first)]}
 
 
 def fresh_group(

@@ -57,6 +57,10 @@ PUBLISHED = {
     "presence": SUBSCRIBERS_PRESENCE,
 }
 
+# A decision restarted by the mesh's supervisor is back on the same loopback port within seconds;
+# gRPC's default reconnect backoff (growing to 120 s) would leave Decide failing long after that.
+RECONNECT = (("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000))
+
 
 class ReplayError(ValueError):
     """Replay was asked for something it must not do (e.g. a non-loopback target)."""
@@ -128,6 +132,8 @@ class ReplayConfig:
     # events after this (late complaints and CDRs past the scenario's end) go flat out too; 0 = none
     paced_until_ms: int = 0
     offered_calls_per_s: float = 0.0  # what the pacing offers on average (for the record); 0 = flat out
+    # why to stop early, checked before each event ("" = go on): the main job's mesh broke for good
+    abort: Callable[[], str] | None = None
 
 
 def _key_for(kind: str, message: Any, region: str, pseudonymize: Pseudonymizer) -> bytes | None:
@@ -174,7 +180,7 @@ async def replay(
     slots = asyncio.Semaphore(config.concurrency)
     (dataset / OUTCOMES).unlink(missing_ok=True)
     if config.decide:
-        channel = grpc.aio.insecure_channel(config.decide)
+        channel = grpc.aio.insecure_channel(config.decide, options=RECONNECT)
         stub = decision_pb2_grpc.DecisionServiceStub(channel)
         outcomes = RecordWriter(dataset / OUTCOMES)
 
@@ -205,6 +211,9 @@ async def replay(
                 break
             if time.monotonic() - started > config.max_seconds:
                 stats.stopped_by = f"max seconds ({config.max_seconds:.0f})"
+                break
+            if config.abort is not None and (reason := config.abort()):
+                stats.stopped_by = f"abort ({reason})"
                 break
             if first_sim_ms is None:
                 first_sim_ms = paced_from_ms = record.time_ms

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,12 @@ from loadtest.audio.render import AudioRender
 from loadtest.console import console
 from loadtest.jobs import generate
 from loadtest.kafkaio import end_offsets
-from loadtest.mesh import Mesh, fresh_group
+from loadtest.mesh import LOGS, Mesh, fresh_group
 from loadtest.model import resolve_model
-from loadtest.processes import REPO_ROOT, ServiceProcess
+from loadtest.processes import REPO_ROOT
 from loadtest.replay import ReplayConfig, ReplayStats, replay
 from loadtest.scenario import Scenario, load
+from loadtest.supervision import SUPERVISION_RECORD, restarts_text
 from services.common import eventloop, keys
 from services.common.progress import progress_bar
 from services.common.pseudonym import Pseudonymizer
@@ -76,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if generate(generating) != 0:
         return 1
     (dataset / AUDIO_RUN).unlink(missing_ok=True)
+    (dataset / SUPERVISION_RECORD).unlink(missing_ok=True)
     manifest = Manifest.read(dataset)
     scored_from = report.scored_from_ms(manifest)
     caller_of = {r.call_truth.call_id: r.call_truth.presented_number for r in read_records(dataset / CALLS)}
@@ -94,15 +97,16 @@ def run(args: argparse.Namespace) -> int:
         audio_env = {"FRAUDMESH_REDIS_URL": audio_url}
     if args.kafka_only:
         mesh = Mesh()
-        mesh.processes["reputation"] = ServiceProcess(
+        mesh.spawn(
+            "reputation",
             "services.reputation",
             {"FRAUDMESH_METRICS_PORT": "0", **run_env, **fresh_group(settings.kafka_bootstrap)},
-            REPO_ROOT / ".stack" / "logs" / "reputation-run.log",
         )
         if audio_env is not None:
             mesh.start_audio(
                 {"FRAUDMESH_METRICS_PORT": "0", **run_env, **audio_env}, settings.kafka_bootstrap
             )
+        mesh.supervise()
     else:
         model = resolve_model(args.model, args.reports / "placeholder-model")
         audio_note = ", audio" if audio_env is not None else ""
@@ -131,12 +135,13 @@ def run(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             audio=rendered,
             scored_from_ms=scored_from if args.lead_in_hours > 0 else 0,
+            abort=lambda: mesh.failure,
         )
 
         def settle(stats: ReplayStats) -> None:
             started = time.monotonic()
             lead_in.matched, lead_in.waited_s = _wait_for_reputation(
-                settings, pseudonymize, lead_in.expected, mesh.processes["reputation"], args.timeout
+                settings, pseudonymize, lead_in.expected, lambda: mesh.alive("reputation"), args.timeout
             )
             if stats.lead_in_audio:
                 lead_in.verdicts = audiorun.read_verdicts(
@@ -180,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         if stats.audio_segments:
             console.print(f"  audio segments published: {stats.audio_segments:,}")
         matched, waited = _wait_for_reputation(
-            settings, pseudonymize, expected, mesh.processes["reputation"], args.timeout
+            settings, pseudonymize, expected, lambda: mesh.alive("reputation"), args.timeout
         )
         if stats.audio_segments:
             started = time.monotonic()
@@ -203,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
             )
     finally:
         codes = mesh.stop()
+        _record_supervision(dataset, mesh)
     console.print(
         f"reputation: {matched:,}/{len(expected['setups']):,} caller numbers hold exactly their call count "
         "in Redis "
@@ -222,6 +228,8 @@ def run(args: argparse.Namespace) -> int:
         audio_figures["segments_published_in_lead_in"] = len(stats.lead_in_audio)
         audiorun.write(dataset, audio_figures)
         _print_audio(audio_figures)
+    if mesh.failure:
+        console.print(f"[red]the mesh broke for good: {mesh.failure}")
     unclean = {name: code for name, code in codes.items() if code != 0}
     if unclean:
         console.print(f"[red]services did not stop cleanly: {unclean}")
@@ -254,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
         and not unclean
         and not decide_failed
         and not audio_broken
+        and not mesh.failure
     )
     return code or (0 if ok else 1)
 
@@ -335,15 +344,26 @@ def _lead_in_counts(dataset: Path, caller_of: Mapping[str, str], scored_from: in
     return counts
 
 
+def _record_supervision(dataset: Path, mesh: Mesh) -> None:
+    """Say which services were restarted during the run (console and supervision.json, for the report)."""
+    if mesh.restarts:
+        console.print(
+            f"[yellow]the mesh's supervisor restarted {restarts_text(mesh.restarts)} (logs in {LOGS})"
+        )
+    record = {"restarts": mesh.restarts, "failure": mesh.failure}
+    (dataset / SUPERVISION_RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
 def _wait_for_reputation(
     settings: CommonSettings,
     pseudonymize: Pseudonymizer,
     expected: Mapping[str, Counter[str]],
-    worker: ServiceProcess,
+    alive: Callable[[], bool],
     timeout_s: float,
 ) -> tuple[int, float]:
     """Poll Redis until every caller's counts (``expected``: hash field → count per caller) equal
-    what was published (or time runs out); how many callers match, and after how long."""
+    what was published (or time runs out, or reputation is dead for good: ``alive`` false); how many
+    callers match, and after how long."""
     client = make_sync_redis(settings)
     numbers = sorted(set().union(*expected.values()))
     fields = list(expected)
@@ -359,6 +379,6 @@ def _wait_for_reputation(
             for number, got in zip(numbers, counts, strict=True)
             if all(int(value or 0) == expected[f][number] for f, value in zip(fields, got, strict=True))
         )
-        if matched == len(numbers) or time.monotonic() - started > timeout_s or not worker.alive():
+        if matched == len(numbers) or time.monotonic() - started > timeout_s or not alive():
             return matched, time.monotonic() - started
         time.sleep(0.5)

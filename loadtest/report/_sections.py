@@ -22,6 +22,7 @@ from loadtest.report._codes import (
 )
 from loadtest.report._format import _fmt_ms, _fmt_num, _fmt_pct, _fmt_s, _image, _table
 from loadtest.report._reading import _Calls, scored_from_ms
+from loadtest.supervision import SUPERVISION_RECORD, restarts_text
 from training.dataset import Manifest
 
 TABLE_ROWS = 40
@@ -46,7 +47,7 @@ def _header(dataset: Path, manifest: Manifest | None) -> list[str]:
                 else "."
             )
         )
-    return [*lines, *_offered_load(dataset), ""]
+    return [*lines, *_offered_load(dataset), *_restarts(dataset), ""]
 
 
 def _offered_load(dataset: Path) -> list[str]:
@@ -66,6 +67,23 @@ def _offered_load(dataset: Path) -> list[str]:
         "",
         f"Decide was replayed flat out{cap}: a saturation run: degraded decisions measure the overload.",
     ]
+
+
+def _restarts(dataset: Path) -> list[str]:
+    """Services the mesh's supervisor restarted during the run, or gave up on (supervision.json)."""
+    try:
+        record = json.loads((dataset / SUPERVISION_RECORD).read_text())
+    except (OSError, ValueError):
+        return []
+    lines = []
+    if record.get("restarts"):
+        lines += [
+            "",
+            f"Restarted by the mesh's supervisor during the run: {restarts_text(record['restarts'])}.",
+        ]
+    if record.get("failure"):
+        lines += ["", f"**The mesh broke for good:** {record['failure']}."]
+    return lines
 
 
 def _headline(summary: ReportSummary, outcomes_present: bool, coverage: str) -> list[str]:

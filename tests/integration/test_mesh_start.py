@@ -15,7 +15,7 @@ def test_a_service_that_keeps_dying_at_start_fails_after_one_retry() -> None:
     mesh = Mesh()
     port = free_port()
     # A module that does not exist exits at once, as a crashed service would.
-    mesh._spawn("broken", "services.no_such_service", {"FRAUDMESH_GRPC_PORT": str(port)})
+    mesh.spawn("broken", "services.no_such_service", {"FRAUDMESH_GRPC_PORT": str(port)})
     first = mesh.processes["broken"]
     started = time.monotonic()
     with pytest.raises(MeshError, match=r"No module named services\.no_such_service"):
