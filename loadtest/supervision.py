@@ -59,14 +59,14 @@ DEFAULT_RESTARTS = RestartPolicy()
 
 
 def describe_exit(returncode: int | None) -> str:
-    """A process's end in words: "killed by SIGKILL" or "exited with code 1"."""
+    """A process's end in words: "was killed by SIGKILL" or "exited with code 1"."""
     if returncode is None:
-        return "still running"
+        return "is still running"
     if returncode < 0:
         try:
-            return f"killed by {signal.Signals(-returncode).name}"
+            return f"was killed by {signal.Signals(-returncode).name}"
         except ValueError:
-            return f"killed by signal {-returncode}"
+            return f"was killed by signal {-returncode}"
     return f"exited with code {returncode}"
 
 
@@ -143,7 +143,7 @@ class Supervisor:
             return
         self._due[name] = self._clock() + backoff
         log.warning(
-            "%s %s unexpectedly; restarting it in %.1f s (restart %d of %d within %.0f s). "
+            "%s %s while the mesh ran; restarting it in %.1f s (restart %d of %d within %.0f s). "
             "The end of its log (%s):\n%s",
             name,
             how,

@@ -50,9 +50,9 @@ def test_a_policy_that_would_spin_or_never_restart_is_rejected(fields: dict[str,
 
 
 def test_exits_and_restarts_read_as_words() -> None:
-    assert describe_exit(-9) == "killed by SIGKILL"
-    assert describe_exit(-15) == "killed by SIGTERM"
+    assert describe_exit(-9) == "was killed by SIGKILL"
+    assert describe_exit(-15) == "was killed by SIGTERM"
     assert describe_exit(1) == "exited with code 1"
     assert describe_exit(0) == "exited with code 0"
-    assert describe_exit(None) == "still running"
+    assert describe_exit(None) == "is still running"
     assert restarts_text({"reputation": 1, "decision": 3}) == "decision 3 times, reputation once"
