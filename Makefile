@@ -24,7 +24,7 @@ export FRAUDMESH_REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 export FRAUDMESH_PSEUDONYM_KEY_FILE ?= $(STACK_DIR)/secrets/pseudonym.key
 export FRAUDMESH_TENANT_REGIONS ?= demo-cn=CN,demo-us=US
 
-.PHONY: help run model model-evaluate model-default fuzz smoke sip-smoke bench-switchfront bench-loadtest bench-reputation bench-origination bench-decision bench-scoring bench-audio test test-unit test-integration deps system-deps venv jars up down status topics \
+.PHONY: help run model model-evaluate model-default fuzz smoke sip-smoke bench-switchfront bench-loadtest bench-reputation bench-origination bench-decision bench-scoring bench-audio test test-unit test-integration test-chaos deps system-deps venv jars up down status topics \
         proto proto-check lint clean-data \
         operate-check helm-lint helm-render dashboards dashboards-check rules-test docker-lint
 
@@ -90,11 +90,14 @@ bench-audio: up ## Evaluation: campaign recall at fixed false-alarm rates (thres
 	$(PY) -m pip install -q -c constraints.txt -e '.[audio-eval]'
 	$(PY) -m bench.audio
 
-test: up ## Unit and integration tests against the real local Kafka and Redis
-	$(PY) -m pytest tests
+test: up ## Unit and integration tests against the real local Kafka and Redis (not the chaos drills)
+	$(PY) -m pytest tests -m "not chaos"
 
 test-unit: venv ## Unit tests only (no network, no SIP peers)
 	$(PY) -m pytest tests -m "not integration and not interop"
+
+test-chaos: up ## Chaos drills, counts exact: Redis frozen, broker killed, worker killed 20 times, a rebalance
+	$(PY) -m pytest tests -m chaos -s
 
 deps: system-deps venv jars ## Install everything: Debian packages, Python venv, Kafka jars
 
