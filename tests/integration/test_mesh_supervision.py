@@ -105,9 +105,12 @@ def test_a_killed_reputation_worker_resumes_from_its_groups_committed_offsets(
     deadline = time.monotonic() + BACK_WITHIN_S
     pid = kill(mesh, "reputation")
     # Published while no worker runs: only a restart in the same group (from its committed offsets,
-    # not from the end of the topic as a fresh group would start) folds it in.
+    # not from the end of the topic as a fresh group would start) folds them in. Two calls, so the
+    # number has full state whether or not a number seen once is first held elsewhere.
     caller = cn_mobile()
-    producer.send(call_setup(caller, cn_mobile(), event_ms=int(time.time() * 1000) - 5000))
+    event_ms = int(time.time() * 1000) - 5000
+    for offset_ms in (0, 1000):
+        producer.send(call_setup(caller, cn_mobile(), event_ms=event_ms + offset_ms))
     producer.flush()
     pseudonym = pseudonymize(normalize(caller, "CN").canonical)
     wait_for(
@@ -118,8 +121,8 @@ def test_a_killed_reputation_worker_resumes_from_its_groups_committed_offsets(
         deadline,
     )
     wait_for(
-        lambda: int(redis_client.hget(keys.number_key(pseudonym), "setups") or 0) == 1,
-        "the setup published while reputation was down to be folded",
+        lambda: int(redis_client.hget(keys.number_key(pseudonym), "setups") or 0) == 2,
+        "the setups published while reputation was down to be folded",
         mesh,
         "reputation",
         deadline,
