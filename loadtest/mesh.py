@@ -31,6 +31,7 @@ from loadtest.processes import REPO_ROOT, ServiceProcess
 from loadtest.stipki import PREWARM_FILE
 from loadtest.supervision import DEFAULT_RESTARTS, RestartPolicy, Supervisor
 from services.common.topics import AUDIO_SEGMENTS, REPUTATION_INPUTS, Topic
+from services.reputation.hotpath import consumer_group
 from training.pki import ROOT_FILE
 
 log = logging.getLogger(__name__)
@@ -203,7 +204,7 @@ def fresh_group(
         return {}
     app_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
     for topic in topics:
-        start_group_at_end(bootstrap, app_id, topic)
+        start_group_at_end(bootstrap, consumer_group(app_id, topic), topic)
     return {"FRAUDMESH_APP_ID": app_id}
 
 

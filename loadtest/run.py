@@ -25,7 +25,8 @@ from loadtest.processes import REPO_ROOT
 from loadtest.replay import ReplayConfig, ReplayStats, replay
 from loadtest.scenario import Scenario, load
 from loadtest.supervision import SUPERVISION_RECORD, restarts_text
-from services.common import eventloop, keys
+from services.common import eventloop
+from services.common.featurestore import held_counts
 from services.common.progress import progress_bar
 from services.common.pseudonym import Pseudonymizer
 from services.common.redisstore import make_sync_redis
@@ -369,15 +370,13 @@ def _wait_for_reputation(
     fields = list(expected)
     started = time.monotonic()
     matched = 0
+    pseudonyms = [pseudonymize(number) for number in numbers]
     while True:
-        pipe = client.pipeline(transaction=False)
-        for number in numbers:
-            pipe.hmget(keys.number_key(pseudonymize(number)), fields)
-        counts = pipe.execute()
+        counts = held_counts(client, pseudonyms, fields)  # a number seen once is held in probation
         matched = sum(
             1
             for number, got in zip(numbers, counts, strict=True)
-            if all(int(value or 0) == expected[f][number] for f, value in zip(fields, got, strict=True))
+            if all(value == expected[f][number] for f, value in zip(fields, got, strict=True))
         )
         if matched == len(numbers) or time.monotonic() - started > timeout_s or not alive():
             return matched, time.monotonic() - started

@@ -23,6 +23,7 @@ from rich.table import Table
 from loadtest.kafkaio import SetupProducer, call_setup, end_offsets, pseudonyms_of, read_dead_letters
 from loadtest.processes import REPO_ROOT, ServiceProcess
 from services.common import keys
+from services.common.featurestore import held_counts
 from services.common.phone import InvalidNumberError, normalize
 from services.common.progress import progress_bar
 from services.common.pseudonym import Pseudonymizer
@@ -132,10 +133,8 @@ def _run(
         deadline = time.monotonic() + args.timeout
 
         def read_counts() -> dict[str, int]:
-            pipe = client.pipeline(transaction=False)
-            for caller in callers:
-                pipe.hget(keys.number_key(pseudonyms[caller]), "setups")
-            return {c: int(v or 0) for c, v in zip(callers, pipe.execute(), strict=True)}
+            held = held_counts(client, [pseudonyms[c] for c in callers], ["setups"])
+            return {c: counts[0] for c, counts in zip(callers, held, strict=True)}
 
         seen: dict[str, int] = {}
         while time.monotonic() < deadline:
@@ -154,8 +153,12 @@ def _run(
     ours = {key: letter.reason for key, letter in letters.items()}
     poison_ok = all(key in ours for key, _ in poison)
     mismatched = [c for c in callers if seen.get(c, 0) != expected[c]]
+    # a number called once lives in its slot's probation bucket, one called more in its own keys
     ttl_missing = [
-        pseudonyms[c] for c in callers if expected[c] and client.ttl(keys.number_key(pseudonyms[c])) <= 0
+        pseudonyms[c]
+        for c in callers
+        if expected[c]
+        and client.ttl((keys.number_key if expected[c] > 1 else keys.probation_key)(pseudonyms[c])) <= 0
     ]
 
     table = Table(title=f"smoke run {run_id}")

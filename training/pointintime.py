@@ -187,7 +187,7 @@ class _Batch:
         if self.replies:
             results = await self.pipe.execute()
             for position, row, now_ms, neighbor in self.reads:
-                read = parse(results[position])
+                read = parse(results[position], now_ms)
                 fill(X[row], read, now_ms)
                 if neighbor and read.seen and now_ms - read.first_seen_ms >= NEIGHBOR_HISTORY_MS:
                     X[row, _CLI_FINDINGS] -= 1  # an established caller: not a neighbour spoofer

@@ -15,7 +15,8 @@ a hash field goes in ``NUM_FIELDS`` (the script reads exactly what it lists), a 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import struct
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -54,13 +55,17 @@ PRESENCE_FIELDS = ("reg", "reg_ms", "cc", "call", "call_ms")
 
 _NUM_FIELDS_LUA = (
     "local NUM_FIELDS = {" + ", ".join(f"'{name}'" for name in NUM_FIELDS) + "}\n"
-    "local PRESENCE_FIELDS = {" + ", ".join(f"'{name}'" for name in PRESENCE_FIELDS) + "}"
+    "local PRESENCE_FIELDS = {" + ", ".join(f"'{name}'" for name in PRESENCE_FIELDS) + "}\n"
+    f"local SETUPS_I, CDRS_I = {NUM_FIELDS.index('setups') + 1}, {NUM_FIELDS.index('cdrs') + 1}"
 )
 
-# KEYS: num, win, out, in, presence, then the distinct-callee HLL buckets (1 h then 24 h)
-# ARGV: callee digest, count of 1 h HLL keys, then (prefix, lowest bucket, highest bucket) per ring
+# KEYS: num, win, out, in, presence, probation bucket, then the distinct-callee HLL buckets (1 h then
+# 24 h)
+# ARGV: callee digest, count of 1 h HLL keys, the caller's digest, then (prefix, lowest bucket,
+# highest bucket) per ring
 # reply: the NUM_FIELDS values, one sum per ring of RINGS, distinct 1 h and 24 h, the two
-# relationships, then the PRESENCE_FIELDS values
+# relationships, the PRESENCE_FIELDS values, then the caller's probation entry ('' when it has full
+# state or none; its called number, bytes 48-59, answers caller_called here)
 _READ_BODY = """
 local num = redis.call('HMGET', KEYS[1], unpack(NUM_FIELDS))
 local presence = redis.call('HMGET', KEYS[5], unpack(PRESENCE_FIELDS))
@@ -73,9 +78,9 @@ for i = 1, #ring, 2 do
   held[#held + 1] = {prefix, tonumber(string.sub(value, 1, sep - 1)), tonumber(string.sub(value, sep + 1))}
 end
 local sums = {}
-local n_rings = (n_argv - 2) / 3
+local n_rings = (n_argv - 3) / 3
 for r = 0, n_rings - 1 do
-  local prefix, low, high = ARGV[3 + 3 * r], tonumber(ARGV[4 + 3 * r]), tonumber(ARGV[5 + 3 * r])
+  local prefix, low, high = ARGV[4 + 3 * r], tonumber(ARGV[5 + 3 * r]), tonumber(ARGV[6 + 3 * r])
   local total = 0
   for _, entry in ipairs(held) do
     if entry[1] == prefix and entry[2] >= low and entry[2] <= high then total = total + entry[3] end
@@ -84,8 +89,8 @@ for r = 0, n_rings - 1 do
 end
 local n_1h = tonumber(ARGV[2])
 local hll_1h, hll_24h = {}, {}
-for i = 6, n_keys do
-  if i - 5 <= n_1h then hll_1h[#hll_1h + 1] = KEYS[i] else hll_24h[#hll_24h + 1] = KEYS[i] end
+for i = 7, n_keys do
+  if i - 6 <= n_1h then hll_1h[#hll_1h + 1] = KEYS[i] else hll_24h[#hll_24h + 1] = KEYS[i] end
 end
 local distinct_1h = redis.call('PFCOUNT', unpack(hll_1h))
 local distinct_24h = redis.call('PFCOUNT', unpack(hll_24h))
@@ -95,6 +100,11 @@ if ARGV[1] ~= '' then
   callee_called = redis.call('SISMEMBER', KEYS[4], ARGV[1])
   caller_called = redis.call('SISMEMBER', KEYS[3], ARGV[1])
 end
+local probation = ''
+if not num[SETUPS_I] and not num[CDRS_I] then
+  probation = redis.call('HGET', KEYS[6], ARGV[3]) or ''
+  if probation ~= '' and ARGV[1] ~= '' and string.sub(probation, 48, 59) == ARGV[1] then caller_called = 1 end
+end
 local out = {}
 for i = 1, #NUM_FIELDS do out[i] = num[i] or '' end
 for _, v in ipairs(sums) do out[#out + 1] = tostring(v) end
@@ -103,6 +113,7 @@ out[#out + 1] = tostring(distinct_24h)
 out[#out + 1] = tostring(callee_called)
 out[#out + 1] = tostring(caller_called)
 for i = 1, #PRESENCE_FIELDS do out[#out + 1] = presence[i] or '' end
+out[#out + 1] = probation
 """
 READ_FEATURES = _NUM_FIELDS_LUA + "\nlocal n_keys, n_argv = #KEYS, #ARGV\n" + _READ_BODY + "return out\n"
 
@@ -186,8 +197,13 @@ def read_request(caller: str, callee: str, now_ms: int) -> tuple[list[str], list
     hll_keys = [keys.hll_key(caller, DISTINCT_1H.prefix, b) for b in DISTINCT_1H.buckets(now_ms)]
     hll_keys += [keys.hll_key(caller, DISTINCT_24H.prefix, b) for b in DISTINCT_24H.buckets(now_ms)]
     script_keys = [keys.number_key(caller), keys.window_key(caller), keys.outbound_key(caller)]
-    script_keys += [keys.inbound_key(caller), keys.presence_key(caller), *hll_keys]
-    args: list[Any] = [keys.digest(callee) if callee else "", DISTINCT_1H.slots]
+    script_keys += [
+        keys.inbound_key(caller),
+        keys.presence_key(caller),
+        keys.probation_key(caller),
+        *hll_keys,
+    ]
+    args: list[Any] = [keys.digest(callee) if callee else "", DISTINCT_1H.slots, keys.digest(caller)]
     for ring in RINGS:
         span = ring.buckets(now_ms)
         args += [ring.prefix, span.start, span.stop - 1]
@@ -223,11 +239,11 @@ class CallRead:
     replayed: bool | None  # None when no marker was asked for
 
 
-def parse_call(reply: list[Any]) -> CallRead:
-    """Turn READ_CALL's reply into a typed record."""
+def parse_call(reply: list[Any], now_ms: int) -> CallRead:
+    """Turn READ_CALL's reply (read at ``now_ms``) into a typed record."""
     features, listed, replay = reply
     outcome = int(replay)
-    return CallRead(parse(features), list(listed), None if outcome < 0 else outcome == 0)
+    return CallRead(parse(features, now_ms), list(listed), None if outcome < 0 else outcome == 0)
 
 
 def _int(value: Any) -> int:
@@ -262,10 +278,10 @@ def parse_presence(values: list[Any]) -> Presence:
     )
 
 
-def parse(reply: list[Any]) -> ReputationRead:
-    """Turn the read script's reply into a typed record."""
+def parse(reply: list[Any], now_ms: int) -> ReputationRead:
+    """Turn the read script's reply (read at ``now_ms``) into a typed record."""
     num = dict(zip(NUM_FIELDS, reply[: len(NUM_FIELDS)], strict=True))
-    rest = [_int(v) for v in reply[len(NUM_FIELDS) : -len(PRESENCE_FIELDS)]]
+    rest = [_int(v) for v in reply[len(NUM_FIELDS) : -len(PRESENCE_FIELDS) - 1]]
     (
         calls_1m,
         calls_1h,
@@ -279,7 +295,7 @@ def parse(reply: list[Any]) -> ReputationRead:
         callee_called,
         caller_called,
     ) = rest
-    return ReputationRead(
+    read = ReputationRead(
         seen=num["setups"] not in (None, b"", "") or num["cdrs"] not in (None, b"", ""),
         first_seen_ms=_int(num["first_seen_ms"]),
         setups=_int(num["setups"]),
@@ -304,7 +320,67 @@ def parse(reply: list[Any]) -> ReputationRead:
         distinct_24h=distinct_24h,
         callee_called_caller=bool(callee_called),
         caller_called_callee=bool(caller_called),
-        presence=parse_presence(reply[-len(PRESENCE_FIELDS) :]),
+        presence=parse_presence(reply[-len(PRESENCE_FIELDS) - 1 : -1]),
+    )
+    return _with_probation(read, reply[-1], now_ms) if reply[-1] else read
+
+
+# A probation entry (services.reputation.scripts, PFMT): setups, the call's time, cdrs, answered,
+# answered ms, short, last end, the two marks, the callee digest and two ids.
+PROBATION_ENTRY = struct.Struct("<BdHHIHdHdHd12s8s8s")
+_PROBATION = PROBATION_ENTRY
+_HELD = {"setups": 0, "cdrs": 2}  # the entry's fields holding these totals
+
+
+def held_counts(client: Any, pseudonyms: list[str], fields: list[str]) -> list[list[int]]:
+    """Per number, its totals ``fields`` ("setups", "cdrs") in whichever tier holds it: the full
+    state's hash, else its probation entry (sync client; for the main job's checks, tools, tests)."""
+    pipe = client.pipeline(transaction=False)
+    for pseudonym in pseudonyms:
+        pipe.hmget(keys.number_key(pseudonym), fields)
+        pipe.hget(keys.probation_key(pseudonym), keys.digest(pseudonym))
+    replies = pipe.execute()
+    out: list[list[int]] = []
+    for full, held in zip(replies[::2], replies[1::2], strict=True):
+        if any(value is not None for value in full) or not held:
+            out.append([_int(value) for value in full])
+        else:
+            entry = PROBATION_ENTRY.unpack(held)
+            out.append([int(entry[_HELD[field]]) for field in fields])
+    return out
+_BLANK_CALLEE = b" " * 12
+
+
+def _with_probation(read: ReputationRead, packed: bytes, now_ms: int) -> ReputationRead:
+    """The read of a number held only in probation: its one call and CDR totals, as full state of
+    the same events would read (its distinct-callee windows count its callee once)."""
+    setups, t, cdrs, answered, answered_ms, short, _end, _sp, _so, _cp, _co, callee, _sid, _cid = (
+        _PROBATION.unpack(packed)
+    )
+    t_ms = int(t)
+
+    def within(window: Window) -> int:
+        return setups if setups and window.bucket(t_ms) in window.buckets(now_ms) else 0
+
+    def distinct(window: Window) -> int:
+        return min(1, within(window)) if callee != _BLANK_CALLEE else 0
+
+    calls_1m, calls_1h, calls_24h = (within(window) for window in CALL_WINDOWS)
+    return replace(
+        read,
+        seen=True,
+        first_seen_ms=t_ms if setups else 0,
+        setups=setups,
+        cdrs=cdrs,
+        answered=answered,
+        short=short,
+        answered_ms=answered_ms,
+        max_concurrent=1 if cdrs else 0,
+        calls_1m=calls_1m,
+        calls_1h=calls_1h,
+        calls_24h=calls_24h,
+        distinct_1h=distinct(DISTINCT_1H),
+        distinct_24h=distinct(DISTINCT_24H),
     )
 
 
@@ -354,9 +430,9 @@ class FeatureReader:
     async def read(self, caller: str, callee: str, now_ms: int) -> ReputationRead:
         """The caller's features at ``now_ms`` (async client)."""
         script_keys, args = read_request(caller, callee, now_ms)
-        return parse(await self._script(keys=script_keys, args=args))
+        return parse(await self._script(keys=script_keys, args=args), now_ms)
 
     def read_sync(self, caller: str, callee: str, now_ms: int) -> ReputationRead:
         """The caller's features at ``now_ms`` (sync client; for tools and the trainer)."""
         script_keys, args = read_request(caller, callee, now_ms)
-        return parse(self._script(keys=script_keys, args=args))
+        return parse(self._script(keys=script_keys, args=args), now_ms)

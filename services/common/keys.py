@@ -8,6 +8,10 @@ key a TTL.
 
 from __future__ import annotations
 
+import functools
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+
 from services.common.pseudonym import opaque_id
 
 PREFIX = "fm:v1"
@@ -76,6 +80,28 @@ def presence_key(pseudonym: str) -> str:
 def seen_key(pseudonym: str, stream: str, tenant: str, event_id: str) -> str:
     """Idempotency marker: this event (e.g. a setup's call id) was already folded in."""
     return f"{PREFIX}:{{{pseudonym}}}:seen:{stream}:{opaque_id(tenant + chr(0) + event_id)}"
+
+
+def probation_key(pseudonym: str) -> str:
+    """The probation bucket a number seen only once lives in (services.reputation.scripts).
+
+    One bucket per Redis Cluster slot, named with a hash tag that lands on the number's own slot,
+    so the number's scripts reach its bucket and its state in one call; the bucket's field is the
+    number's ``digest``.
+    """
+    return f"{PREFIX}:{{{_slot_tags()[key_slot(pseudonym.encode())]}}}:prob"
+
+
+@functools.cache
+def _slot_tags() -> tuple[str, ...]:
+    """For each cluster slot, a short hash tag that hashes to it (found once, ~0.1 s)."""
+    tags: dict[int, str] = {}
+    candidate = 0
+    while len(tags) < REDIS_CLUSTER_HASH_SLOTS:
+        tag = f"p{candidate}"
+        tags.setdefault(key_slot(tag.encode()), tag)
+        candidate += 1
+    return tuple(tags[slot] for slot in range(REDIS_CLUSTER_HASH_SLOTS))
 
 
 def digest(pseudonym: str) -> str:

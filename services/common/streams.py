@@ -118,20 +118,13 @@ class DeadLetterWriter:
     def build(self, event: EventT[bytes], reason: str, error: BaseException) -> events_pb2.DeadLetter:
         """The DeadLetter record for one consumed event (original bytes kept untouched)."""
         message = event.message
-        stamp = Timestamp()
-        stamp.GetCurrentTime()
-        detail = str(getattr(error, "detail", "") or error)
-        return events_pb2.DeadLetter(
-            consumer=self.consumer,
-            source_topic=message.topic,
-            source_partition=message.partition,
-            source_offset=message.offset,
-            key=_as_bytes(message.key),
-            value=_as_bytes(message.value),
-            reason=reason,
-            error_type=type(error).__name__,
-            detail=scrub(detail)[:1024],
-            dead_lettered_at=stamp,
+        return dead_letter(
+            self.consumer,
+            (message.topic, message.partition, message.offset),
+            _as_bytes(message.key),
+            _as_bytes(message.value),
+            reason,
+            error,
         )
 
     async def send(self, event: EventT[bytes], reason: str, error: BaseException) -> None:
@@ -149,6 +142,28 @@ class DeadLetterWriter:
                 "source_offset": record.source_offset,
             },
         )
+
+
+def dead_letter(
+    consumer: str, source: tuple[str, int, int], key: bytes, value: bytes, reason: str, error: BaseException
+) -> events_pb2.DeadLetter:
+    """The DeadLetter record of one consumed record: ``source`` is (topic, partition, offset)."""
+    stamp = Timestamp()
+    stamp.GetCurrentTime()
+    detail = str(getattr(error, "detail", "") or error)
+    topic, partition, offset = source
+    return events_pb2.DeadLetter(
+        consumer=consumer,
+        source_topic=topic,
+        source_partition=partition,
+        source_offset=offset,
+        key=key,
+        value=value,
+        reason=reason,
+        error_type=type(error).__name__,
+        detail=scrub(detail)[:1024],
+        dead_lettered_at=stamp,
+    )
 
 
 def _as_bytes(value: Any) -> bytes:

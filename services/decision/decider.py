@@ -372,7 +372,7 @@ class Decider:
                 span.set_status(trace.StatusCode.ERROR, degraded[-1])
         if results is None:
             return None
-        read = parse_call(results)
+        read = parse_call(results, now_ms)
         return Lookup(read.features, lists.ListStatus.of(read.list_values, now_ms), read)
 
     async def _bounded(

@@ -1,7 +1,10 @@
-"""Faust agents of the reputation service: fold setups, CDRs, complaints, audio verdicts and subscriber
-presence into Redis.
+"""The reputation service: setups and CDRs on the batch hot path (``services.reputation.hotpath``),
+complaints, audio verdicts and subscriber presence on faust agents, all folded into Redis.
 
-Each agent takes events in batches (``noack_take``), turns each into an update or a dead letter,
+The faust app owns the process: it runs the hot path as a task (an unrecoverable error there ends the
+process with status 70, for its supervisor to restart it) and a timer exporting Redis's memory use
+and evictions. Each agent takes events in batches (``noack_take``), turns each into an update or a
+dead letter,
 folds the batch in one Redis round trip, and only then acknowledges the events — so a crash or a
 rebalance redelivers them and the idempotent scripts count them once. Every record ends in exactly
 one place: applied, recognised as a duplicate, or dead-lettered with its reason.
@@ -19,7 +22,9 @@ without one cost no span work.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -33,19 +38,15 @@ from services.common.redisstore import make_async_redis
 from services.common.streams import DeadLetterWriter, make_faust_app, raw_topic
 from services.common.topics import (
     AUDIO_VERDICTS,
-    CALLS_CDR,
-    CALLS_SETUP,
     COMPLAINTS,
     SUBSCRIBERS_PRESENCE,
     Topic,
 )
 from services.reputation import metrics
 from services.reputation.folding import Folding, RejectedRecordError
-from services.reputation.numbers import (
-    NumberStore,
-    Retention,
-    Update,
-)
+from services.reputation.hotpath import HotPath
+from services.reputation.numbers import NumberStore, Position, Update
+from services.reputation.scripts import Retention
 from services.reputation.settings import ReputationSettings
 
 log = logging.getLogger(__name__)
@@ -53,24 +54,53 @@ tracer = trace.get_tracer("fraudmesh.reputation")
 
 CONSUMER = "reputation"
 
+FoldFn = Callable[[bytes, int, Position | None], Update]
+
 
 def build_app(settings: ReputationSettings) -> faust.App:
-    """The reputation faust app with one batching agent per input topic."""
+    """The reputation faust app: the hot path's task, one batching agent per low-rate topic."""
     app = make_faust_app(settings, settings.app_id)
     folding = Folding(settings)
+    redis = make_async_redis(settings)
     store = NumberStore(
-        make_async_redis(settings),
+        redis,
         Retention(
             marker_ttl_s=settings.dedupe_ttl_s,
             number_ttl_s=settings.number_ttl_s,
             presence_ttl_s=settings.presence_ttl_s,
+            probation=settings.probation,
+            probation_per_slot=settings.probation_per_slot,
+            probation_ttl_s=settings.probation_ttl_s,
         ),
         retry_max_backoff_s=settings.redis_retry_max_backoff_s,
         on_retry=metrics.REDIS_RETRIES.inc,
     )
     dead_letters = DeadLetterWriter(app, CONSUMER)
 
-    async def fold(stream: StreamT[bytes], topic: Topic, to_update: Callable[[bytes, int], Update]) -> None:
+    hot = HotPath(settings, folding, store, CONSUMER)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def hot_path() -> None:
+        try:
+            await hot.run()
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            log.critical("reputation hot path failed; exiting for the supervisor to restart", exc_info=True)
+            logging.shutdown()
+            os._exit(70)
+
+    @app.timer(interval=15.0)  # type: ignore[untyped-decorator]
+    async def redis_memory() -> None:
+        try:
+            info = await redis.info()
+        except Exception:  # a Redis outage is the folds' to report; this gauge just skips a beat
+            return
+        metrics.REDIS_EVICTED.set(info.get("evicted_keys", 0))
+        limit = info.get("maxmemory", 0)
+        metrics.REDIS_USED_RATIO.set(info.get("used_memory", 0) / limit if limit else 0.0)
+
+    async def fold(stream: StreamT[bytes], topic: Topic, to_update: FoldFn) -> None:
         batches = stream.noack_take(settings.batch_size, within=settings.batch_wait_s)  # type: ignore[attr-defined]
         lag = metrics.LAG.labels(topic.name)
         async for batch in batches:
@@ -93,7 +123,9 @@ def build_app(settings: ReputationSettings) -> faust.App:
             applied: list[bool] = []
             if updates:
                 started = time.perf_counter()
+                forgotten = store.forgotten
                 applied = await store.apply(updates)
+                metrics.PROBATION_FORGOTTEN.inc(store.forgotten - forgotten)
                 metrics.APPLY_SECONDS.labels(topic.name).observe(time.perf_counter() - started)
                 metrics.BATCH_SIZE.labels(topic.name).observe(len(updates))
                 for ok in applied:
@@ -105,13 +137,12 @@ def build_app(settings: ReputationSettings) -> faust.App:
             for event in events:
                 await stream.ack(event)
 
-    async def _to_update(
-        event: EventT[bytes], topic: Topic, to_update: Callable[[bytes, int], Update]
-    ) -> Update | None:
+    async def _to_update(event: EventT[bytes], topic: Topic, to_update: FoldFn) -> Update | None:
         """The event's update, or None once it has been dead-lettered with its reason."""
         message = event.message
         try:
-            return to_update(message.value or b"", int(message.timestamp * 1000))
+            at = (message.partition, message.offset)
+            return to_update(message.value or b"", int(message.timestamp * 1000), at)
         except DecodeError as exc:
             await _dead_letter(event, exc.reason, exc)
         except RejectedRecordError as exc:
@@ -125,14 +156,6 @@ def build_app(settings: ReputationSettings) -> faust.App:
         await dead_letters.send(event, reason, error)
         metrics.DEAD_LETTERS.labels(event.message.topic, reason).inc()
         metrics.EVENTS.labels(event.message.topic, "dead_lettered").inc()
-
-    @app.agent(raw_topic(app, CALLS_SETUP), name="reputation.setups")
-    async def setups(stream: StreamT[bytes]) -> None:
-        await fold(stream, CALLS_SETUP, folding.setup)
-
-    @app.agent(raw_topic(app, CALLS_CDR), name="reputation.cdrs")
-    async def cdrs(stream: StreamT[bytes]) -> None:
-        await fold(stream, CALLS_CDR, folding.cdr)
 
     @app.agent(raw_topic(app, COMPLAINTS), name="reputation.complaints")
     async def complaints(stream: StreamT[bytes]) -> None:

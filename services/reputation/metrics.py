@@ -1,11 +1,12 @@
 """Every Prometheus instrument of the reputation service, defined once.
 
-Labels are bounded: topic names from services.common.topics, fixed outcome and reason codes.
+Labels are bounded: topic names from services.common.topics, their partition numbers (8 per topic),
+fixed outcome and reason codes.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter(
     "fraudmesh_reputation_events_total",
@@ -38,4 +39,26 @@ LAG = Histogram(
     "Time from a record's Kafka timestamp to its processing.",
     ["topic"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+CONSUMER_LAG = Gauge(
+    "fraudmesh_reputation_consumer_lag_records",
+    "Records on a partition not yet folded (high watermark minus the next offset to fold).",
+    ["topic", "partition"],
+)
+FRESHNESS = Gauge(
+    "fraudmesh_reputation_freshness_seconds",
+    "Age of the newest record folded from a partition, at the moment its batch was written.",
+    ["topic", "partition"],
+)
+PROBATION_FORGOTTEN = Counter(
+    "fraudmesh_reputation_probation_forgotten_total",
+    "Numbers seen once forgotten from a full probation bucket to make room for another.",
+)
+REDIS_EVICTED = Gauge(
+    "fraudmesh_reputation_redis_evicted_keys",
+    "Keys Redis has evicted under maxmemory since it started (INFO stats); should stay 0.",
+)
+REDIS_USED_RATIO = Gauge(
+    "fraudmesh_reputation_redis_memory_used_ratio",
+    "Redis used_memory over maxmemory (0 when no limit is set).",
 )

@@ -23,6 +23,7 @@ from loadtest.processes import REPO_ROOT, ServiceProcess
 from services.common.pseudonym import Pseudonymizer
 from services.common.settings import CommonSettings, load
 from services.common.topics import REPUTATION_INPUTS, ensure_topics
+from services.reputation.hotpath import consumer_group
 
 pytestmark = pytest.mark.integration
 
@@ -113,7 +114,7 @@ def start_reputation_worker(
     """A real reputation worker process; a new group starts at the end of every input topic."""
     if new_group:
         for topic in REPUTATION_TOPICS:
-            start_group_at_end(stack.settings.kafka_bootstrap, app_id, topic)
+            start_group_at_end(stack.settings.kafka_bootstrap, consumer_group(app_id, topic), topic)
     port = _free_port()
     process = ServiceProcess(
         "services.reputation",

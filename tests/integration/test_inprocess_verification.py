@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from redis.crc import key_slot
 
 from fraudmesh.v1 import call_pb2, verdicts_pb2
 from services.common.settings import load
@@ -224,7 +225,8 @@ async def test_one_decide_costs_exactly_one_redis_command(
     assert len(sent) == 1, sent
     assert sent[0].upper().startswith("EVALSHA"), sent
     assert f"{{{pseudonym}}}:replay:" in sent[0], "the replay marker rides the same script"
-    assert all(f"{{{pseudonym}}}" in key for key in sent[0].split() if key.startswith("fm:v1:")), sent
+    slot = key_slot(f"{{{pseudonym}}}".encode())
+    assert all(key_slot(key.encode()) == slot for key in sent[0].split() if key.startswith("fm:v1:")), sent
     assert any(command.upper().startswith("SET ") for command in inside), inside
 
 

@@ -30,7 +30,8 @@ from services.common.phone import normalize
 from services.common.pseudonym import Pseudonymizer
 from services.common.topics import SUBSCRIBERS_PRESENCE, dead_letter_topic
 from services.decision import lists
-from services.reputation.numbers import NumberStore, PresenceUpdate, Retention
+from services.reputation.numbers import NumberStore, PresenceUpdate
+from services.reputation.scripts import Retention
 
 from .conftest import Stack, Worker
 from .test_reputation_pipeline import WAIT_S, fresh_cn_mobile, wait_for
@@ -50,7 +51,7 @@ T0 = 1_800_000_000_000
 def decision_read(client: redis.Redis, pseudonym: str, now_ms: int) -> CallRead:
     """The decision's one round trip for a call presenting this number, with a replay marker asked."""
     script_keys, args = call_request(pseudonym, "", now_ms, lists.lookup_fields(TENANT), os.urandom(16), 5)
-    return parse_call(client.register_script(READ_CALL)(keys=script_keys, args=args))
+    return parse_call(client.register_script(READ_CALL)(keys=script_keys, args=args), now_ms)
 
 
 def presence_of(client: redis.Redis, pseudonym: str) -> Presence:

@@ -22,7 +22,7 @@ from loadtest.replay import ReplayConfig, ReplayError, ReplayStats, replay, requ
 from loadtest.report import scored_from_ms
 from loadtest.scenario import load
 from loadtest.simulate import simulate, write_dataset
-from services.common import keys
+from services.common.featurestore import held_counts
 from services.common.kafka import make_consumer
 from services.common.phone import normalize
 from services.common.pseudonym import Pseudonymizer
@@ -79,10 +79,8 @@ def test_replay_reaches_kafka_and_reputation_counts_every_call(
     deadline = time.monotonic() + 120
     seen: dict[str, int] = {}
     while time.monotonic() < deadline:
-        pipe = redis_client.pipeline(transaction=False)
-        for number in expected:
-            pipe.hget(keys.number_key(pseudonymize(number)), "setups")
-        seen = {n: int(v or 0) for n, v in zip(expected, pipe.execute(), strict=True)}
+        held = held_counts(redis_client, [pseudonymize(number) for number in expected], ["setups"])
+        seen = {n: counts[0] for n, counts in zip(expected, held, strict=True)}
         if seen == expected:
             break
         assert reputation_worker.process.alive(), reputation_worker.process.tail()

@@ -59,12 +59,18 @@ def test_call_setup_lands_in_redis(
     producer.send(call_setup(caller, fresh_cn_mobile(), event_ms=event_ms))
     producer.flush()
     pseudonym = pseudonymize(normalize(caller, "CN").canonical)
+    held = keys.probation_key(pseudonym), keys.digest(pseudonym)
 
-    wait_for(lambda: setups_of(redis_client, pseudonym) == 1, "the setup in Redis", reputation_worker)
+    wait_for(lambda: redis_client.hexists(*held), "the first call held in probation", reputation_worker)
+    assert not redis_client.exists(keys.number_key(pseudonym)), "a number seen once costs no full state"
 
+    producer.send(call_setup(caller, fresh_cn_mobile(), event_ms=event_ms + 1000))
+    producer.flush()
+    wait_for(lambda: setups_of(redis_client, pseudonym) == 2, "the number promoted", reputation_worker)
     state = redis_client.hgetall(keys.number_key(pseudonym))
     assert int(state[b"first_seen_ms"]) == event_ms
-    assert int(state[b"last_seen_ms"]) == event_ms
+    assert int(state[b"last_seen_ms"]) == event_ms + 1000
+    assert not redis_client.hexists(*held)
     assert 0 < redis_client.ttl(keys.number_key(pseudonym)) <= 35 * 86_400
 
 
@@ -133,16 +139,17 @@ def test_keys_are_pseudonymous_and_all_expire(
     reputation_worker: Worker, producer: SetupProducer, redis_client: redis.Redis, pseudonymize: Pseudonymizer
 ) -> None:
     caller = fresh_cn_mobile()
-    producer.send(call_setup(caller, fresh_cn_mobile()))
+    for _ in range(2):
+        producer.send(call_setup(caller, fresh_cn_mobile()))
     producer.flush()
     pseudonym = pseudonymize(normalize(caller, "CN").canonical)
-    wait_for(lambda: setups_of(redis_client, pseudonym) == 1, "the setup in Redis", reputation_worker)
+    wait_for(lambda: setups_of(redis_client, pseudonym) == 2, "the setups in Redis", reputation_worker)
 
     written = [
         key.decode() for key in redis_client.scan_iter(match=f"fm:v1:{{{pseudonym}}}:*", count=100_000)
     ]
     assert keys.number_key(pseudonym) in written
-    assert any(":seen:setup:" in key for key in written)
+    assert not any(":seen:" in key for key in written), "idempotency costs no key per event"
     for key in written:
         assert caller not in key
         assert caller[3:] not in key

@@ -7,6 +7,7 @@ order) and compare what the one-round-trip read returns with a brute-force count
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import uuid
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from services.reputation.numbers import (
     Update,
     VerdictUpdate,
 )
+from services.reputation.scripts import Retention
 
 from .conftest import Stack
 
@@ -48,7 +50,9 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 @pytest.fixture(scope="module")
 def clients(stack: Stack, loop: asyncio.AbstractEventLoop) -> Iterator[tuple[NumberStore, FeatureReader]]:
     client = aioredis.Redis.from_url(stack.settings.redis_url)
-    yield NumberStore(client), FeatureReader(client)
+    # Full state from the first event: these tests are about the windows and folds themselves (the
+    # probation tier has its own tests below).
+    yield NumberStore(client, Retention(probation=False)), FeatureReader(client)
     loop.run_until_complete(client.aclose())
 
 
@@ -111,14 +115,19 @@ def test_every_update_is_idempotent(
     store, reader = clients
     a, b = fresh(), fresh()
     batch: list[Update] = [
-        SetupUpdate(a, b, "t", "c1", T0),
-        CdrUpdate(a, "t", "c1", T0, T0 + 30_000, True, 25_000),
-        ComplaintUpdate(a, "t", "k1", T0 + 60_000, True, True),
-        VerdictUpdate(a, "t", "s1", 0.7, 0.9, ("campaign-x",)),
+        SetupUpdate(a, b, "t", "c1", T0, at=(3, 10)),
+        CdrUpdate(a, "t", "c1", T0, T0 + 30_000, True, 25_000, at=(3, 7)),
+        ComplaintUpdate(a, "t", "k1", T0 + 60_000, True, True, at=(3, 2)),
+        VerdictUpdate(a, "t", "s1", 0.7, 0.9, ("campaign-x",), at=(3, 5)),
     ]
     assert loop.run_until_complete(store.apply(batch)) == [True, True, True, True]
     before = loop.run_until_complete(reader.read(a, b, T0 + 120_000))
-    assert loop.run_until_complete(store.apply(batch + batch)) == [False] * 8
+    # Redelivered (same positions), and resent as new records (later offsets, same event ids).
+    resent: list[Update] = [
+        dataclasses.replace(u, at=(3, 100 + i))  # type: ignore[arg-type]
+        for i, u in enumerate(batch)
+    ]
+    assert loop.run_until_complete(store.apply(batch + batch + resent)) == [False] * 12
     after = loop.run_until_complete(reader.read(a, b, T0 + 120_000))
     assert before == after
 

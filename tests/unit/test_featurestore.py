@@ -47,7 +47,7 @@ NO_PRESENCE = Presence(state=0, since_ms=0, country="", call_id="", call_ms=0)
 def _reply() -> list[bytes]:
     """A read script reply whose every feature position holds a different non-zero value."""
     width = len(NUM_FIELDS) + len(RINGS) + len(TAIL_FIELDS)
-    return [str(100 + i).encode() for i in range(width)] + PRESENCE_REPLY
+    return [str(100 + i).encode() for i in range(width)] + PRESENCE_REPLY + [b""]
 
 
 def test_the_script_reads_every_hash_field_into_a_record_field() -> None:
@@ -69,17 +69,17 @@ def test_the_script_reads_every_hash_field_into_a_record_field() -> None:
 
 def test_parse_puts_each_reply_position_in_its_own_field() -> None:
     reply = _reply()
-    read = parse(reply)
+    read = parse(reply, NOW_MS)
     assert read.seen
     positions = [*NUM_FIELDS, *RING_FIELDS, *TAIL_FIELDS]
-    for name, raw in zip(positions, reply[: -len(PRESENCE_FIELDS)], strict=True):
+    for name, raw in zip(positions, reply[: -len(PRESENCE_FIELDS) - 1], strict=True):
         value = getattr(read, name)
         assert value == (bool(int(raw)) if isinstance(value, bool) else int(raw)), name
     assert read.presence == PRESENCE
 
 
 def _with_presence(values: list[bytes | str | None]) -> Presence:
-    return parse(_reply()[: -len(PRESENCE_FIELDS)] + values).presence
+    return parse([*_reply()[: -len(PRESENCE_FIELDS) - 1], *values, b""], NOW_MS).presence
 
 
 def test_presence_without_a_report_reads_unknown() -> None:
@@ -111,7 +111,7 @@ def test_presence_values_outside_the_contract_read_unknown() -> None:
 
 def test_fill_writes_every_reputation_and_audio_feature_and_nothing_else() -> None:
     vector = features.empty_vector()
-    fill(vector, parse(_reply()), NOW_MS)
+    fill(vector, parse(_reply(), NOW_MS), NOW_MS)
     filled = {features.NAMES[i] for i in np.flatnonzero(~np.isnan(vector))}
     wanted = {f.name for f in (*features.by_source(features.REP), *features.by_source(features.AUD))}
     assert filled == wanted
@@ -119,7 +119,10 @@ def test_fill_writes_every_reputation_and_audio_feature_and_nothing_else() -> No
 
 def test_a_number_never_seen_reads_as_zero_counts_not_unknown() -> None:
     read = parse(
-        [b""] * len(NUM_FIELDS) + [b"0"] * (len(RINGS) + len(TAIL_FIELDS)) + [b""] * len(PRESENCE_FIELDS)
+        [b""] * len(NUM_FIELDS)
+        + [b"0"] * (len(RINGS) + len(TAIL_FIELDS))
+        + [b""] * (len(PRESENCE_FIELDS) + 1),
+        NOW_MS,
     )
     assert not read.seen
     assert read.presence == NO_PRESENCE

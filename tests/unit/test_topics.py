@@ -9,7 +9,10 @@ import pytest
 
 from fraudmesh.v1 import events_pb2
 from services.common import topics
+from services.common.settings import load
 from services.common.topics import CALL_PARTITIONS, CONSUMERS, TOPICS, by_name, dead_letter_topic
+from services.reputation.hotpath import HOT_TOPICS
+from services.reputation.settings import ReputationSettings
 
 
 def test_names_are_unique_and_versioned() -> None:
@@ -45,7 +48,17 @@ def test_configs_carry_retention_and_cleanup() -> None:
         topic.codec()
 
 
-def test_reputation_inputs_are_exactly_the_topics_reputation_has_an_agent_for() -> None:
+def test_reputation_inputs_are_exactly_the_topics_reputation_folds_on_its_agents_and_hot_path() -> None:
     source = (Path(__file__).resolve().parents[2] / "services" / "reputation" / "agents.py").read_text()
     subscribed = {getattr(topics, name).name for name in re.findall(r"raw_topic\(app, ([A-Z_]+)\)", source)}
-    assert subscribed == {topic.name for topic in topics.REPUTATION_INPUTS}
+    hot = {topic.name for topic in HOT_TOPICS}
+    assert not subscribed & hot, "a hot-path topic is also on a faust agent"
+    assert subscribed | hot == {topic.name for topic in topics.REPUTATION_INPUTS}
+
+
+def test_reputation_state_outlives_every_record_it_may_be_redelivered() -> None:
+    """The offset marks live with the number's state; they must outlast the inputs' retention."""
+    settings = load(ReputationSettings, {"FRAUDMESH_PSEUDONYM_KEY": "00" * 32})
+    for topic in topics.REPUTATION_INPUTS:
+        if topic is not topics.SUBSCRIBERS_PRESENCE:  # presence folds last-writer-wins by event time
+            assert int(topic.config()["retention.ms"]) <= settings.number_ttl_s * 1000, topic.name
