@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -93,6 +94,17 @@ class DeadLetters:
         self._producer.flush(5.0)
 
 
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """One consumed batch, decoded: what to fold, dead-letter and commit."""
+
+    updates: list[Update]
+    spans: list[tuple[trace.Span, int | None]]  # (span, index in updates or None: dead-lettered)
+    letters: list[tuple[Message, str, BaseException]]
+    newest: dict[tuple[str, int], tuple[int, float]]  # (topic, partition) → (offset, timestamp s)
+    counts: dict[str, list[int]]  # topic → indices in updates
+
+
 class HotPath:
     """The batch consumer of calls.setup.v1 and calls.cdr.v1 for one reputation worker."""
 
@@ -121,14 +133,25 @@ class HotPath:
             },
         )
         consumer.subscribe([topic.name for topic in HOT_TOPICS], on_revoke=self._revoked)
+        writing: asyncio.Future[None] | None = None
         try:
             while True:
+                # The next batch is fetched and decoded while the previous one's writes are in
+                # flight (Redis works on its own core); it is sent only once that one is written
+                # and committed, so a number's batches still reach Redis in offset order.
                 messages = await self._in_thread(
                     consumer.consume, self._settings.hot_batch_size, self._settings.batch_wait_s
                 )
-                if messages:
-                    await self._fold(consumer, messages)
+                batch = self._prepare(messages) if messages else None
+                if writing is not None:
+                    await writing
+                    writing = None
+                if batch is not None:
+                    writing = asyncio.ensure_future(self._write(consumer, batch))
         finally:
+            if writing is not None:  # cancelled: uncommitted writes are redelivered and fold once
+                writing.cancel()
+                await asyncio.wait([writing])
             await self._in_thread(consumer.close)
             self._dead_letters.close()
 
@@ -144,11 +167,13 @@ class HotPath:
 
     @staticmethod
     def _revoked(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Nothing is in flight here: consume() only runs between batches, each written and committed.
+        # One batch's writes may still be in flight: if its commit then fails, the partitions' new
+        # owner re-reads it, and the offset marks fold each record once.
         for tp in partitions:
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(0)
 
-    async def _fold(self, consumer: Consumer, messages: list[Message]) -> None:
+    def _prepare(self, messages: list[Message]) -> _Batch:
+        """Decode a consumed batch into updates and dead letters (no I/O)."""
         updates: list[Update] = []
         spans: list[tuple[trace.Span, int | None]] = []
         letters: list[tuple[Message, str, BaseException]] = []
@@ -186,8 +211,13 @@ class HotPath:
                 updates.append(update)
             if span is not None:
                 spans.append((span, len(updates) - 1 if update is not None else None))
-        if letters:
-            await self._dead_letter(letters)
+        return _Batch(updates, spans, letters, newest, counts)
+
+    async def _write(self, consumer: Consumer, batch: _Batch) -> None:
+        """Dead letters acked, updates folded, then the batch's offsets committed."""
+        updates, spans, counts = batch.updates, batch.spans, batch.counts
+        if batch.letters:
+            await self._dead_letter(batch.letters)
         applied: list[bool] = []
         if updates:
             started = time.perf_counter()
@@ -205,7 +235,7 @@ class HotPath:
             outcome = "dead_lettered" if index is None else "applied" if applied[index] else "duplicate"
             span.set_attributes({"fraudmesh.outcome": outcome})
             span.end()
-        await self._commit(consumer, newest)
+        await self._commit(consumer, batch.newest)
 
     async def _dead_letter(self, letters: list[tuple[Message, str, BaseException]]) -> None:
         backoff = 0.05
@@ -227,7 +257,8 @@ class HotPath:
         now = time.time()
         offsets = [TopicPartition(topic, part, offset + 1) for (topic, part), (offset, _) in newest.items()]
         try:
-            await self._in_thread(lambda: consumer.commit(offsets=offsets, asynchronous=False))
+            # Not _in_thread: the next batch's consume() may be running in another thread.
+            await asyncio.to_thread(consumer.commit, offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             # A rebalance took the partitions: their new owner re-reads from the last commit and the
             # offset marks fold nothing twice.
