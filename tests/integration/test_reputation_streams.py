@@ -131,18 +131,23 @@ def test_a_worker_killed_mid_stream_loses_and_doubles_nothing(stack: Stack, prod
     callers = [fresh_cn_mobile() for _ in range(40)]
     expected = {c: 0 for c in callers}
     worker = start_reputation_worker(stack, app_id, {"FRAUDMESH_PSEUDONYM_KEY": key_hex})
+    client = redis.Redis.from_url(stack.settings.redis_url)
     try:
-        for _ in range(20_000):
+        for _ in range(60_000):
             caller = random.choice(callers)
             expected[caller] += 1
             producer.send(call_setup(caller, fresh_cn_mobile()))
         producer.flush()
-        time.sleep(2.0)
+        # Kill it mid-stream: as soon as it has folded something (it folds ~15k setups/s).
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+            client.hget(keys.number_key(own(normalize(c, "CN").canonical)), "setups") for c in callers[:5]
+        ):
+            time.sleep(0.01)
         worker.process.process.send_signal(signal.SIGKILL)
         worker.process.process.wait(10)
     finally:
         worker.process.stop()
-    client = redis.Redis.from_url(stack.settings.redis_url)
     counted_before = sum(
         int(client.hget(keys.number_key(own(normalize(c, "CN").canonical)), "setups") or 0) for c in callers
     )
