@@ -92,6 +92,11 @@ def probation_key(pseudonym: str) -> str:
     return f"{PREFIX}:{{{_slot_tags()[key_slot(pseudonym.encode())]}}}:prob"
 
 
+def probation_keys() -> list[str]:
+    """Every probation bucket's key, one per cluster slot (for tools and checks that walk the tier)."""
+    return [f"{PREFIX}:{{{tag}}}:prob" for tag in _slot_tags()]
+
+
 @functools.cache
 def _slot_tags() -> tuple[str, ...]:
     """For each cluster slot, a short hash tag that hashes to it (found once, ~0.1 s)."""

@@ -160,17 +160,21 @@ class NumberStore:
     def queue(self, pipe: Any, update: Update) -> int:
         """Queue one update's fold on a redis-py pipeline (the trainer's, shared with its reads, in
         event order); returns how many results it adds. The scripts must be loaded."""
-        commands = [command for command, _ in self.plan([update])]
+        commands = [command for command, _ in self.plan([update], inline_inbound=True)]
         for command in commands:
             pipe.execute_command(*command)
         return len(commands)
 
-    def plan(self, updates: Sequence[Update]) -> list[tuple[tuple[Any, ...], list[int] | None]]:
+    def plan(
+        self, updates: Sequence[Update], inline_inbound: bool = False
+    ) -> list[tuple[tuple[Any, ...], list[int] | None]]:
         """The EVALSHA commands folding ``updates``, each with the indices of the updates its reply
         answers (an aggregate's per-update flags, or one update's 0/1; None: nothing to map).
 
         Setups and CDRs are aggregated per caller and partition, in order: one script call per
-        caller per batch. A setup with a callee also adds the caller to the callee's inbound set.
+        caller per batch. A setup folded into full state adds its caller to the callee's inbound
+        set: ``apply`` sends those adds once the replies say which were (the callee's set is on
+        another slot); ``inline_inbound`` lets the setup's own script do it, on a single-node Redis.
         """
         planned: list[tuple[tuple[Any, ...], list[int] | None]] = []
         groups: dict[tuple[type, str, int | None], list[int]] = {}
@@ -183,17 +187,15 @@ class NumberStore:
         for (kind, caller, partition), indices in groups.items():
             members = [updates[i] for i in indices]
             if kind is SetupUpdate:
-                planned.append((self._setups(caller, partition, members), indices))  # type: ignore[arg-type]
-                for member in members:
-                    assert isinstance(member, SetupUpdate)
-                    if member.callee:
-                        inbound = [keys.inbound_key(member.callee)]
-                        planned.append((_evalsha(self._inbound, inbound, [keys.digest(caller)]), None))
+                command = self._setups(caller, partition, members, inline_inbound)  # type: ignore[arg-type]
+                planned.append((command, indices))
             else:
                 planned.append((self._cdrs(caller, partition, members), indices))  # type: ignore[arg-type]
         return planned
 
-    def _setups(self, caller: str, partition: int | None, setups: Sequence[SetupUpdate]) -> tuple[Any, ...]:
+    def _setups(
+        self, caller: str, partition: int | None, setups: Sequence[SetupUpdate], inline_inbound: bool
+    ) -> tuple[Any, ...]:
         script_keys = [
             keys.number_key(caller),
             keys.window_key(caller),
@@ -215,7 +217,11 @@ class NumberStore:
                     hll[n] = index[name]
             offset = setup.at[1] if setup.at is not None else ""
             event_id = _id(setup.tenant, setup.call_id)
-            args += [offset, setup.t_ms, callee, hll[0], hll[1], setup.summary, event_id]
+            inbound = 0
+            if inline_inbound and callee:
+                script_keys.append(keys.inbound_key(setup.callee))
+                inbound = len(script_keys)
+            args += [offset, setup.t_ms, callee, hll[0], hll[1], setup.summary, event_id, inbound]
         return _evalsha(self._setup, script_keys, args)
 
     def _cdrs(self, caller: str, partition: int | None, cdrs: Sequence[CdrUpdate]) -> tuple[Any, ...]:
@@ -310,15 +316,21 @@ class NumberStore:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._retry_max_backoff_s)
         applied = [False] * len(updates)
+        full: list[SetupUpdate] = []  # setups folded into full state: their callees' inbound sets
         for (_command, indices), reply in zip(planned, results, strict=True):
             if indices is None:
                 continue
             if isinstance(reply, list):  # an aggregate: {forgotten, flag per update}
                 self.forgotten += int(reply[0])
                 for index, flag in zip(indices, reply[1:], strict=True):
-                    applied[index] = bool(flag)
+                    applied[index] = flag > 0
+                    update = updates[index]
+                    if flag in (1, -1) and isinstance(update, SetupUpdate) and update.callee:
+                        full.append(update)
             else:
                 applied[indices[0]] = bool(reply)
+        if full:
+            await self._add_inbound(full)
         verdicts = [u for u, ok in zip(updates, applied, strict=True) if ok and isinstance(u, VerdictUpdate)]
         backoff = 0.05
         while verdicts:
@@ -332,6 +344,26 @@ class NumberStore:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._retry_max_backoff_s)
         return applied
+
+    async def _add_inbound(self, setups: Sequence[SetupUpdate]) -> None:
+        """Add each caller to its callee's inbound set (idempotent: a set), retried like the folds."""
+        commands = [
+            _evalsha(self._inbound, [keys.inbound_key(s.callee)], [keys.digest(s.caller)]) for s in setups
+        ]
+        backoff = 0.05
+        while True:
+            try:
+                results = await redisbatch.send(self._client, commands, self._scripts)
+                failed = next((reply for reply in results if isinstance(reply, Exception)), None)
+                if failed is not None:
+                    raise failed
+                return
+            except RedisError as exc:
+                if self._on_retry is not None:
+                    self._on_retry()
+                log.warning("redis inbound write failed; retrying", extra={"error": type(exc).__name__})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._retry_max_backoff_s)
 
     async def _link_campaigns(self, verdicts: Sequence[VerdictUpdate]) -> None:
         """Link each number to its campaign and tell the campaign's numbers its size as it grows.

@@ -172,13 +172,18 @@ end
 # One caller's setups of one batch, in offset order.
 # KEYS: num, win, out, recent decisions, probation bucket, then the distinct-callee HLL keys
 # ARGV: partition ('' = fold unconditionally), the caller's digest (its probation field), then per
-# setup seven values: offset, t_ms, callee digest ('' none), its 1 h and 24 h HLL key index in KEYS
-# (0 none), the audited decision summary ('' none), the call's id (12 characters).
-# Reply: {probation entries forgotten (0/1), then 1 folded / 0 duplicate or held, per setup}.
+# setup eight values: offset, t_ms, callee digest ('' none), its 1 h and 24 h HLL key index in KEYS
+# (0 none), the audited decision summary ('' none), the call's id (12 characters), and the index in
+# KEYS of the callee's inbound set (0: none, or the caller adds itself there after the reply; a
+# single-node Redis, the trainer's, takes it here).
+# Reply: {probation entries forgotten (0/1), then per setup 1 folded into full state, 2 held in
+# probation, -1 a duplicate of one in full state (its inbound add is sent again: a crash may have
+# come between the two), 0 a duplicate in probation}. Only a caller with full state enters its callees' inbound sets: a sprayed
+# number's one call costs the callee nothing.
 SETUPS_BODY = """
 local P = ARGV[1]
-local n = (#ARGV - 2) / 7
-local function at(i, j) return ARGV[2 + (i - 1) * 7 + j] end
+local n = (#ARGV - 2) / 8
+local function at(i, j) return ARGV[2 + (i - 1) * 8 + j] end
 local reply = {0}
 for i = 1, n do reply[i + 1] = 0 end
 local mark = nil
@@ -204,7 +209,7 @@ elseif PROBATION and redis.call('EXISTS', KEYS[1]) == 0 then
     if at(last, 3) ~= '' then p.callee = at(last, 3) end
     if P ~= '' then p.sp = tonumber(P); p.so = tonumber(at(last, 1)) end
     reply[1] = p_write(KEYS[5], ARGV[2], p)
-    reply[last + 1] = 1
+    reply[last + 1] = 2
     return reply
   end
   p_promote(KEYS[1], KEYS[2], KEYS[3], p)
@@ -223,7 +228,9 @@ for i = 1, n do
   if fresh and top ~= nil and offset > top then top = offset end
   local repeated = false
   if fresh then repeated, ring = seen_id(ring, at(i, 7)) end
-  if fresh and not repeated then
+  if not (fresh and not repeated) then
+    reply[i + 1] = -1
+  else
     folded_n = folded_n + 1
     reply[i + 1] = 1
     local t = tonumber(at(i, 2))
@@ -239,6 +246,8 @@ for i = 1, n do
         hll[k][#hll[k] + 1] = callee
       end
       capped_add(KEYS[3], callee, RELATIONSHIP_CAP, NUMBER_TTL)
+      local inbound = tonumber(at(i, 8))
+      if inbound > 0 then capped_add(KEYS[inbound], ARGV[2], RELATIONSHIP_CAP, NUMBER_TTL) end
     end
     if at(i, 6) ~= '' then summaries[#summaries + 1] = at(i, 6) end
   end

@@ -73,6 +73,7 @@ def test_a_number_seen_once_costs_no_state_until_its_second_call(
     )
     assert not list(sync.scan_iter(match=f"fm:v1:{{{caller}}}:*", count=100_000)), "no per-number keys"
     assert sync.hexists(keys.probation_key(caller), keys.digest(caller))
+    assert not sync.exists(keys.inbound_key(first_callee)), "a number seen once costs its callee nothing"
     assert 0 < sync.ttl(keys.probation_key(caller)) <= Retention().probation_ttl_s
 
     loop.run_until_complete(
@@ -87,6 +88,7 @@ def test_a_number_seen_once_costs_no_state_until_its_second_call(
     assert not sync.hexists(keys.probation_key(caller), keys.digest(caller)), "promoted, not held twice"
     assert sync.sismember(keys.outbound_key(caller), keys.digest(first_callee))
     assert sync.sismember(keys.outbound_key(caller), keys.digest(second_callee))
+    assert sync.sismember(keys.inbound_key(second_callee), keys.digest(caller)), "from its promotion on"
     read = loop.run_until_complete(FeatureReader(client).read(caller, "", T0 + 61_000))
     assert read.calls_1h == 2
     assert read.setups == 2
