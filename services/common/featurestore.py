@@ -348,6 +348,8 @@ def held_counts(client: Any, pseudonyms: list[str], fields: list[str]) -> list[l
             entry = PROBATION_ENTRY.unpack(held)
             out.append([int(entry[_HELD[field]]) for field in fields])
     return out
+
+
 _BLANK_CALLEE = b" " * 12
 
 

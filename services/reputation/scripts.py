@@ -178,8 +178,8 @@ end
 # single-node Redis, the trainer's, takes it here).
 # Reply: {probation entries forgotten (0/1), then per setup 1 folded into full state, 2 held in
 # probation, -1 a duplicate of one in full state (its inbound add is sent again: a crash may have
-# come between the two), 0 a duplicate in probation}. Only a caller with full state enters its callees' inbound sets: a sprayed
-# number's one call costs the callee nothing.
+# come between the two), 0 a duplicate in probation}. Only a caller with full state enters its
+# callees' inbound sets: a sprayed number's one call costs the callee nothing.
 SETUPS_BODY = """
 local P = ARGV[1]
 local n = (#ARGV - 2) / 8
