@@ -15,7 +15,7 @@ import functools
 import re
 from typing import Any
 
-from fraudmesh.v1 import events_pb2
+from fraudmesh.v1 import common_pb2, events_pb2
 from services.common.identity import CallerFields, attribute
 from services.common.phone import InvalidNumberError, normalize
 from services.common.pseudonym import Pseudonymizer
@@ -117,6 +117,7 @@ class Folding:
             call_id=setup.call_id,
             t_ms=_ms(setup.event_time, fallback_ms),
             summary=summary_json(event),
+            on_net=setup.ingress_kind == common_pb2.INGRESS_KIND_ON_NET,
         )
 
     def cdr(self, value: bytes, fallback_ms: int, at: Position | None = None) -> Update:

@@ -57,6 +57,7 @@ class SetupUpdate:
     t_ms: int
     summary: str = ""  # the audited decision for the caller's recent list (services.common.recent)
     at: Position | None = None  # (partition, offset) on its topic; None folds unconditionally
+    on_net: bool = False  # the carrier's own authenticated subscriber: full state from its first call
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,8 @@ class NumberStore:
             if inline_inbound and callee:
                 script_keys.append(keys.inbound_key(setup.callee))
                 inbound = len(script_keys)
-            args += [offset, setup.t_ms, callee, hll[0], hll[1], setup.summary, event_id, inbound]
+            on_net = int(setup.on_net)
+            args += [offset, setup.t_ms, callee, hll[0], hll[1], setup.summary, event_id, inbound, on_net]
         return _evalsha(self._setup, script_keys, args)
 
     def _cdrs(self, caller: str, partition: int | None, cdrs: Sequence[CdrUpdate]) -> tuple[Any, ...]:

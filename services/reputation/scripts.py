@@ -175,15 +175,17 @@ end
 # setup eight values: offset, t_ms, callee digest ('' none), its 1 h and 24 h HLL key index in KEYS
 # (0 none), the audited decision summary ('' none), the call's id (12 characters), and the index in
 # KEYS of the callee's inbound set (0: none, or the caller adds itself there after the reply; a
-# single-node Redis, the trainer's, takes it here).
+# single-node Redis, the trainer's, takes it here), and 1 when the call came from the carrier's own
+# network (an authenticated subscriber, never a sprayed number: full state from its first call).
+# Hence nine values per setup.
 # Reply: {probation entries forgotten (0/1), then per setup 1 folded into full state, 2 held in
 # probation, -1 a duplicate of one in full state (its inbound add is sent again: a crash may have
 # come between the two), 0 a duplicate in probation}. Only a caller with full state enters its
 # callees' inbound sets: a sprayed number's one call costs the callee nothing.
 SETUPS_BODY = """
 local P = ARGV[1]
-local n = (#ARGV - 2) / 8
-local function at(i, j) return ARGV[2 + (i - 1) * 8 + j] end
+local n = (#ARGV - 2) / 9
+local function at(i, j) return ARGV[2 + (i - 1) * 9 + j] end
 local reply = {0}
 for i = 1, n do reply[i + 1] = 0 end
 local mark = nil
@@ -192,17 +194,18 @@ if P ~= '' and redis.call('EXISTS', KEYS[1]) == 1 then
 elseif PROBATION and redis.call('EXISTS', KEYS[1]) == 0 then
   local p = p_read(KEYS[5], ARGV[2]) or p_new()
   local held = (P ~= '' and p.sp == tonumber(P)) and p.so or -1
-  local count, last, ids = 0, nil, {[p.sid] = true}
+  local count, last, ids, on_net = 0, nil, {[p.sid] = true}, false
   for i = 1, n do
     local id = string.sub(at(i, 7), 1, 8)
     if (P == '' or tonumber(at(i, 1)) > held) and not ids[id] then
       count = count + 1
       last = i
       ids[id] = true
+      on_net = on_net or at(i, 9) == '1'
     end
   end
   if count == 0 then return reply end
-  if p.setups + count < 2 then
+  if p.setups + count < 2 and not on_net then
     p.setups = 1
     p.t = tonumber(at(last, 2))
     p.sid = string.sub(at(last, 7), 1, 8)

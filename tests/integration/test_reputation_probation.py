@@ -94,6 +94,18 @@ def test_a_number_seen_once_costs_no_state_until_its_second_call(
     assert read.setups == 2
 
 
+def test_the_carriers_own_subscriber_gets_full_state_from_its_first_call(
+    client: aioredis.Redis, sync: redis.Redis, loop: asyncio.AbstractEventLoop
+) -> None:
+    """An on-net call comes from an authenticated subscriber, never a sprayed number."""
+    store = NumberStore(client)
+    subscriber, relative = fresh(), fresh()
+    first = SetupUpdate(subscriber, relative, "t", "c1", T0, at=(4, 1), on_net=True)
+    assert loop.run_until_complete(store.apply([first])) == [True]
+    assert setups(sync, subscriber) == 1
+    assert sync.sismember(keys.inbound_key(relative), keys.digest(subscriber))
+
+
 def test_a_complaint_or_a_verdict_promotes_a_number_in_probation(
     client: aioredis.Redis, sync: redis.Redis, loop: asyncio.AbstractEventLoop
 ) -> None:
