@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 
 import faust
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
 from opentelemetry import trace
 
 from services.common.codec import DecodeError
@@ -136,6 +136,21 @@ def build_app(settings: ReputationSettings) -> faust.App:
                 span.end()
             for event in events:
                 await stream.ack(event)
+            _export_lag(events)
+
+    def _export_lag(events: list[EventT[bytes]]) -> None:
+        """Per partition: records not yet folded (the consumer's high watermark) and freshness."""
+        newest = {(e.message.topic, e.message.partition): e.message for e in events}
+        now = time.time()
+        for (name, partition), message in newest.items():
+            label = (name, str(partition))
+            metrics.FRESHNESS.labels(*label).set(max(0.0, now - message.timestamp))
+            try:
+                high = app.consumer.highwater(TP(name, partition))
+            except AssertionError:  # aiokafka's way of saying the partition was revoked meanwhile
+                high = None
+            if high is not None and high >= 0:  # None: no fetch response yet
+                metrics.CONSUMER_LAG.labels(*label).set(max(0, high - message.offset - 1))
 
     async def _to_update(event: EventT[bytes], topic: Topic, to_update: FoldFn) -> Update | None:
         """The event's update, or None once it has been dead-lettered with its reason."""
