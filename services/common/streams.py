@@ -132,16 +132,21 @@ class DeadLetterWriter:
         record = self.build(event, reason, error)
         pending = await self._handle.send(key=record.key or None, value=self._codec.encode(record))
         await asyncio.wait_for(asyncio.ensure_future(pending), timeout=30)
-        log.warning(
-            "record dead-lettered",
-            extra={
-                "consumer": self.consumer,
-                "reason": reason,
-                "source_topic": record.source_topic,
-                "source_partition": record.source_partition,
-                "source_offset": record.source_offset,
-            },
-        )
+        log_dead_letter(record)
+
+
+def log_dead_letter(record: events_pb2.DeadLetter) -> None:
+    """The warning every dead letter gets: where the record came from and why (never its bytes)."""
+    log.warning(
+        "record dead-lettered",
+        extra={
+            "consumer": record.consumer,
+            "reason": record.reason,
+            "source_topic": record.source_topic,
+            "source_partition": record.source_partition,
+            "source_offset": record.source_offset,
+        },
+    )
 
 
 def dead_letter(

@@ -29,7 +29,7 @@ from opentelemetry import trace
 
 from services.common.codec import DecodeError
 from services.common.kafka import extract_trace_context, make_consumer, make_producer
-from services.common.streams import dead_letter
+from services.common.streams import dead_letter, log_dead_letter
 from services.common.topics import CALLS_CDR, CALLS_SETUP, Topic, dead_letter_topic
 from services.reputation import metrics
 from services.reputation.folding import Folding, RejectedRecordError
@@ -76,16 +76,7 @@ class DeadLetters:
             value = self._codec.encode(record)
             key = record.key or None
             self._producer.produce(self.topic.name, key=key, value=value, on_delivery=delivered)
-            log.warning(
-                "record dead-lettered",
-                extra={
-                    "consumer": self.consumer,
-                    "reason": reason,
-                    "source_topic": record.source_topic,
-                    "source_partition": record.source_partition,
-                    "source_offset": record.source_offset,
-                },
-            )
+            log_dead_letter(record)
         left = self._producer.flush(timeout_s)
         if left or failures:
             raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, f"dead letters not acked: {failures}"))

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -37,6 +37,8 @@ from services.reputation.scripts import (
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 MAX_MERGE_HOPS = 8
@@ -303,20 +305,7 @@ class NumberStore:
         """
         planned = self.plan(updates)
         commands = [command for command, _ in planned]
-        backoff = 0.05
-        while True:
-            try:
-                results = await redisbatch.send(self._client, commands, self._scripts)
-                failed = next((reply for reply in results if isinstance(reply, Exception)), None)
-                if failed is not None:
-                    raise failed
-                break
-            except RedisError as exc:
-                if self._on_retry is not None:
-                    self._on_retry()
-                log.warning("redis write failed; retrying", extra={"error": type(exc).__name__})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._retry_max_backoff_s)
+        results = await self._retrying("write", lambda: self._send(commands))
         applied = [False] * len(updates)
         full: list[SetupUpdate] = []  # setups folded into full state: their callees' inbound sets
         for (_command, indices), reply in zip(planned, results, strict=True):
@@ -334,38 +323,37 @@ class NumberStore:
         if full:
             await self._add_inbound(full)
         verdicts = [u for u, ok in zip(updates, applied, strict=True) if ok and isinstance(u, VerdictUpdate)]
+        if verdicts:  # idempotent (PFADD, raise-to-max): safe to repeat
+            await self._retrying("campaign link", lambda: self._link_campaigns(verdicts))
+        return applied
+
+    async def _retrying(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """``attempt()``, retried after Redis errors with capped exponential backoff until it succeeds."""
         backoff = 0.05
-        while verdicts:
+        while True:
             try:
-                await self._link_campaigns(verdicts)  # idempotent (PFADD, raise-to-max): safe to repeat
-                break
+                return await attempt()
             except RedisError as exc:
                 if self._on_retry is not None:
                     self._on_retry()
-                log.warning("redis campaign link failed; retrying", extra={"error": type(exc).__name__})
+                log.warning("redis write failed; retrying", extra={"step": what, "error": type(exc).__name__})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._retry_max_backoff_s)
-        return applied
+
+    async def _send(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Every command's reply, in one round trip; the first error reply raised."""
+        results = await redisbatch.send(self._client, commands, self._scripts)
+        failed = next((reply for reply in results if isinstance(reply, Exception)), None)
+        if failed is not None:
+            raise failed
+        return results
 
     async def _add_inbound(self, setups: Sequence[SetupUpdate]) -> None:
         """Add each caller to its callee's inbound set (idempotent: a set), retried like the folds."""
         commands = [
             _evalsha(self._inbound, [keys.inbound_key(s.callee)], [keys.digest(s.caller)]) for s in setups
         ]
-        backoff = 0.05
-        while True:
-            try:
-                results = await redisbatch.send(self._client, commands, self._scripts)
-                failed = next((reply for reply in results if isinstance(reply, Exception)), None)
-                if failed is not None:
-                    raise failed
-                return
-            except RedisError as exc:
-                if self._on_retry is not None:
-                    self._on_retry()
-                log.warning("redis inbound write failed; retrying", extra={"error": type(exc).__name__})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._retry_max_backoff_s)
+        await self._retrying("inbound write", lambda: self._send(commands))
 
     async def _link_campaigns(self, verdicts: Sequence[VerdictUpdate]) -> None:
         """Link each number to its campaign and tell the campaign's numbers its size as it grows.
